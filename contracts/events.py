@@ -1,0 +1,131 @@
+"""Simulation events: one discriminated union on ``type``, published on EVENTS_EXCHANGE."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Literal, TypeAlias
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
+
+from contracts.requests import SimulationRequest
+
+__all__ = [
+    "ERROR_CODES",
+    "SCHEMA_VERSION",
+    "TERMINAL_EVENT_TYPES",
+    "CancelledEvent",
+    "CompletedEvent",
+    "ErrorCode",
+    "ErrorInfo",
+    "EventType",
+    "FailedEvent",
+    "QueuedEvent",
+    "SimulationEvent",
+    "StartedEvent",
+    "StopReason",
+    "TurnEvent",
+    "TurnRole",
+    "event_adapter",
+    "parse_event",
+    "utc_now",
+]
+
+SCHEMA_VERSION = 1
+
+EventType = Literal["queued", "started", "turn", "completed", "failed", "cancelled"]
+TERMINAL_EVENT_TYPES: frozenset[str] = frozenset({"completed", "failed", "cancelled"})
+
+TurnRole = Literal["user", "bot"]
+StopReason = Literal["max_turns"]
+
+ErrorCode = Literal[
+    "bot_unreachable",
+    "bot_timeout",
+    "bot_http_error",
+    "bot_rejected",
+    "bot_empty_reply",
+    "bot_bad_response",
+    "llm_unreachable",
+    "llm_timeout",
+    "llm_rate_limited",
+    "llm_error",
+    "deadline_exceeded",
+    "internal",
+]
+ERROR_CODES: tuple[str, ...] = ErrorCode.__args__
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class _Event(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    simulation_id: str
+    seq: Annotated[int, Field(ge=1, description="1, 2, 3 ... gapless per simulation")]
+    timestamp: AwareDatetime = Field(default_factory=utc_now)
+
+
+class QueuedEvent(_Event):
+    """Published by the gateway once the request is safely on the request queue."""
+
+    type: Literal["queued"] = "queued"
+    request: SimulationRequest
+
+
+class StartedEvent(_Event):
+    type: Literal["started"] = "started"
+    conversation_id: str
+    user_simulator: Annotated[str, Field(description="'llm' or 'scripted'")]
+
+
+class TurnEvent(_Event):
+    """One transcript line: a message of the user or of the bot."""
+
+    type: Literal["turn"] = "turn"
+    index: Annotated[int, Field(ge=0, description="Position of the line in the transcript")]
+    role: TurnRole
+    content: str
+    latency_ms: Annotated[int, Field(ge=0, description="Time the call that produced it took")]
+    from_history: bool = False
+
+
+class CompletedEvent(_Event):
+    type: Literal["completed"] = "completed"
+    stop_reason: StopReason
+    transcript: str
+    turn_count: Annotated[int, Field(ge=0, description="Bot replies collected in this run")]
+    duration_ms: Annotated[int, Field(ge=0)]
+
+
+class ErrorInfo(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    code: ErrorCode
+    message: str
+
+
+class FailedEvent(_Event):
+    type: Literal["failed"] = "failed"
+    error: ErrorInfo
+    transcript: str
+
+
+class CancelledEvent(_Event):
+    type: Literal["cancelled"] = "cancelled"
+    transcript: str
+
+
+SimulationEvent: TypeAlias = Annotated[
+    QueuedEvent | StartedEvent | TurnEvent | CompletedEvent | FailedEvent | CancelledEvent,
+    Field(discriminator="type"),
+]
+
+event_adapter: TypeAdapter[SimulationEvent] = TypeAdapter(SimulationEvent)
+
+
+def parse_event(body: bytes | str) -> SimulationEvent:
+    """Parse and validate one event body (JSON)."""
+    return event_adapter.validate_json(body)

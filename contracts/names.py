@@ -1,0 +1,48 @@
+"""Broker names of the contract (INTERFACE.md): exchanges, queues, routing keys."""
+
+from __future__ import annotations
+
+__all__ = [
+    "ALL_SIMULATION_EVENTS",
+    "DEAD_LETTER_QUEUE",
+    "EVENTS_EXCHANGE",
+    "EVENT_LOG_STREAM",
+    "REQUESTS_EXCHANGE",
+    "REQUEST_ROUTING_KEY",
+    "SIMULATIONS_QUEUE",
+    "event_routing_key",
+    "simulation_id_from_routing_key",
+]
+
+REQUESTS_EXCHANGE = "convsim.requests"
+"""Direct exchange the gateway publishes simulation requests to."""
+
+REQUEST_ROUTING_KEY = "simulation.requested"
+
+SIMULATIONS_QUEUE = "convsim.simulations"
+"""Durable quorum queue the orchestrators consume requests from."""
+
+DEAD_LETTER_QUEUE = "convsim.simulations.dead"
+"""Where requests that can never be processed end up."""
+
+EVENTS_EXCHANGE = "convsim.events"
+"""Topic exchange every simulation event is published to."""
+
+EVENT_LOG_STREAM = "convsim.events.log"
+"""Stream queue bound to EVENTS_EXCHANGE with '#': the memory of every event."""
+
+ALL_SIMULATION_EVENTS = "simulation.#"
+"""Binding key matching every event of every simulation."""
+
+
+def event_routing_key(simulation_id: str, event_type: str) -> str:
+    """Routing key of one event: ``simulation.<simulation_id>.<type>``."""
+    return f"simulation.{simulation_id}.{event_type}"
+
+
+def simulation_id_from_routing_key(routing_key: str) -> str | None:
+    """The simulation id inside an event routing key, or None for any other key."""
+    parts = routing_key.split(".")
+    if len(parts) != 3 or parts[0] != "simulation":
+        return None
+    return parts[1]

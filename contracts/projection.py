@@ -1,0 +1,123 @@
+"""Reading a simulation's events back: order them by seq and fold them into its state.
+
+Any consumer of the topic can use this: events of one simulation may arrive out of order
+(the gateway's ``queued`` races the orchestrator's ``started``) or twice (redelivery).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+from contracts.events import (
+    CancelledEvent,
+    CompletedEvent,
+    ErrorInfo,
+    FailedEvent,
+    QueuedEvent,
+    SimulationEvent,
+    TurnEvent,
+)
+from contracts.requests import SimulationRequest
+from contracts.transcript import format_transcript
+
+__all__ = ["EventSequence", "SimulationState", "SimulationStatus"]
+
+SimulationStatus = Literal["queued", "running", "completed", "failed", "cancelled"]
+
+
+@dataclass
+class EventSequence:
+    """The events of one simulation in seq order, without gaps or duplicates."""
+
+    events: list[SimulationEvent] = field(default_factory=list)
+    _pending: dict[int, SimulationEvent] = field(default_factory=dict)
+
+    @property
+    def last_seq(self) -> int:
+        return len(self.events)
+
+    @property
+    def has_gap(self) -> bool:
+        """Events after a missing seq are waiting."""
+        return bool(self._pending)
+
+    @property
+    def is_terminal(self) -> bool:
+        return bool(self.events) and isinstance(
+            self.events[-1], CompletedEvent | FailedEvent | CancelledEvent
+        )
+
+    def add(self, event: SimulationEvent) -> list[SimulationEvent]:
+        """Take one event; return the events that became next in order (often just it)."""
+        if event.seq <= self.last_seq or self.is_terminal:
+            return []
+        self._pending[event.seq] = event
+        released: list[SimulationEvent] = []
+        while (nxt := self._pending.pop(self.last_seq + 1, None)) is not None:
+            self.events.append(nxt)
+            released.append(nxt)
+            if self.is_terminal:
+                self._pending.clear()
+                break
+        return released
+
+    def after(self, seq: int) -> list[SimulationEvent]:
+        """The events with a seq greater than ``seq``."""
+        return self.events[max(seq, 0) :]
+
+
+@dataclass(frozen=True)
+class SimulationState:
+    """What a simulation's events say about it so far."""
+
+    simulation_id: str
+    status: SimulationStatus
+    request: SimulationRequest | None
+    turns: list[TurnEvent]
+    stop_reason: str | None
+    error: ErrorInfo | None
+    created_at: datetime | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    last_seq: int
+
+    @property
+    def transcript(self) -> str:
+        return format_transcript((turn.role, turn.content) for turn in self.turns)
+
+    @classmethod
+    def from_events(cls, simulation_id: str, events: list[SimulationEvent]) -> SimulationState:
+        status: SimulationStatus = "queued"
+        request: SimulationRequest | None = None
+        turns: list[TurnEvent] = []
+        stop_reason: str | None = None
+        error: ErrorInfo | None = None
+        created_at = started_at = finished_at = None
+        for event in events:
+            match event:
+                case QueuedEvent():
+                    request, created_at = event.request, event.timestamp
+                case TurnEvent():
+                    turns.append(event)
+                case CompletedEvent():
+                    status, stop_reason, finished_at = "completed", event.stop_reason, event.timestamp
+                case FailedEvent():
+                    status, error, finished_at = "failed", event.error, event.timestamp
+                case CancelledEvent():
+                    status, finished_at = "cancelled", event.timestamp
+                case _:  # started
+                    status, started_at = "running", event.timestamp
+        return cls(
+            simulation_id=simulation_id,
+            status=status,
+            request=request,
+            turns=turns,
+            stop_reason=stop_reason,
+            error=error,
+            created_at=created_at,
+            started_at=started_at,
+            finished_at=finished_at,
+            last_seq=events[-1].seq if events else 0,
+        )

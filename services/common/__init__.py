@@ -1,0 +1,1 @@
+"""Small helpers both services use."""

@@ -1,0 +1,1 @@
+"""A local, offline implementation of the bot API: an English teacher for children."""

@@ -1,0 +1,75 @@
+"""The gateway's FastAPI app and its lifespan, which wires the real parts together."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from services.gateway.broker import BrokerUnavailable, GatewayBroker
+from services.gateway.event_log import EventLogReader
+from services.gateway.relay import EventRelay, UnknownSimulation
+from services.gateway.routes import health, simulate, simulations
+from services.gateway.settings import GatewaySettings
+
+__all__ = ["create_app"]
+
+logger = logging.getLogger(__name__)
+
+RETRY_AFTER_S = 5
+
+
+def create_app(settings: GatewaySettings | None = None) -> FastAPI:
+    settings = settings or GatewaySettings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        broker = GatewayBroker(
+            settings.amqp_url,
+            event_log_max_age=settings.event_log_max_age,
+            publish_timeout_s=settings.publish_timeout_s,
+        )
+        await broker.open()
+        try:
+            log = EventLogReader(
+                broker.connection,
+                idle_s=settings.log_read_idle_s,
+                timeout_s=settings.log_read_timeout_s,
+                prefetch=settings.log_read_prefetch,
+            )
+            relay = EventRelay(log, max_cached=settings.max_cached_simulations)
+            await relay.subscribe(broker.connection)
+            app.state.settings = settings
+            app.state.broker = broker
+            app.state.relay = relay
+            logger.info("gateway ready")
+            yield
+        finally:
+            await broker.close()
+
+    app = FastAPI(
+        title="convsim gateway",
+        version="1",
+        summary="Simulated conversations against a chatbot, streamed turn by turn.",
+        lifespan=lifespan,
+    )
+    app.include_router(simulate.router)
+    app.include_router(simulations.router)
+    app.include_router(health.router)
+
+    @app.exception_handler(UnknownSimulation)
+    async def _unknown(_: Request, exc: UnknownSimulation) -> JSONResponse:
+        return JSONResponse({"detail": f"no simulation with id {exc}"}, status_code=404)
+
+    @app.exception_handler(BrokerUnavailable)
+    async def _unavailable(_: Request, exc: BrokerUnavailable) -> JSONResponse:
+        return JSONResponse(
+            {"detail": f"{exc}; nothing was queued, retry later"},
+            status_code=503,
+            headers={"Retry-After": str(RETRY_AFTER_S)},
+        )
+
+    return app

@@ -1,0 +1,33 @@
+"""FastAPI dependencies: the objects the lifespan built, as Annotated aliases."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from services.gateway.broker import GatewayBroker
+from services.gateway.relay import EventRelay
+from services.gateway.settings import GatewaySettings
+
+__all__ = ["BrokerDep", "RelayDep", "SettingsDep"]
+
+
+def _settings(request: Request) -> GatewaySettings:
+    settings: GatewaySettings = request.app.state.settings
+    return settings
+
+
+def _broker(request: Request) -> GatewayBroker:
+    broker: GatewayBroker = request.app.state.broker
+    return broker
+
+
+def _relay(request: Request) -> EventRelay:
+    relay: EventRelay = request.app.state.relay
+    return relay
+
+
+SettingsDep = Annotated[GatewaySettings, Depends(_settings)]
+BrokerDep = Annotated[GatewayBroker, Depends(_broker)]
+RelayDep = Annotated[EventRelay, Depends(_relay)]

@@ -1,0 +1,48 @@
+"""``POST /simulate``: the original call, now streamed line by line as the turns happen."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import StreamingResponse
+
+from contracts.requests import SimulationCreate
+from services.gateway.dependencies import BrokerDep, RelayDep, SettingsDep
+from services.gateway.streams import STREAM_HEADERS, event_stream_response, transcript_text
+from services.gateway.submission import submit_simulation
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["original"])
+
+
+@router.post(
+    "/simulate",
+    summary="Run a simulation and stream its transcript (or its events, as SSE)",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "description": "The transcript, one line per message as it happens; "
+            "with Accept: text/event-stream, the events as SSE",
+            "content": {"text/plain": {}, "text/event-stream": {}},
+            "headers": {"X-Simulation-Id": {"schema": {"type": "string"}}},
+        },
+        503: {"description": "The broker is unreachable: nothing was queued; retry later"},
+    },
+)
+async def simulate(
+    body: SimulationCreate,
+    request: Request,
+    broker: BrokerDep,
+    relay: RelayDep,
+    settings: SettingsDep,
+) -> StreamingResponse:
+    simulation = await submit_simulation(body, broker, relay)
+    events = await relay.follow(simulation.simulation_id)
+    headers = {"X-Simulation-Id": simulation.simulation_id}
+    if "text/event-stream" in request.headers.get("accept", ""):
+        return event_stream_response(events, ping_s=settings.sse_ping_s, headers=headers)
+    return StreamingResponse(
+        transcript_text(events),
+        media_type="text/plain; charset=utf-8",
+        headers={**STREAM_HEADERS, **headers},
+    )

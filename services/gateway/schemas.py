@@ -1,0 +1,62 @@
+"""HTTP response bodies of the gateway, named by role."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel
+
+from contracts.events import ErrorInfo, TurnEvent
+from contracts.projection import SimulationState, SimulationStatus
+from contracts.requests import SimulationRequest
+
+__all__ = ["SimulationAccepted", "SimulationLinks", "SimulationPublic", "links_of"]
+
+
+class SimulationLinks(BaseModel):
+    self: str
+    events: str
+    transcript: str
+
+
+def links_of(simulation_id: str) -> SimulationLinks:
+    base = f"/v1/simulations/{simulation_id}"
+    return SimulationLinks(self=base, events=f"{base}/events", transcript=f"{base}/transcript")
+
+
+class SimulationAccepted(BaseModel):
+    simulation_id: str
+    status: SimulationStatus
+    links: SimulationLinks
+
+
+class SimulationPublic(BaseModel):
+    simulation_id: str
+    status: SimulationStatus
+    request: SimulationRequest | None
+    turns: list[TurnEvent]
+    transcript: str
+    stop_reason: str | None
+    error: ErrorInfo | None
+    created_at: datetime | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    last_seq: int
+    links: SimulationLinks
+
+    @classmethod
+    def from_state(cls, state: SimulationState) -> SimulationPublic:
+        return cls(
+            simulation_id=state.simulation_id,
+            status=state.status,
+            request=state.request,
+            turns=state.turns,
+            transcript=state.transcript,
+            stop_reason=state.stop_reason,
+            error=state.error,
+            created_at=state.created_at,
+            started_at=state.started_at,
+            finished_at=state.finished_at,
+            last_seq=state.last_seq,
+            links=links_of(state.simulation_id),
+        )

@@ -1,0 +1,1 @@
+"""The orchestrator: consumes simulation requests and runs the conversations."""

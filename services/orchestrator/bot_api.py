@@ -1,0 +1,90 @@
+"""Client of the bot API under test (initConversation and webhook), over one pooled httpx client."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+
+from services.orchestrator.errors import SimulationFailure
+
+__all__ = ["INIT_PATH", "WEBHOOK_PATH", "BotApiClient", "build_bot_http_client"]
+
+INIT_PATH = "/robot-ai-lesson/api/v1/bot/initConversation"
+WEBHOOK_PATH = "/robot-ai-lesson/api/v1/bot/webhook"
+
+
+def build_bot_http_client(
+    base_url: str, *, read_timeout_s: float, connect_timeout_s: float, max_connections: int
+) -> httpx.AsyncClient:
+    """The process's one pooled client for the bot API, with explicit timeouts."""
+    return httpx.AsyncClient(
+        base_url=base_url,
+        timeout=httpx.Timeout(read_timeout_s, connect=connect_timeout_s, pool=None),
+        limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=100),
+        follow_redirects=False,
+    )
+
+
+class BotApiClient:
+    """The two calls of the bot API contract; every way they can fail is a SimulationFailure."""
+
+    def __init__(self, http: httpx.AsyncClient, *, max_reply_bytes: int) -> None:
+        self._http = http
+        self._max_reply_bytes = max_reply_bytes
+
+    async def init_conversation(
+        self, bot_id: int, conversation_id: str, input_slots: dict[str, Any]
+    ) -> None:
+        body = {"bot_id": bot_id, "conversation_id": conversation_id, "input_slots": input_slots}
+        await self._post("initConversation", INIT_PATH, body)
+
+    async def send_message(self, conversation_id: str, message: str) -> str:
+        """Send the user's message; return the bot's reply (``data.message``)."""
+        payload = await self._post(
+            "webhook", WEBHOOK_PATH, {"conversation_id": conversation_id, "message": message}
+        )
+        data = payload.get("data")
+        reply = data.get("message") if isinstance(data, dict) else None
+        if not isinstance(reply, str) or not reply.strip():
+            raise SimulationFailure("bot_empty_reply", "webhook answered without data.message")
+        return reply
+
+    async def _post(self, call: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        try:
+            async with self._http.stream("POST", path, json=body) as response:
+                raw = await self._read_bounded(call, response)
+        except httpx.TimeoutException as exc:
+            raise SimulationFailure("bot_timeout", f"{call} timed out ({type(exc).__name__})") from exc
+        except httpx.TransportError as exc:
+            raise SimulationFailure(
+                "bot_unreachable", f"{call} could not reach the bot API ({type(exc).__name__})"
+            ) from exc
+        if response.status_code != 200:
+            raise SimulationFailure("bot_http_error", f"{call} answered HTTP {response.status_code}")
+        try:
+            payload = json.loads(raw)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise SimulationFailure("bot_bad_response", f"{call} answered non-JSON") from exc
+        if not isinstance(payload, dict):
+            raise SimulationFailure("bot_bad_response", f"{call} answered JSON that is not an object")
+        if payload.get("status") != 0:
+            raise SimulationFailure(
+                "bot_rejected",
+                f"{call} answered status {payload.get('status')!r}: {str(payload.get('msg'))[:200]}",
+            )
+        return payload
+
+    async def _read_bounded(self, call: str, response: httpx.Response) -> bytes:
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in response.aiter_bytes():
+            size += len(chunk)
+            if size > self._max_reply_bytes:
+                raise SimulationFailure(
+                    "bot_bad_response",
+                    f"{call} answered more than {self._max_reply_bytes} bytes",
+                )
+            chunks.append(chunk)
+        return b"".join(chunks)

@@ -1,0 +1,57 @@
+"""Orchestrator settings, from the environment (CONVSIM_*, OPENAI_API_KEY, OPENAI_BASE_URL)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from contracts.topology import DEFAULT_EVENT_LOG_MAX_AGE
+
+__all__ = ["OrchestratorSettings"]
+
+PositiveSeconds = Annotated[float, Field(gt=0, le=86_400)]
+
+
+class OrchestratorSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CONVSIM_", extra="ignore", populate_by_name=True)
+
+    amqp_url: str = "amqp://guest:guest@localhost:5672/"
+    bot_api_url: str = "http://127.0.0.1:9404"
+    bot_timeout_s: PositiveSeconds = 30.0
+    llm_timeout_s: PositiveSeconds = 60.0
+    connect_timeout_s: PositiveSeconds = 5.0
+    llm_model: Annotated[str, Field(min_length=1)] = "gpt-4o-mini"
+    user_simulator: Literal["llm", "scripted"] | None = Field(
+        default=None, description="Default: 'llm' when OPENAI_API_KEY is set, else 'scripted'."
+    )
+    openai_api_key: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("OPENAI_API_KEY", "openai_api_key")
+    )
+    openai_base_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("OPENAI_BASE_URL", "openai_base_url")
+    )
+    max_attempts: Annotated[int, Field(ge=1, le=10)] = 3
+    simulation_deadline_s: PositiveSeconds = 1_800.0
+    max_concurrent_simulations: Annotated[int, Field(ge=1, le=10_000)] = 200
+    graceful_timeout_s: PositiveSeconds = 30.0
+    event_log_max_age: Annotated[str, Field(pattern=r"^\d+[YMDhms]$")] = DEFAULT_EVENT_LOG_MAX_AGE
+    scripted_user_delay_s: Annotated[float, Field(ge=0, le=60)] = 0.0
+    max_bot_reply_bytes: Annotated[int, Field(ge=1_024, le=64 * 1_048_576)] = 1_048_576
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @model_validator(mode="after")
+    def _resolve_user_simulator(self) -> OrchestratorSettings:
+        if self.user_simulator is None:
+            self.user_simulator = "llm" if self.openai_api_key else "scripted"
+        if self.user_simulator == "llm" and not self.openai_api_key:
+            raise ValueError(
+                "CONVSIM_USER_SIMULATOR=llm needs OPENAI_API_KEY (any value for a local "
+                "OpenAI-compatible server)"
+            )
+        return self
+
+    @property
+    def simulator_kind(self) -> Literal["llm", "scripted"]:
+        return self.user_simulator or "scripted"

@@ -1,0 +1,153 @@
+"""The simulated user: an LLM playing the learner, or an offline scripted one."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import zlib
+from collections.abc import Sequence
+from typing import Protocol
+
+import openai
+from openai.types.chat import ChatCompletionMessageParam
+
+from contracts.events import TurnRole
+from contracts.requests import LLMOptions
+from services.orchestrator.errors import SimulationFailure
+
+__all__ = [
+    "LLMUserSimulator",
+    "ScriptedUserSimulator",
+    "TranscriptLine",
+    "UserSimulator",
+    "build_openai_client",
+    "llm_messages",
+]
+
+TranscriptLine = tuple[TurnRole, str]
+
+
+class UserSimulator(Protocol):
+    """Writes the simulated user's next message, given the conversation so far."""
+
+    kind: str
+
+    async def next_message(
+        self, persona: str, lines: Sequence[TranscriptLine], options: LLMOptions | None
+    ) -> str: ...
+
+
+def llm_messages(persona: str, lines: Sequence[TranscriptLine]) -> list[ChatCompletionMessageParam]:
+    """The chat for an LLM *playing the user*: the persona is the system message, the bot's
+    lines are role ``user`` and the simulated user's own lines are role ``assistant``."""
+    messages: list[ChatCompletionMessageParam] = [{"role": "system", "content": persona}]
+    for role, content in lines:
+        if role == "bot":
+            messages.append({"role": "user", "content": content})
+        else:
+            messages.append({"role": "assistant", "content": content})
+    return messages
+
+
+def build_openai_client(
+    *, api_key: str, base_url: str | None, read_timeout_s: float, connect_timeout_s: float
+) -> openai.AsyncOpenAI:
+    """The process's one OpenAI client: explicit timeouts, and none of the SDK's hidden retries."""
+    return openai.AsyncOpenAI(
+        api_key=api_key,
+        base_url=base_url,
+        timeout=openai.Timeout(read_timeout_s, connect=connect_timeout_s),
+        max_retries=0,
+    )
+
+
+class LLMUserSimulator:
+    kind = "llm"
+
+    def __init__(self, client: openai.AsyncOpenAI, *, default_model: str) -> None:
+        self._client = client
+        self._default_model = default_model
+
+    async def next_message(
+        self, persona: str, lines: Sequence[TranscriptLine], options: LLMOptions | None
+    ) -> str:
+        options = options or LLMOptions()
+        try:
+            completion = await self._client.chat.completions.create(
+                model=options.model or self._default_model,
+                messages=llm_messages(persona, lines),
+                temperature=options.temperature if options.temperature is not None else openai.omit,
+                max_tokens=options.max_tokens if options.max_tokens is not None else openai.omit,
+            )
+        except openai.APITimeoutError as exc:
+            raise SimulationFailure("llm_timeout", "the LLM did not answer in time") from exc
+        except openai.APIConnectionError as exc:
+            raise SimulationFailure("llm_unreachable", "could not reach the LLM") from exc
+        except openai.RateLimitError as exc:
+            raise SimulationFailure("llm_rate_limited", "the LLM answered 429") from exc
+        except openai.APIStatusError as exc:
+            raise SimulationFailure("llm_error", f"the LLM answered HTTP {exc.status_code}") from exc
+        except openai.APIError as exc:
+            raise SimulationFailure("llm_error", f"the LLM answered badly ({type(exc).__name__})") from exc
+        content = completion.choices[0].message.content if completion.choices else None
+        if not content or not content.strip():
+            raise SimulationFailure("llm_error", "the LLM answered an empty message")
+        return content.strip()
+
+
+_QUOTED = re.compile(r"[\"“']([^\"”']{1,40})[\"”']")
+_REPEAT_CUES = ("can you say", "repeat", "say it")
+_CANNED: tuple[tuple[tuple[str, ...], str], ...] = (
+    (("meow",), "It is a cat!"),
+    (("legs",), "Two legs?"),
+    (("sky",), "Blue! Màu xanh."),
+    (("banana",), "Yellow."),
+    (("your name",), "My name is Minh."),
+    (("how old",), "I am ten years old."),
+    (("how are you",), "I'm fine, thank you. And you?"),
+    (("colour", "color"), "I like blue. Màu xanh!"),
+    (("animal",), "I like cat. Con mèo is cute."),
+    (("food", "eat"), "I like eat phở and apple."),
+    (("count",), "One, two, three, four, five!"),
+    (("ready",), "Yes, I ready!"),
+    (("bye", "goodbye"), "Bye bye teacher!"),
+)
+_ANSWERS = (
+    "Yes, I know!",
+    "I don't know... can you help me?",
+    "Is it a dog?",
+    "Ok teacher.",
+    "I like it very much.",
+    "Can you say again, please?",
+)
+_ACKNOWLEDGEMENTS = ("Ok!", "Wow, cool.", "Yes teacher.", "I understand.", "Hmm, ok.")
+
+
+class ScriptedUserSimulator:
+    """An offline, deterministic learner: the same conversation gives the same replies."""
+
+    kind = "scripted"
+
+    def __init__(self, *, delay_s: float = 0.0) -> None:
+        self._delay_s = delay_s
+
+    async def next_message(
+        self, persona: str, lines: Sequence[TranscriptLine], options: LLMOptions | None
+    ) -> str:
+        if self._delay_s:
+            await asyncio.sleep(self._delay_s)  # a human-like pause for the offline demo
+        bot_said = next((content for role, content in reversed(lines) if role == "bot"), "")
+        return self.reply_to(bot_said, turn=len(lines))
+
+    @staticmethod
+    def reply_to(bot_said: str, *, turn: int) -> str:
+        """The learner's answer to one bot message."""
+        lowered = bot_said.lower()
+        if any(cue in lowered for cue in _REPEAT_CUES) and (quoted := _QUOTED.search(bot_said)):
+            return f"{quoted.group(1).capitalize()}!"
+        for keywords, answer in _CANNED:
+            if any(keyword in lowered for keyword in keywords):
+                return answer
+        pick = zlib.crc32(f"{turn}:{bot_said}".encode())
+        choices = _ANSWERS if "?" in bot_said else _ACKNOWLEDGEMENTS
+        return choices[pick % len(choices)]
