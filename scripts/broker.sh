@@ -49,6 +49,7 @@ start_server() {
   as_root rabbitmq-plugins enable --offline rabbitmq_management >/dev/null
   mkdir -p "$here/.run"
   log "starting rabbitmq-server ($node, loopback only; log: .run/rabbitmq.log)"
+  touch "$here/.run/broker.started"
   as_root env RABBITMQ_NODENAME="$RABBITMQ_NODENAME" RABBITMQ_CONFIG_FILE="$RABBITMQ_CONFIG_FILE" \
     ERL_EPMD_ADDRESS="$ERL_EPMD_ADDRESS" \
     RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="$RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS" \

@@ -1,0 +1,43 @@
+# convsim: every command installs what it needs first (see README.md).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+
+.PHONY: install broker up down demo test lint format bench
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e ".[dev]"
+	@rm -f $(VENV)/.installed-* && touch $@
+
+broker:
+	@bash scripts/broker.sh ensure
+
+up: install broker
+	@bash scripts/stack.sh up
+
+down:
+	@bash scripts/stack.sh down
+
+demo: up
+	@bash scripts/stack.sh demo
+
+lint: install
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m mypy
+
+format: install
+	$(PY) -m ruff format .
+	$(PY) -m ruff check --fix .
+
+test: install broker lint
+	$(PY) -m pytest
+
+bench: install broker
+	@echo "make bench: the benchmark is not built yet (see the performance issue)" >&2; exit 2

@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# The local stack in the background: demo bot, orchestrator, gateway (logs and pids in .run/).
+#   stack.sh up     start what is not running yet, wait until it answers
+#   stack.sh down   stop what `up` started (and the broker, if scripts/broker.sh started it)
+#   stack.sh demo   run one simulation through the gateway, print its turns live, print the URLs
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+run=.run
+py=.venv/bin/python
+mkdir -p "$run"
+gateway="http://${CONVSIM_GATEWAY_HOST:-127.0.0.1}:${CONVSIM_GATEWAY_PORT:-8000}"
+# The offline demo reads better with a learner who pauses like one.
+export CONVSIM_SCRIPTED_USER_DELAY_S="${CONVSIM_SCRIPTED_USER_DELAY_S:-0.8}"
+
+alive() { [ -f "$run/$1.pid" ] && kill -0 "$(cat "$run/$1.pid")" 2>/dev/null; }
+
+start() {
+  local name=$1 module=$2
+  if alive "$name"; then echo "$name: already running (pid $(cat "$run/$name.pid"))"; return; fi
+  nohup "$py" -m "$module" >"$run/$name.log" 2>&1 </dev/null &
+  echo $! >"$run/$name.pid"
+  echo "$name: started (pid $!, log $run/$name.log)"
+}
+
+wait_http() {
+  local name=$1 url=$2
+  for _ in $(seq 1 60); do
+    if curl -fsS -o /dev/null "$url" 2>/dev/null; then return 0; fi
+    alive "$name" || { echo "$name exited; last lines of $run/$name.log:" >&2; tail -20 "$run/$name.log" >&2; return 1; }
+    sleep 0.5  # polling a process that is starting, bounded
+  done
+  echo "$name did not answer $url in 30 s; see $run/$name.log" >&2; return 1
+}
+
+stop() {
+  local name=$1
+  alive "$name" || { rm -f "$run/$name.pid"; return 0; }
+  local pid; pid=$(cat "$run/$name.pid")
+  kill -TERM "$pid"
+  for _ in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
+  kill -0 "$pid" 2>/dev/null && kill -KILL "$pid"
+  rm -f "$run/$name.pid"; echo "$name: stopped"
+}
+
+urls() {
+  cat <<EOT
+
+convsim is running:
+  API docs                 $gateway/docs
+  original call            curl -N -X POST $gateway/simulate -H 'content-type: application/json' \\
+                             -d '{"bot_id": 16, "user_prompt": "sẵn sàng", "max_turns": 3}'
+  RabbitMQ management UI   http://127.0.0.1:15672/  (guest / guest)
+  logs                     $run/*.log          stop it all with: make down
+EOT
+}
+
+case "${1:-}" in
+  up)
+    start demo_bot services.demo_bot
+    start orchestrator services.orchestrator
+    start gateway services.gateway
+    wait_http demo_bot "http://${CONVSIM_DEMO_BOT_HOST:-127.0.0.1}:${CONVSIM_DEMO_BOT_PORT:-9404}/healthz"
+    wait_http gateway "$gateway/readyz"
+    alive orchestrator || { tail -20 "$run/orchestrator.log" >&2; exit 1; }
+    urls
+    ;;
+  down)
+    stop gateway; stop orchestrator; stop demo_bot
+    if [ -f "$run/broker.started" ]; then bash scripts/broker.sh stop && rm -f "$run/broker.started" && echo "rabbitmq: stopped"; fi
+    ;;
+  demo)
+    echo "A lesson with demo bot 16, three turns, streamed as it happens:"
+    echo
+    curl -fsSN -X POST "$gateway/simulate" -H 'content-type: application/json' \
+      -d '{"bot_id": 16, "user_prompt": "sẵn sàng", "max_turns": 3, "history": "[]"}'
+    urls
+    ;;
+  *) echo "usage: $0 up|down|demo" >&2; exit 2 ;;
+esac

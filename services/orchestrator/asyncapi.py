@@ -1,0 +1,31 @@
+"""``python -m services.orchestrator.asyncapi [PATH]``: write the AsyncAPI document of the events.
+
+Generated from the FastStream app, so it always says what the code does; the test suite fails
+when docs/asyncapi.json is stale.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from services.orchestrator.app import create_app
+from services.orchestrator.settings import OrchestratorSettings
+
+__all__ = ["DOCUMENT_PATH", "render_asyncapi"]
+
+DOCUMENT_PATH = Path(__file__).resolve().parents[2] / "docs" / "asyncapi.json"
+_DOCUMENTED_BROKER = "amqp://guest:guest@localhost:5672/"
+
+
+def render_asyncapi() -> str:
+    settings = OrchestratorSettings(amqp_url=_DOCUMENTED_BROKER, user_simulator="scripted")
+    spec = create_app(settings).schema.to_specification()
+    return json.dumps(json.loads(spec.to_json()), indent=2, ensure_ascii=False) + "\n"
+
+
+if __name__ == "__main__":
+    target = Path(sys.argv[1]) if len(sys.argv) > 1 else DOCUMENT_PATH
+    target.write_text(render_asyncapi(), encoding="utf-8")
+    print(f"wrote {target}")

@@ -1,0 +1,1 @@
+"""Fakes of the remote services, served as real HTTP servers on loopback."""

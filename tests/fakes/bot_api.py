@@ -1,0 +1,78 @@
+"""A fake of the bot API: records every call; bot_id picks a behaviour.
+
+- ``NORMAL_BOT``: replies at once, ``"Bot reply <n> to: <message>"``.
+- ``GATED_BOT``: the first reply at once; each later one waits until the test calls
+  ``release(conversation_id)``, so a test can hold a simulation mid-way without sleeping.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import FastAPI, Request
+
+__all__ = ["GATED_BOT", "NORMAL_BOT", "FakeBotApi"]
+
+NORMAL_BOT = 1
+GATED_BOT = 2
+PREFIX = "/robot-ai-lesson/api/v1/bot"
+
+
+@dataclass
+class FakeBotApi:
+    calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _bots: dict[str, int] = field(default_factory=dict)
+    _replies: defaultdict[str, int] = field(default_factory=lambda: defaultdict(int))
+    _gates: dict[str, asyncio.Event] = field(default_factory=dict)
+    _loop: asyncio.AbstractEventLoop | None = None
+
+    def bind(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+
+    def release(self, conversation_id: str) -> None:
+        """Let the gated conversation's next reply go (thread-safe)."""
+        assert self._loop is not None
+        self._loop.call_soon_threadsafe(self._gate(conversation_id).set)
+
+    def calls_of(self, conversation_id: str) -> list[tuple[str, dict[str, Any]]]:
+        with self._lock:
+            return [c for c in self.calls if c[1].get("conversation_id") == conversation_id]
+
+    def _gate(self, conversation_id: str) -> asyncio.Event:
+        return self._gates.setdefault(conversation_id, asyncio.Event())
+
+    def app(self) -> FastAPI:
+        api = FastAPI()
+
+        @api.post(f"{PREFIX}/initConversation")
+        async def init_conversation(request: Request) -> dict[str, Any]:
+            body = await request.json()
+            with self._lock:
+                self.calls.append(("init", body))
+                self._bots[body["conversation_id"]] = body["bot_id"]
+            return {"status": 0, "msg": "Success", "data": {}}
+
+        @api.post(f"{PREFIX}/webhook")
+        async def webhook(request: Request) -> dict[str, Any]:
+            body = await request.json()
+            conversation_id = body["conversation_id"]
+            with self._lock:
+                self.calls.append(("webhook", body))
+                bot_id = self._bots.get(conversation_id)
+                self._replies[conversation_id] += 1
+                n = self._replies[conversation_id]
+            if bot_id is None:
+                return {"status": 1, "msg": "unknown conversation"}
+            if bot_id == GATED_BOT and n > 1:
+                gate = self._gate(conversation_id)
+                await gate.wait()
+                gate.clear()
+            reply = f"Bot reply {n} to: {body['message']}"
+            return {"status": 0, "msg": "Success", "data": {"message": reply}}
+
+        return api

@@ -1,0 +1,43 @@
+"""The RabbitMQ management API, for test isolation (one vhost per test session) and checks."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+__all__ = ["BrokerAdmin"]
+
+
+class BrokerAdmin:
+    def __init__(self) -> None:
+        self.base_url = os.environ.get("CONVSIM_TEST_MANAGEMENT_URL", "http://127.0.0.1:15672")
+        self.amqp_base = os.environ.get("CONVSIM_TEST_AMQP_BASE", "amqp://guest:guest@127.0.0.1:5672")
+        user = os.environ.get("CONVSIM_TEST_BROKER_USER", "guest")
+        password = os.environ.get("CONVSIM_TEST_BROKER_PASSWORD", "guest")
+        self.user = user
+        self._http = httpx.Client(base_url=self.base_url, auth=(user, password), timeout=10)
+
+    def create_vhost(self, name: str) -> str:
+        """Create a vhost, let the user in, and return its AMQP URL."""
+        vhost = quote(name, safe="")
+        self._http.put(f"/api/vhosts/{vhost}").raise_for_status()
+        self._http.put(
+            f"/api/permissions/{vhost}/{self.user}",
+            json={"configure": ".*", "write": ".*", "read": ".*"},
+        ).raise_for_status()
+        return f"{self.amqp_base}/{vhost}"
+
+    def delete_vhost(self, name: str) -> None:
+        self._http.delete(f"/api/vhosts/{quote(name, safe='')}")
+
+    def queue(self, vhost: str, name: str) -> dict[str, Any]:
+        response = self._http.get(f"/api/queues/{quote(vhost, safe='')}/{quote(name, safe='')}")
+        response.raise_for_status()
+        result: dict[str, Any] = response.json()
+        return result
+
+    def close(self) -> None:
+        self._http.close()

@@ -1,0 +1,123 @@
+"""The integration stack: a real RabbitMQ (own vhost), fakes of the bot API and of OpenAI on
+loopback, and the orchestrator and gateway as real processes."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from contracts.names import SIMULATIONS_QUEUE
+from tests.fakes.bot_api import FakeBotApi
+from tests.fakes.openai_api import FakeOpenAI
+from tests.fakes.server import free_port, serve_in_thread
+from tests.integration.broker_admin import BrokerAdmin
+from tests.integration.processes import ServiceProcess, wait_until
+
+pytestmark = pytest.mark.integration
+
+OPENAI_TEST_KEY = "sk-test-not-a-real-key-3f9a"
+
+
+@dataclass
+class Broker:
+    admin: BrokerAdmin
+    vhost: str
+    amqp_url: str
+
+
+@dataclass
+class Stack:
+    broker: Broker
+    bot: FakeBotApi
+    llm: FakeOpenAI
+    env: dict[str, str]
+    gateway_url: str
+    logs: Path
+    start_gateway: Callable[[], tuple[ServiceProcess, str]]
+
+
+@pytest.fixture(scope="session")
+def broker() -> Iterator[Broker]:
+    admin = BrokerAdmin()
+    vhost = f"convsim-test-{uuid.uuid4().hex[:8]}"
+    try:
+        amqp_url = admin.create_vhost(vhost)
+    except Exception as exc:  # pragma: no cover - environment problem, said clearly
+        pytest.fail(f"no RabbitMQ management API at {admin.base_url} (run `make broker`): {exc}")
+    yield Broker(admin, vhost, amqp_url)
+    admin.delete_vhost(vhost)
+    admin.close()
+
+
+@pytest.fixture(scope="session")
+def fake_bot() -> Iterator[tuple[FakeBotApi, str]]:
+    bot = FakeBotApi()
+    with serve_in_thread(bot.app()) as (url, loop):
+        bot.bind(loop)
+        yield bot, url
+
+
+@pytest.fixture(scope="session")
+def fake_llm() -> Iterator[tuple[FakeOpenAI, str]]:
+    llm = FakeOpenAI()
+    with serve_in_thread(llm.app()) as (url, _):
+        yield llm, url
+
+
+@pytest.fixture(scope="session")
+def stack(
+    broker: Broker,
+    fake_bot: tuple[FakeBotApi, str],
+    fake_llm: tuple[FakeOpenAI, str],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Stack]:
+    logs = tmp_path_factory.mktemp("logs")
+    env = {
+        "CONVSIM_AMQP_URL": broker.amqp_url,
+        "CONVSIM_BOT_API_URL": fake_bot[1],
+        "OPENAI_API_KEY": OPENAI_TEST_KEY,
+        "OPENAI_BASE_URL": f"{fake_llm[1]}/v1",
+        "CONVSIM_LOG_READ_IDLE_S": "0.3",
+    }
+    processes: list[ServiceProcess] = []
+
+    def start_gateway() -> tuple[ServiceProcess, str]:
+        port = free_port()
+        gateway = ServiceProcess(
+            f"gateway-{port}",
+            "services.gateway",
+            {**env, "CONVSIM_GATEWAY_PORT": str(port)},
+            logs,
+        )
+        processes.append(gateway)
+        url = f"http://127.0.0.1:{port}"
+        gateway.wait_http_ok(f"{url}/readyz")
+        return gateway, url
+
+    try:
+        orchestrator = ServiceProcess("orchestrator", "services.orchestrator", env, logs)
+        processes.append(orchestrator)
+        wait_until(
+            lambda: broker.admin.queue(broker.vhost, SIMULATIONS_QUEUE).get("consumers", 0) >= 1
+            if _queue_exists(broker)
+            else False,
+            timeout_s=30,
+            what="the orchestrator to consume the request queue",
+        )
+        _, gateway_url = start_gateway()
+        yield Stack(broker, fake_bot[0], fake_llm[0], env, gateway_url, logs, start_gateway)
+    finally:
+        for process in reversed(processes):
+            process.stop()
+
+
+def _queue_exists(broker: Broker) -> bool:
+    try:
+        broker.admin.queue(broker.vhost, SIMULATIONS_QUEUE)
+    except Exception:
+        return False
+    return True

@@ -1,0 +1,71 @@
+"""Real service processes for integration tests: started with an env, stopped at the end."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+
+__all__ = ["ServiceProcess", "wait_until"]
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def wait_until(condition: Callable[[], bool], *, timeout_s: float, what: str) -> None:
+    """Poll a condition about an external process, with a bound."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout_s} s waiting for {what}")
+        time.sleep(0.05)
+
+
+class ServiceProcess:
+    """``python -m <module>`` with its output in a log file under the test's tmp dir."""
+
+    def __init__(self, name: str, module: str, env: dict[str, str], log_dir: Path) -> None:
+        self.name = name
+        self.log_path = log_dir / f"{name}.log"
+        self._log = self.log_path.open("wb")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", module],
+            cwd=REPO,
+            env={**os.environ, **env},
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+
+    @property
+    def running(self) -> bool:
+        return self.process.poll() is None
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_http_ok(self, url: str, timeout_s: float = 30) -> None:
+        def ok() -> bool:
+            if not self.running:
+                raise RuntimeError(f"{self.name} exited:\n{self.log_text()[-3000:]}")
+            try:
+                return httpx.get(url, timeout=1).status_code == 200
+            except httpx.TransportError:
+                return False
+
+        wait_until(ok, timeout_s=timeout_s, what=f"{self.name} at {url}")
+
+    def stop(self, sig: signal.Signals = signal.SIGTERM, timeout_s: float = 30) -> int:
+        if self.running:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._log.close()
+        return self.process.returncode
