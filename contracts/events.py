@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Literal, TypeAlias
+from typing import Annotated, Literal, TypeAlias, get_args
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
 
@@ -52,7 +52,7 @@ ErrorCode = Literal[
     "deadline_exceeded",
     "internal",
 ]
-ERROR_CODES: tuple[str, ...] = ErrorCode.__args__
+ERROR_CODES: tuple[str, ...] = get_args(ErrorCode)
 
 
 def utc_now() -> datetime:
@@ -62,7 +62,7 @@ def utc_now() -> datetime:
 class _Event(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    schema_version: Literal[1] = SCHEMA_VERSION
+    schema_version: Literal[1] = 1
     simulation_id: str
     seq: Annotated[int, Field(ge=1, description="1, 2, 3 ... gapless per simulation")]
     timestamp: AwareDatetime = Field(default_factory=utc_now)

@@ -102,7 +102,11 @@ class SimulationState:
                 case TurnEvent():
                     turns.append(event)
                 case CompletedEvent():
-                    status, stop_reason, finished_at = "completed", event.stop_reason, event.timestamp
+                    status, stop_reason, finished_at = (
+                        "completed",
+                        event.stop_reason,
+                        event.timestamp,
+                    )
                 case FailedEvent():
                     status, error, finished_at = "failed", event.error, event.timestamp
                 case CancelledEvent():

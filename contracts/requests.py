@@ -122,7 +122,7 @@ class SimulationCreate(BaseModel):
         return self
 
     def opening_message(self) -> str:
-        """The first message sent: history's last message when it is the user's, else user_prompt."""
+        """The first message sent: history's last message if the user's, else user_prompt."""
         if self.history and self.history[-1].is_user:
             return self.history[-1].content
         return self.user_prompt

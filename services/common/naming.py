@@ -5,9 +5,16 @@ from __future__ import annotations
 import os
 import socket
 
-__all__ = ["connection_name"]
+from yarl import URL
+
+__all__ = ["connection_name", "with_connection_name"]
 
 
 def connection_name(service: str) -> str:
     """``convsim-<service>@<host>:<pid>``, shown in the RabbitMQ management UI."""
     return f"convsim-{service}@{socket.gethostname()}:{os.getpid()}"
+
+
+def with_connection_name(amqp_url: str, service: str) -> str:
+    """The AMQP URL with the connection name aiormq announces to the broker (``?name=``)."""
+    return str(URL(amqp_url).update_query(name=connection_name(service)))

@@ -26,7 +26,7 @@ from contracts.topology import (
     event_log_arguments,
     simulations_queue_arguments,
 )
-from services.common.naming import connection_name
+from services.common.naming import with_connection_name
 
 __all__ = ["BrokerUnavailable", "GatewayBroker"]
 
@@ -61,8 +61,7 @@ class GatewayBroker:
 
     async def open(self) -> None:
         self._connection = await aio_pika.connect_robust(
-            self._amqp_url,
-            client_properties={"connection_name": connection_name("gateway")},
+            with_connection_name(self._amqp_url, "gateway")
         )
         channel = await self._connection.channel(publisher_confirms=True, on_return_raises=True)
         self._requests, self._events = await _declare_topology(channel, self._event_log_max_age)

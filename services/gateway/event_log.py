@@ -80,7 +80,9 @@ class EventLogReader:
                     try:
                         event = parse_event(message.body)
                     except ValidationError:
-                        logger.warning("skipping an invalid event in the log: %s", message.routing_key)
+                        logger.warning(
+                            "skipping an invalid event in the log: %s", message.routing_key
+                        )
                         continue
                     events.append(event)
                     if event.type in TERMINAL_EVENT_TYPES:

@@ -62,7 +62,9 @@ class EventRelay:
         await channel.set_qos(prefetch_count=1_000)
         exchange = await channel.declare_exchange(EVENTS_EXCHANGE, ExchangeType.TOPIC, durable=True)
         queue = await channel.declare_queue(
-            f"convsim.gateway.{socket.gethostname()}.{os.getpid()}", exclusive=True, auto_delete=True
+            f"convsim.gateway.{socket.gethostname()}.{os.getpid()}",
+            exclusive=True,
+            auto_delete=True,
         )
         await queue.bind(exchange, routing_key=ALL_SIMULATION_EVENTS)
         await queue.consume(self._on_message, no_ack=True)
@@ -86,7 +88,9 @@ class EventRelay:
         feed = await self._loaded_feed(simulation_id)
         return SimulationState.from_events(simulation_id, feed.sequence.events)
 
-    async def follow(self, simulation_id: str, after_seq: int = 0) -> AsyncIterator[SimulationEvent]:
+    async def follow(
+        self, simulation_id: str, after_seq: int = 0
+    ) -> AsyncIterator[SimulationEvent]:
         """The simulation's events with seq > after_seq, then live ones, until the terminal one.
 
         Raises UnknownSimulation before yielding anything when the id is unknown.

@@ -16,7 +16,7 @@ from faststream.specification import AsyncAPI
 from contracts.events import SimulationEvent
 from contracts.names import EVENT_LOG_STREAM
 from contracts.requests import SimulationRequest
-from services.common.naming import connection_name
+from services.common.naming import with_connection_name
 from services.orchestrator import topology
 from services.orchestrator.bot_api import BotApiClient, build_bot_http_client
 from services.orchestrator.event_publisher import RabbitEventSink
@@ -124,12 +124,11 @@ def create_app(settings: OrchestratorSettings | None = None) -> FastStream:
     """Build the orchestrator app: a broker consuming the request queue."""
     settings = settings or OrchestratorSettings()
     broker = RabbitBroker(
-        settings.amqp_url,
+        with_connection_name(settings.amqp_url, "orchestrator"),
         default_channel=Channel(
             prefetch_count=settings.max_concurrent_simulations, on_return_raises=True
         ),
         graceful_timeout=settings.graceful_timeout_s,
-        client_properties={"connection_name": connection_name("orchestrator")},
         app_id="convsim-orchestrator",
         description="Runs simulated conversations and publishes every turn as an event.",
     )
@@ -140,7 +139,7 @@ def create_app(settings: OrchestratorSettings | None = None) -> FastStream:
         topology.requests_exchange(),
         ack_policy=AckPolicy.REJECT_ON_ERROR,
         title="convsim.simulations:run",
-        description="A simulation request; rejected (dead-lettered) when it is not a valid request.",
+        description="A simulation request; dead-lettered when it is not a valid request.",
     )(orchestrator.handle)
 
     broker.publisher(

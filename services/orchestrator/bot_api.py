@@ -56,23 +56,30 @@ class BotApiClient:
             async with self._http.stream("POST", path, json=body) as response:
                 raw = await self._read_bounded(call, response)
         except httpx.TimeoutException as exc:
-            raise SimulationFailure("bot_timeout", f"{call} timed out ({type(exc).__name__})") from exc
+            raise SimulationFailure(
+                "bot_timeout", f"{call} timed out ({type(exc).__name__})"
+            ) from exc
         except httpx.TransportError as exc:
             raise SimulationFailure(
                 "bot_unreachable", f"{call} could not reach the bot API ({type(exc).__name__})"
             ) from exc
         if response.status_code != 200:
-            raise SimulationFailure("bot_http_error", f"{call} answered HTTP {response.status_code}")
+            raise SimulationFailure(
+                "bot_http_error", f"{call} answered HTTP {response.status_code}"
+            )
         try:
             payload = json.loads(raw)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise SimulationFailure("bot_bad_response", f"{call} answered non-JSON") from exc
         if not isinstance(payload, dict):
-            raise SimulationFailure("bot_bad_response", f"{call} answered JSON that is not an object")
+            raise SimulationFailure(
+                "bot_bad_response", f"{call} answered JSON that is not an object"
+            )
         if payload.get("status") != 0:
             raise SimulationFailure(
                 "bot_rejected",
-                f"{call} answered status {payload.get('status')!r}: {str(payload.get('msg'))[:200]}",
+                f"{call} answered status {payload.get('status')!r}: "
+                f"{str(payload.get('msg'))[:200]}",
             )
         return payload
 

@@ -1,4 +1,4 @@
-"""Publishes simulation events to the topic exchange: persistent, confirmed, never silently dropped."""
+"""Publishes simulation events to the topic exchange: persistent, confirmed, never dropped."""
 
 from __future__ import annotations
 

@@ -119,11 +119,14 @@ class SimulationRun:
 
     async def _converse(self) -> None:
         request = self._request
-        for message in request.history:
-            await self._turn(speaker_role(message.role), message.content, 0, from_history=True)
-        await self._call("initConversation", self._bot.init_conversation(
-            request.bot_id, self.conversation_id, dict(request.input_slots)
-        ))
+        for earlier in request.history:
+            await self._turn(speaker_role(earlier.role), earlier.content, 0, from_history=True)
+        await self._call(
+            "initConversation",
+            self._bot.init_conversation(
+                request.bot_id, self.conversation_id, dict(request.input_slots)
+            ),
+        )
         message = request.opening_message()
         if not request.opening_is_in_history():
             await self._turn("user", message, 0)
@@ -172,7 +175,9 @@ class SimulationRun:
     def _transcript(self) -> str:
         return format_transcript(self._lines)
 
-    async def _emit(self, event_type: Callable[..., SimulationEvent], **fields: Any) -> SimulationEvent:
+    async def _emit(
+        self, event_type: Callable[..., SimulationEvent], **fields: Any
+    ) -> SimulationEvent:
         event = event_type(simulation_id=self._request.simulation_id, seq=self._next_seq, **fields)
         try:
             await self._events.publish(event)

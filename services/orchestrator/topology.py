@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 from faststream.rabbit import ExchangeType, QueueType, RabbitExchange, RabbitQueue
+from faststream.rabbit.schemas.queue import QuorumQueueArgs, StreamQueueArgs
 
 from contracts.names import (
     DEAD_LETTER_QUEUE,
@@ -40,7 +43,7 @@ def simulations_queue() -> RabbitQueue:
         SIMULATIONS_QUEUE,
         queue_type=QueueType.QUORUM,
         durable=True,
-        arguments=simulations_queue_arguments(),
+        arguments=cast("QuorumQueueArgs", simulations_queue_arguments()),
         routing_key=REQUEST_ROUTING_KEY,
     )
 
@@ -50,7 +53,7 @@ def dead_letter_queue() -> RabbitQueue:
         DEAD_LETTER_QUEUE,
         queue_type=QueueType.QUORUM,
         durable=True,
-        arguments=dead_letter_queue_arguments(),
+        arguments=cast("QuorumQueueArgs", dead_letter_queue_arguments()),
     )
 
 
@@ -59,5 +62,5 @@ def event_log_stream(max_age: str) -> RabbitQueue:
         EVENT_LOG_STREAM,
         queue_type=QueueType.STREAM,
         durable=True,
-        arguments=event_log_arguments(max_age),
+        arguments=cast("StreamQueueArgs", event_log_arguments(max_age)),
     )

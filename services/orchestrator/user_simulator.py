@@ -86,9 +86,13 @@ class LLMUserSimulator:
         except openai.RateLimitError as exc:
             raise SimulationFailure("llm_rate_limited", "the LLM answered 429") from exc
         except openai.APIStatusError as exc:
-            raise SimulationFailure("llm_error", f"the LLM answered HTTP {exc.status_code}") from exc
+            raise SimulationFailure(
+                "llm_error", f"the LLM answered HTTP {exc.status_code}"
+            ) from exc
         except openai.APIError as exc:
-            raise SimulationFailure("llm_error", f"the LLM answered badly ({type(exc).__name__})") from exc
+            raise SimulationFailure(
+                "llm_error", f"the LLM answered badly ({type(exc).__name__})"
+            ) from exc
         content = completion.choices[0].message.content if completion.choices else None
         if not content or not content.strip():
             raise SimulationFailure("llm_error", "the LLM answered an empty message")

@@ -46,7 +46,10 @@ class FakeOpenAI:
                 "choices": [
                     {
                         "index": 0,
-                        "message": {"role": "assistant", "content": self.reply_for(body["messages"])},
+                        "message": {
+                            "role": "assistant",
+                            "content": self.reply_for(body["messages"]),
+                        },
                         "finish_reason": "stop",
                     }
                 ],

@@ -21,11 +21,13 @@ def free_port() -> int:
 
 
 @contextmanager
-def serve_in_thread(app: ASGIApp) -> Iterator[tuple[str, asyncio.AbstractEventLoop]]:
+def serve_in_thread(
+    app: ASGIApp, *, lifespan: str = "off"
+) -> Iterator[tuple[str, asyncio.AbstractEventLoop]]:
     """Yield the server's base URL and its event loop; stop the server on exit."""
     port = free_port()
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan=lifespan)
     )
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_until_complete, args=(server.serve(),), daemon=True)

@@ -14,7 +14,9 @@ __all__ = ["BrokerAdmin"]
 class BrokerAdmin:
     def __init__(self) -> None:
         self.base_url = os.environ.get("CONVSIM_TEST_MANAGEMENT_URL", "http://127.0.0.1:15672")
-        self.amqp_base = os.environ.get("CONVSIM_TEST_AMQP_BASE", "amqp://guest:guest@127.0.0.1:5672")
+        self.amqp_base = os.environ.get(
+            "CONVSIM_TEST_AMQP_BASE", "amqp://guest:guest@127.0.0.1:5672"
+        )
         user = os.environ.get("CONVSIM_TEST_BROKER_USER", "guest")
         password = os.environ.get("CONVSIM_TEST_BROKER_PASSWORD", "guest")
         self.user = user

@@ -25,7 +25,9 @@ async def create_simulation(client: httpx.AsyncClient, body: dict[str, Any]) -> 
 
 
 async def read_events(
-    client: httpx.AsyncClient, simulation_id: str, headers: dict[str, str] | None = None,
+    client: httpx.AsyncClient,
+    simulation_id: str,
+    headers: dict[str, str] | None = None,
     params: dict[str, str] | None = None,
 ) -> list[SimulationEvent]:
     """Every SSE event of a simulation until the server closes the stream; checks id and type."""

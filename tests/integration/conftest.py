@@ -102,9 +102,11 @@ def stack(
         orchestrator = ServiceProcess("orchestrator", "services.orchestrator", env, logs)
         processes.append(orchestrator)
         wait_until(
-            lambda: broker.admin.queue(broker.vhost, SIMULATIONS_QUEUE).get("consumers", 0) >= 1
-            if _queue_exists(broker)
-            else False,
+            lambda: (
+                broker.admin.queue(broker.vhost, SIMULATIONS_QUEUE).get("consumers", 0) >= 1
+                if _queue_exists(broker)
+                else False
+            ),
             timeout_s=30,
             what="the orchestrator to consume the request queue",
         )

@@ -25,7 +25,9 @@ async def client(stack: Stack) -> httpx.AsyncClient:
         yield http
 
 
-async def test_original_call_streams_each_line_as_it_happens(stack: Stack, client: httpx.AsyncClient) -> None:
+async def test_original_call_streams_each_line_as_it_happens(
+    stack: Stack, client: httpx.AsyncClient
+) -> None:
     body = {"bot_id": GATED_BOT, "user_prompt": "sẵn sàng", "max_turns": 2, "history": "[]"}
     lines: list[str] = []
     async with client.stream("POST", "/simulate", json=body) as response:
@@ -49,12 +51,19 @@ async def test_original_call_streams_each_line_as_it_happens(stack: Stack, clien
     ]
 
 
-async def test_original_call_with_history_sends_its_last_user_message_once(client: httpx.AsyncClient) -> None:
+async def test_original_call_with_history_sends_its_last_user_message_once(
+    client: httpx.AsyncClient,
+) -> None:
     history = [
         {"role": "bot", "content": "Hi! Are you ready?"},
         {"role": "user", "content": "Yes I ready"},
     ]
-    body = {"bot_id": NORMAL_BOT, "user_prompt": "ignored", "max_turns": 1, "history": json.dumps(history)}
+    body = {
+        "bot_id": NORMAL_BOT,
+        "user_prompt": "ignored",
+        "max_turns": 1,
+        "history": json.dumps(history),
+    }
     response = await client.post("/simulate", json=body)
     assert response.status_code == 200
     assert response.text.splitlines() == [
@@ -69,20 +78,28 @@ async def test_simulate_streams_sse_when_asked(client: httpx.AsyncClient) -> Non
     response = await client.post("/simulate", json=body, headers={"Accept": "text/event-stream"})
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/event-stream")
-    types = [line.split(": ", 1)[1] for line in response.text.splitlines() if line.startswith("event: ")]
+    types = [
+        line.split(": ", 1)[1] for line in response.text.splitlines() if line.startswith("event: ")
+    ]
     assert types == ["queued", "started", "turn", "turn", "completed"]
 
 
-async def test_sse_from_the_first_event_with_gapless_seq(stack: Stack, client: httpx.AsyncClient) -> None:
-    simulation_id = await create_simulation(client, request_body(NORMAL_BOT, max_turns=3, input_slots={"level": 2}))
+async def test_sse_from_the_first_event_with_gapless_seq(
+    stack: Stack, client: httpx.AsyncClient
+) -> None:
+    simulation_id = await create_simulation(
+        client, request_body(NORMAL_BOT, max_turns=3, input_slots={"level": 2})
+    )
     events = await read_events(client, simulation_id)
     assert [e.type for e in events] == ["queued", "started", *["turn"] * 6, "completed"]
     assert [e.seq for e in events] == list(range(1, len(events) + 1))
     assert all(e.simulation_id == simulation_id for e in events)
     queued, completed = events[0], events[-1]
-    assert isinstance(queued, QueuedEvent) and queued.request.bot_id == NORMAL_BOT
+    assert isinstance(queued, QueuedEvent)
+    assert queued.request.bot_id == NORMAL_BOT
     assert isinstance(completed, CompletedEvent)
-    assert completed.stop_reason == "max_turns" and completed.turn_count == 3
+    assert completed.stop_reason == "max_turns"
+    assert completed.turn_count == 3
     turns = [e for e in events if isinstance(e, TurnEvent)]
     assert [t.index for t in turns] == list(range(6))
     assert [t.role for t in turns] == ["user", "bot"] * 3
@@ -95,9 +112,13 @@ async def test_sse_from_the_first_event_with_gapless_seq(stack: Stack, client: h
     assert calls[0][1]["input_slots"] == {"level": 2}
 
 
-async def test_llm_plays_the_user_with_the_persona_as_system(stack: Stack, client: httpx.AsyncClient) -> None:
+async def test_llm_plays_the_user_with_the_persona_as_system(
+    stack: Stack, client: httpx.AsyncClient
+) -> None:
     persona = "You are Lan, a shy learner. Persona marker 7d1c."
-    simulation_id = await create_simulation(client, request_body(NORMAL_BOT, max_turns=3, persona=persona))
+    simulation_id = await create_simulation(
+        client, request_body(NORMAL_BOT, max_turns=3, persona=persona)
+    )
     await read_events(client, simulation_id)
     requests = stack.llm.requests_with("Persona marker 7d1c")
     assert len(requests) == 2  # a user message after each bot reply but the last
@@ -123,7 +144,9 @@ async def test_late_subscriber_and_last_event_id(client: httpx.AsyncClient) -> N
     assert transcript.text == everything[-1].transcript  # type: ignore[union-attr]
 
 
-async def test_another_gateway_replica_serves_a_simulation_it_never_saw(stack: Stack, client: httpx.AsyncClient) -> None:
+async def test_another_gateway_replica_serves_a_simulation_it_never_saw(
+    stack: Stack, client: httpx.AsyncClient
+) -> None:
     simulation_id = await create_simulation(client, request_body(NORMAL_BOT))
     events = await read_events(client, simulation_id)
     gateway, url = stack.start_gateway()  # started after the simulation ended: only the log has it
@@ -139,7 +162,9 @@ async def test_another_gateway_replica_serves_a_simulation_it_never_saw(stack: S
         gateway.stop()
 
 
-async def test_a_running_simulation_seen_through_another_replica(stack: Stack, client: httpx.AsyncClient) -> None:
+async def test_a_running_simulation_seen_through_another_replica(
+    stack: Stack, client: httpx.AsyncClient
+) -> None:
     simulation_id = await create_simulation(client, request_body(GATED_BOT, max_turns=2))
     gateway, url = stack.start_gateway()
     try:
@@ -153,7 +178,9 @@ async def test_a_running_simulation_seen_through_another_replica(stack: Stack, c
         gateway.stop()
 
 
-async def test_a_topic_subscriber_receives_every_line(stack: Stack, client: httpx.AsyncClient) -> None:
+async def test_a_topic_subscriber_receives_every_line(
+    stack: Stack, client: httpx.AsyncClient
+) -> None:
     connection = await aio_pika.connect_robust(stack.broker.amqp_url)
     async with connection:
         channel = await connection.channel()
@@ -225,7 +252,10 @@ async def _until_first_bot_turn(client: httpx.AsyncClient, simulation_id: str): 
         ({"bot_id": 16, "user_prompt": "hi", "max_turns": 0}, "max_turns"),
         ({"bot_id": 16, "user_prompt": "hi", "max_turns": 51}, "max_turns"),
         ({"bot_id": 16, "user_prompt": "hi", "history": "[not json"}, "history"),
-        ({"bot_id": 16, "user_prompt": "hi", "history": [{"role": "teacher", "content": "x"}]}, "role"),
+        (
+            {"bot_id": 16, "user_prompt": "hi", "history": [{"role": "teacher", "content": "x"}]},
+            "role",
+        ),
         ({"bot_id": 16, "user_prompt": "x" * 4001}, "user_prompt"),
         ({"bot_id": 16, "user_prompt": "hi", "persona": ""}, "persona"),
         ({"bot_id": 16, "user_prompt": "hi", "surprise": 1}, "surprise"),
@@ -261,7 +291,9 @@ async def test_bad_input_queues_nothing(stack: Stack, client: httpx.AsyncClient)
 @pytest.mark.parametrize(
     "simulation_id", ["01a20b56-cfac-7033-be07-cff49f34d8ee", "not-a-simulation", "42"]
 )
-async def test_unknown_id_is_404(client: httpx.AsyncClient, simulation_id: str, suffix: str) -> None:
+async def test_unknown_id_is_404(
+    client: httpx.AsyncClient, simulation_id: str, suffix: str
+) -> None:
     response = await client.get(f"/v1/simulations/{simulation_id}{suffix}")
     assert response.status_code == 404
     assert simulation_id in response.json()["detail"]

@@ -25,7 +25,9 @@ async def healthz() -> dict[str, str]:
 async def readyz(broker: BrokerDep) -> JSONResponse:
     if broker.is_ready:
         return JSONResponse({"status": "ready"})
-    return JSONResponse({"status": "broker unreachable"}, status_code=503, headers={"Retry-After": "5"})
+    return JSONResponse(
+        {"status": "broker unreachable"}, status_code=503, headers={"Retry-After": "5"}
+    )
 
 
 @router.get("/metrics", summary="Prometheus metrics (not yet available)", status_code=501)

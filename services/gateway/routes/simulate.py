@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 
 from contracts.requests import SimulationCreate
 from services.gateway.dependencies import BrokerDep, RelayDep, SettingsDep
@@ -35,7 +35,7 @@ async def simulate(
     broker: BrokerDep,
     relay: RelayDep,
     settings: SettingsDep,
-) -> StreamingResponse:
+) -> Response:
     simulation = await submit_simulation(body, broker, relay)
     events = await relay.follow(simulation.simulation_id)
     headers = {"X-Simulation-Id": simulation.simulation_id}

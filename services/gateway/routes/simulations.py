@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
@@ -18,8 +18,10 @@ __all__ = ["router"]
 
 router = APIRouter(prefix="/v1/simulations", tags=["simulations"])
 
-NOT_FOUND = {404: {"description": "No simulation has this id"}}
-UNAVAILABLE = {503: {"description": "The broker is unreachable: nothing was queued; retry later"}}
+NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "No simulation has this id"}}
+UNAVAILABLE: dict[int | str, dict[str, Any]] = {
+    503: {"description": "The broker is unreachable: nothing was queued; retry later"}
+}
 
 
 @router.post(

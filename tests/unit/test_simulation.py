@@ -1,0 +1,135 @@
+"""The turn loop, with fakes for the bot, the simulated user and the event sink."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+
+from contracts.events import CompletedEvent, FailedEvent, SimulationEvent, TurnEvent
+from contracts.requests import LLMOptions, SimulationRequest
+from services.orchestrator.errors import SimulationFailure
+from services.orchestrator.simulation import EventPublishError, SimulationRun
+from services.orchestrator.user_simulator import TranscriptLine
+
+
+class FakeBot:
+    def __init__(self, fail_on_reply: int | None = None, hang: bool = False) -> None:
+        self.calls: list[tuple[str, Any]] = []
+        self._fail_on_reply = fail_on_reply
+        self._hang = hang
+
+    async def init_conversation(
+        self, bot_id: int, conversation_id: str, input_slots: dict[str, Any]
+    ) -> None:
+        self.calls.append(("init", (bot_id, conversation_id, input_slots)))
+
+    async def send_message(self, conversation_id: str, message: str) -> str:
+        self.calls.append(("webhook", message))
+        replies = sum(1 for kind, _ in self.calls if kind == "webhook")
+        if self._hang:
+            await asyncio.Event().wait()
+        if replies == self._fail_on_reply:
+            raise SimulationFailure("bot_http_error", "webhook answered HTTP 500")
+        return f"bot {replies}"
+
+
+class FakeUser:
+    kind = "fake"
+
+    def __init__(self) -> None:
+        self.seen: list[list[TranscriptLine]] = []
+
+    async def next_message(
+        self, persona: str, lines: Sequence[TranscriptLine], options: LLMOptions | None
+    ) -> str:
+        self.seen.append(list(lines))
+        return f"user {len(self.seen) + 1}"
+
+
+class Recorder:
+    def __init__(self, fail_at_seq: int | None = None) -> None:
+        self.events: list[SimulationEvent] = []
+        self._fail_at_seq = fail_at_seq
+
+    async def publish(self, event: SimulationEvent) -> None:
+        if event.seq == self._fail_at_seq:
+            raise ConnectionError("broker gone")
+        self.events.append(event)
+
+
+def _request(**fields: Any) -> SimulationRequest:
+    return SimulationRequest.model_validate(
+        {
+            "simulation_id": "sim-1",
+            "bot_id": 16,
+            "user_prompt": "sẵn sàng",
+            "max_turns": 3,
+            **fields,
+        }
+    )
+
+
+async def _run(
+    request: SimulationRequest, bot: FakeBot, sink: Recorder, deadline_s: float = 30
+) -> SimulationEvent:
+    return await SimulationRun(
+        request, bot=bot, user=FakeUser(), events=sink, deadline_s=deadline_s
+    ).run()
+
+
+async def test_a_run_publishes_started_each_turn_and_completed_with_gapless_seq() -> None:
+    sink, bot = Recorder(), FakeBot()
+    terminal = await _run(_request(input_slots={"a": 1}), bot, sink)
+    assert [e.type for e in sink.events] == ["started", *["turn"] * 6, "completed"]
+    assert [e.seq for e in sink.events] == list(range(2, 10))
+    assert isinstance(terminal, CompletedEvent)
+    assert terminal.turn_count == 3
+    assert terminal.transcript == (
+        "User: sẵn sàng\nBot: bot 1\nUser: user 2\nBot: bot 2\nUser: user 3\nBot: bot 3\n"
+    )
+    assert bot.calls[0] == ("init", (16, "sim-1", {"a": 1}))
+    assert [c[1] for c in bot.calls[1:]] == ["sẵn sàng", "user 2", "user 3"]
+
+
+async def test_history_comes_first_and_its_last_user_message_is_not_repeated() -> None:
+    sink, bot = Recorder(), FakeBot()
+    history = [
+        {"role": "assistant", "content": "Hello!"},
+        {"role": "user", "content": "Hi teacher"},
+    ]
+    terminal = await _run(_request(max_turns=1, history=history), bot, sink)
+    turns = [e for e in sink.events if isinstance(e, TurnEvent)]
+    assert [(t.role, t.content, t.from_history) for t in turns] == [
+        ("bot", "Hello!", True),
+        ("user", "Hi teacher", True),
+        ("bot", "bot 1", False),
+    ]
+    assert bot.calls[1] == ("webhook", "Hi teacher")
+    assert terminal.transcript == "Bot: Hello!\nUser: Hi teacher\nBot: bot 1\n"  # type: ignore[union-attr]
+
+
+async def test_a_bot_failure_ends_with_failed_and_the_partial_transcript() -> None:
+    sink = Recorder()
+    terminal = await _run(_request(), FakeBot(fail_on_reply=2), sink)
+    assert isinstance(terminal, FailedEvent)
+    assert terminal.error.code == "bot_http_error"
+    assert terminal.error.message == "bot reply 2: webhook answered HTTP 500"
+    assert terminal.transcript == "User: sẵn sàng\nBot: bot 1\nUser: user 2\n"
+
+
+async def test_the_deadline_ends_a_hanging_simulation() -> None:
+    sink = Recorder()
+    terminal = await _run(_request(), FakeBot(hang=True), sink, deadline_s=0.05)
+    assert isinstance(terminal, FailedEvent)
+    assert terminal.error.code == "deadline_exceeded"
+    assert terminal.transcript == "User: sẵn sàng\n"
+
+
+async def test_an_event_that_cannot_be_published_stops_the_run_without_a_terminal_event() -> None:
+    sink = Recorder(fail_at_seq=4)
+    with pytest.raises(EventPublishError):
+        await _run(_request(), FakeBot(), sink)
+    assert [e.seq for e in sink.events] == [2, 3]
