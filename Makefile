@@ -24,7 +24,8 @@ up: install broker
 down:
 	@bash scripts/stack.sh down
 
-demo: up
+demo: install broker
+	@bash scripts/stack.sh up --quiet
 	@bash scripts/stack.sh demo
 
 lint: install

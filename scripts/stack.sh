@@ -62,7 +62,7 @@ case "${1:-}" in
     wait_http demo_bot "http://${CONVSIM_DEMO_BOT_HOST:-127.0.0.1}:${CONVSIM_DEMO_BOT_PORT:-9404}/healthz"
     wait_http gateway "$gateway/readyz"
     alive orchestrator || { tail -20 "$run/orchestrator.log" >&2; exit 1; }
-    urls
+    [ "${2:-}" = "--quiet" ] || urls
     ;;
   down)
     stop gateway; stop orchestrator; stop demo_bot

@@ -147,7 +147,8 @@ class ScriptedUserSimulator:
     def reply_to(bot_said: str, *, turn: int) -> str:
         """The learner's answer to one bot message."""
         lowered = bot_said.lower()
-        if any(cue in lowered for cue in _REPEAT_CUES) and (quoted := _QUOTED.search(bot_said)):
+        cue_at = max(lowered.rfind(cue) for cue in _REPEAT_CUES)
+        if cue_at >= 0 and (quoted := _QUOTED.search(bot_said, cue_at)):
             return f"{quoted.group(1).capitalize()}!"
         for keywords, answer in _CANNED:
             if any(keyword in lowered for keyword in keywords):

@@ -28,4 +28,6 @@ async def test_the_scripted_learner_is_deterministic_and_answers_what_it_is_aske
     assert first == await learner.next_message("p", lines, None)
     assert first == "My name is Minh."
     assert ScriptedUserSimulator.reply_to("Can you say 'dog'?", turn=3) == "Dog!"
+    said = "Yes! 'Cat' is right. Next question: Can you say 'dog'?"
+    assert ScriptedUserSimulator.reply_to(said, turn=3) == "Dog!"
     assert ScriptedUserSimulator.reply_to("Lovely weather", turn=1) != ""

@@ -1,0 +1,45 @@
+"""docker-compose.yml holds together (no Docker engine runs here, so its structure is checked)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _compose() -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load((REPO / "docker-compose.yml").read_text())
+    return loaded
+
+
+def test_the_stack_has_its_four_services() -> None:
+    assert set(_compose()["services"]) == {"rabbitmq", "demo-bot", "orchestrator", "gateway"}
+
+
+def test_rabbitmq_has_the_management_ui_a_healthcheck_and_a_volume() -> None:
+    rabbitmq = _compose()["services"]["rabbitmq"]
+    assert "management" in rabbitmq["image"]
+    assert "rabbitmq-diagnostics" in " ".join(rabbitmq["healthcheck"]["test"])
+    assert any(port.endswith(":15672") for port in rabbitmq["ports"])
+    assert rabbitmq["volumes"]
+
+
+def test_the_services_wait_for_a_healthy_broker_and_find_each_other() -> None:
+    services = _compose()["services"]
+    for name in ("orchestrator", "gateway"):
+        service = services[name]
+        assert service["depends_on"]["rabbitmq"]["condition"] == "service_healthy"
+        assert service["environment"]["CONVSIM_AMQP_URL"].startswith("amqp://")
+        assert "@rabbitmq:5672" in service["environment"]["CONVSIM_AMQP_URL"]
+        assert service["command"][-1] == f"services.{name}"
+    assert services["gateway"]["environment"]["CONVSIM_GATEWAY_HOST"] == "0.0.0.0"
+    assert "demo-bot:9404" in services["orchestrator"]["environment"]["CONVSIM_BOT_API_URL"]
+
+
+def test_the_image_runs_as_a_non_root_user() -> None:
+    dockerfile = (REPO / "Dockerfile").read_text()
+    assert "\nUSER convsim" in dockerfile
+    assert dockerfile.count("FROM ") == 2  # multi-stage
