@@ -1,0 +1,44 @@
+"""A request that can never be processed is dead-lettered, and the orchestrator keeps serving."""
+
+from __future__ import annotations
+
+import asyncio
+
+import aio_pika
+import httpx
+import pytest
+from aio_pika.abc import AbstractIncomingMessage
+
+from contracts.names import DEAD_LETTER_QUEUE, REQUEST_ROUTING_KEY, REQUESTS_EXCHANGE
+from tests.fakes.bot_api import NORMAL_BOT
+from tests.integration.client import create_simulation, read_events, request_body
+from tests.integration.conftest import Stack
+
+pytestmark = pytest.mark.integration
+
+
+async def test_poison_requests_end_in_the_dead_letter_queue(stack: Stack) -> None:
+    connection = await aio_pika.connect_robust(stack.broker.amqp_url)
+    async with connection:
+        channel = await connection.channel()
+        dead = await channel.get_queue(DEAD_LETTER_QUEUE)
+        arrived: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
+
+        async def collect(message: AbstractIncomingMessage) -> None:
+            await message.ack()
+            arrived.put_nowait(message)
+
+        await dead.consume(collect)
+        requests = await channel.get_exchange(REQUESTS_EXCHANGE)
+        poison = [b"not json", b'{"simulation_id": "x", "bot_id": "sixteen"}']
+        for body in poison:
+            await requests.publish(
+                aio_pika.Message(body, delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
+                routing_key=REQUEST_ROUTING_KEY,
+            )
+        bodies = {(await asyncio.wait_for(arrived.get(), 30)).body for _ in poison}
+        assert bodies == set(poison)
+
+    async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=30) as client:
+        simulation_id = await create_simulation(client, request_body(NORMAL_BOT, max_turns=1))
+        assert (await read_events(client, simulation_id))[-1].type == "completed"
