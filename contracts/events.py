@@ -50,6 +50,7 @@ ErrorCode = Literal[
     "llm_rate_limited",
     "llm_error",
     "deadline_exceeded",
+    "too_many_interruptions",
     "internal",
 ]
 ERROR_CODES: tuple[str, ...] = get_args(ErrorCode)
@@ -65,6 +66,14 @@ class _Event(BaseModel):
     schema_version: Literal[1] = 1
     simulation_id: str
     seq: Annotated[int, Field(ge=1, description="1, 2, 3 ... gapless per simulation")]
+    attempt: Annotated[
+        int,
+        Field(
+            ge=0,
+            description="Which delivery of the request published it (0: the gateway). A reader "
+            "drops an event when a higher attempt already published at that seq or before it.",
+        ),
+    ] = 1
     timestamp: AwareDatetime = Field(default_factory=utc_now)
 
 
@@ -72,6 +81,7 @@ class QueuedEvent(_Event):
     """Published by the gateway once the request is safely on the request queue."""
 
     type: Literal["queued"] = "queued"
+    attempt: Annotated[int, Field(ge=0, le=0)] = 0
     request: SimulationRequest
 
 

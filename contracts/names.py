@@ -4,12 +4,17 @@ from __future__ import annotations
 
 __all__ = [
     "ALL_SIMULATION_EVENTS",
+    "CONTROL_EXCHANGE",
+    "CONTROL_LOG_STREAM",
     "DEAD_LETTER_QUEUE",
     "EVENTS_EXCHANGE",
     "EVENT_LOG_STREAM",
+    "QUEUED_EVENTS",
     "REQUESTS_EXCHANGE",
+    "REQUEST_LOG_STREAM",
     "REQUEST_ROUTING_KEY",
     "SIMULATIONS_QUEUE",
+    "cancel_routing_key",
     "event_routing_key",
     "simulation_id_from_routing_key",
 ]
@@ -25,6 +30,19 @@ SIMULATIONS_QUEUE = "convsim.simulations"
 DEAD_LETTER_QUEUE = "convsim.simulations.dead"
 """Where requests that can never be processed end up."""
 
+REQUEST_LOG_STREAM = "convsim.requests.log"
+"""Stream queue bound to EVENTS_EXCHANGE with ``simulation.*.queued``: every accepted request,
+in order, kept two days (idempotency keys are looked up in it)."""
+
+QUEUED_EVENTS = "simulation.*.queued"
+
+CONTROL_EXCHANGE = "convsim.control"
+"""Topic exchange of commands to running simulations (``simulation.<id>.cancel``)."""
+
+CONTROL_LOG_STREAM = "convsim.control.log"
+"""Stream queue bound to CONTROL_EXCHANGE with '#': every command, for whichever orchestrator
+holds (or will hold) the simulation."""
+
 EVENTS_EXCHANGE = "convsim.events"
 """Topic exchange every simulation event is published to."""
 
@@ -38,6 +56,11 @@ ALL_SIMULATION_EVENTS = "simulation.#"
 def event_routing_key(simulation_id: str, event_type: str) -> str:
     """Routing key of one event: ``simulation.<simulation_id>.<type>``."""
     return f"simulation.{simulation_id}.{event_type}"
+
+
+def cancel_routing_key(simulation_id: str) -> str:
+    """Routing key of a cancel command on CONTROL_EXCHANGE."""
+    return f"simulation.{simulation_id}.cancel"
 
 
 def simulation_id_from_routing_key(routing_key: str) -> str | None:

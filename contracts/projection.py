@@ -29,10 +29,16 @@ SimulationStatus = Literal["queued", "running", "completed", "failed", "cancelle
 
 @dataclass
 class EventSequence:
-    """The events of one simulation in seq order, without gaps or duplicates."""
+    """The events of one simulation in seq order, without gaps, duplicates or stale attempts.
+
+    Fencing: every event carries the ``attempt`` (delivery of the request) that published it.
+    Once attempt B has published at seq S, an event of an older attempt at seq S or later is
+    stale (that attempt lost the simulation) and is dropped.
+    """
 
     events: list[SimulationEvent] = field(default_factory=list)
     _pending: dict[int, SimulationEvent] = field(default_factory=dict)
+    _attempt_starts: dict[int, int] = field(default_factory=dict)
 
     @property
     def last_seq(self) -> int:
@@ -49,11 +55,31 @@ class EventSequence:
             self.events[-1], CompletedEvent | FailedEvent | CancelledEvent
         )
 
+    @property
+    def last_attempt(self) -> int:
+        """The highest attempt that published an event (0 when only the gateway did)."""
+        return max(self._attempt_starts, default=0)
+
+    def is_stale(self, event: SimulationEvent) -> bool:
+        """A newer attempt took over at or before this event's seq."""
+        return any(
+            attempt > event.attempt and first_seq <= event.seq
+            for attempt, first_seq in self._attempt_starts.items()
+        )
+
     def add(self, event: SimulationEvent) -> list[SimulationEvent]:
         """Take one event; return the events that became next in order (often just it)."""
-        if event.seq <= self.last_seq or self.is_terminal:
+        if event.seq <= self.last_seq or self.is_terminal or self.is_stale(event):
             return []
-        self._pending[event.seq] = event
+        first_seq = self._attempt_starts.get(event.attempt)
+        if first_seq is None or event.seq < first_seq:
+            self._attempt_starts[event.attempt] = event.seq
+            self._pending = {
+                seq: waiting for seq, waiting in self._pending.items() if not self.is_stale(waiting)
+            }
+        pending = self._pending.get(event.seq)
+        if pending is None or pending.attempt < event.attempt:
+            self._pending[event.seq] = event
         released: list[SimulationEvent] = []
         while (nxt := self._pending.pop(self.last_seq + 1, None)) is not None:
             self.events.append(nxt)

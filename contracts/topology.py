@@ -13,15 +13,22 @@ from contracts.names import DEAD_LETTER_QUEUE
 __all__ = [
     "DEFAULT_EVENT_LOG_MAX_AGE",
     "REQUEST_DELIVERY_LIMIT",
+    "REQUEST_LOG_MAX_AGE",
     "dead_letter_queue_arguments",
     "event_log_arguments",
+    "request_log_arguments",
     "simulations_queue_arguments",
 ]
 
-REQUEST_DELIVERY_LIMIT = 5
-"""Deliveries of one request before the quorum queue dead-letters it."""
+REQUEST_DELIVERY_LIMIT = 20
+"""Deliveries of one request before the quorum queue dead-letters it. Every return counts on
+RabbitMQ 3.x (crashes, restarts, hand-backs at shutdown or lease end), so this bounds crash
+loops, not normal operation; the orchestrator gives up with ``failed`` on the last delivery."""
 
 DEFAULT_EVENT_LOG_MAX_AGE = "7D"
+
+REQUEST_LOG_MAX_AGE = "2D"
+"""Idempotency keys are honoured for 24 hours; the request log keeps them longer than that."""
 
 
 def simulations_queue_arguments() -> dict[str, Any]:
@@ -39,5 +46,10 @@ def dead_letter_queue_arguments() -> dict[str, Any]:
 
 
 def event_log_arguments(max_age: str) -> dict[str, Any]:
-    """Stream queue of every event, retained by age (e.g. '7D', '12h')."""
+    """Stream queue retained by age (e.g. '7D', '12h'): the event log and the control log."""
     return {"x-queue-type": "stream", "x-max-age": max_age}
+
+
+def request_log_arguments() -> dict[str, Any]:
+    """Stream queue of every ``queued`` event (idempotency keys live in its headers)."""
+    return {"x-queue-type": "stream", "x-max-age": REQUEST_LOG_MAX_AGE}

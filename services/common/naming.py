@@ -15,6 +15,10 @@ def connection_name(service: str) -> str:
     return f"convsim-{service}@{socket.gethostname()}:{os.getpid()}"
 
 
-def with_connection_name(amqp_url: str, service: str) -> str:
-    """The AMQP URL with the connection name aiormq announces to the broker (``?name=``)."""
-    return str(URL(amqp_url).update_query(name=connection_name(service)))
+def with_connection_name(amqp_url: str, service: str, *, heartbeat_s: int | None = None) -> str:
+    """The AMQP URL with the connection name aiormq announces to the broker (``?name=``) and,
+    when given, the heartbeat to negotiate."""
+    query: dict[str, str] = {"name": connection_name(service)}
+    if heartbeat_s is not None:
+        query["heartbeat"] = str(heartbeat_s)
+    return str(URL(amqp_url).update_query(query))

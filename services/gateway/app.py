@@ -5,15 +5,19 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from services.common.event_log import EventLogReader
 from services.gateway.broker import BrokerUnavailable, GatewayBroker
-from services.gateway.event_log import EventLogReader
+from services.gateway.cancellation import AlreadyFinished
+from services.gateway.idempotency import IdempotencyIndex
 from services.gateway.relay import EventRelay, UnknownSimulation
 from services.gateway.routes import health, simulate, simulations
 from services.gateway.settings import GatewaySettings
+from services.gateway.submission import IdempotencyConflict, IdempotencyKeyInUse
 
 __all__ = ["create_app"]
 
@@ -36,17 +40,24 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         try:
             log = EventLogReader(
                 broker.connection,
-                idle_s=settings.log_read_idle_s,
                 timeout_s=settings.log_read_timeout_s,
                 prefetch=settings.log_read_prefetch,
             )
             relay = EventRelay(log, max_cached=settings.max_cached_simulations)
             await relay.subscribe(broker.connection)
+            idempotency = IdempotencyIndex(
+                broker.connection,
+                window=timedelta(seconds=settings.idempotency_window_s),
+                sync_timeout_s=settings.log_read_timeout_s,
+            )
+            await idempotency.start()
             app.state.settings = settings
             app.state.broker = broker
             app.state.relay = relay
+            app.state.idempotency = idempotency
             logger.info("gateway ready")
             yield
+            await idempotency.stop()
         finally:
             await broker.close()
 
@@ -63,6 +74,27 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     @app.exception_handler(UnknownSimulation)
     async def _unknown(_: Request, exc: UnknownSimulation) -> JSONResponse:
         return JSONResponse({"detail": f"no simulation with id {exc}"}, status_code=404)
+
+    @app.exception_handler(AlreadyFinished)
+    async def _finished(_: Request, exc: AlreadyFinished) -> JSONResponse:
+        return JSONResponse(
+            {"detail": f"simulation {exc} has already ended ({exc.state.status})"},
+            status_code=409,
+        )
+
+    @app.exception_handler(IdempotencyConflict)
+    async def _key_reused(_: Request, exc: IdempotencyConflict) -> JSONResponse:
+        return JSONResponse(
+            {"detail": "this Idempotency-Key was used with another body"}, status_code=409
+        )
+
+    @app.exception_handler(IdempotencyKeyInUse)
+    async def _key_busy(_: Request, exc: IdempotencyKeyInUse) -> JSONResponse:
+        return JSONResponse(
+            {"detail": "a request with this Idempotency-Key is in progress; retry"},
+            status_code=409,
+            headers={"Retry-After": "1"},
+        )
 
     @app.exception_handler(BrokerUnavailable)
     async def _unavailable(_: Request, exc: BrokerUnavailable) -> JSONResponse:

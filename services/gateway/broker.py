@@ -3,38 +3,30 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import datetime
+from typing import Literal
 
 import aio_pika
-from aio_pika.abc import (
-    AbstractChannel,
-    AbstractExchange,
-    AbstractRobustConnection,
-    ExchangeType,
-)
+from aio_pika.abc import AbstractExchange, AbstractRobustConnection
+from aiormq.exceptions import ChannelLockedResource
 
-from contracts.names import (
-    DEAD_LETTER_QUEUE,
-    EVENT_LOG_STREAM,
-    EVENTS_EXCHANGE,
-    REQUEST_ROUTING_KEY,
-    REQUESTS_EXCHANGE,
-    SIMULATIONS_QUEUE,
-)
-from contracts.topology import (
-    dead_letter_queue_arguments,
-    event_log_arguments,
-    simulations_queue_arguments,
-)
+from contracts.names import REQUEST_ROUTING_KEY
 from services.common.naming import with_connection_name
+from services.common.topology import Exchanges, declare_topology
 
-__all__ = ["BrokerUnavailable", "GatewayBroker"]
+__all__ = ["BrokerUnavailable", "GatewayBroker", "LockHeld"]
 
 logger = logging.getLogger(__name__)
 
 
 class BrokerUnavailable(Exception):
     """The broker did not take a message: nothing was queued; the client may retry."""
+
+
+class LockHeld(Exception):
+    """Another connection holds this lock."""
 
 
 class GatewayBroker:
@@ -45,8 +37,7 @@ class GatewayBroker:
         self._event_log_max_age = event_log_max_age
         self._publish_timeout_s = publish_timeout_s
         self._connection: AbstractRobustConnection | None = None
-        self._requests: AbstractExchange | None = None
-        self._events: AbstractExchange | None = None
+        self._exchanges: Exchanges | None = None
 
     @property
     def connection(self) -> AbstractRobustConnection:
@@ -64,35 +55,68 @@ class GatewayBroker:
             with_connection_name(self._amqp_url, "gateway")
         )
         channel = await self._connection.channel(publisher_confirms=True, on_return_raises=True)
-        self._requests, self._events = await _declare_topology(channel, self._event_log_max_age)
+        self._exchanges = await declare_topology(channel, self._event_log_max_age)
 
     async def close(self) -> None:
         if self._connection is not None:
             await self._connection.close()
             self._connection = None
 
+    @asynccontextmanager
+    async def exclusive_lock(self, name: str) -> AsyncIterator[None]:
+        """Hold a lock shared by every gateway: an exclusive queue of that name, which the
+        broker lets one connection have at a time and drops if that connection dies."""
+        if not self.is_ready:
+            raise BrokerUnavailable("not connected to the broker")
+        channel = await self.connection.channel()
+        try:
+            try:
+                queue = await channel.declare_queue(name, exclusive=True, auto_delete=True)
+            except ChannelLockedResource as exc:
+                raise LockHeld(name) from exc
+            try:
+                yield
+            finally:
+                await queue.delete(if_unused=False, if_empty=False)
+        finally:
+            if not channel.is_closed:
+                await channel.close()
+
     async def publish_request(self, simulation_id: str, body: bytes, timestamp: datetime) -> None:
         """Publish a request; return once the broker confirmed it reached the request queue."""
         await self._publish(
-            self._requests, REQUEST_ROUTING_KEY, simulation_id, body, timestamp, "request"
+            "requests", REQUEST_ROUTING_KEY, simulation_id, body, timestamp, "request"
         )
 
     async def publish_event(
+        self,
+        simulation_id: str,
+        routing_key: str,
+        body: bytes,
+        timestamp: datetime,
+        kind: str,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        await self._publish("events", routing_key, simulation_id, body, timestamp, kind, headers)
+
+    async def publish_command(
         self, simulation_id: str, routing_key: str, body: bytes, timestamp: datetime, kind: str
     ) -> None:
-        await self._publish(self._events, routing_key, simulation_id, body, timestamp, kind)
+        await self._publish("control", routing_key, simulation_id, body, timestamp, kind)
 
     async def _publish(
         self,
-        exchange: AbstractExchange | None,
+        exchange_name: Literal["requests", "events", "control"],
         routing_key: str,
         simulation_id: str,
         body: bytes,
         timestamp: datetime,
         kind: str,
+        headers: dict[str, str] | None = None,
     ) -> None:
-        if exchange is None or not self.is_ready:
+        if self._exchanges is None or not self.is_ready:
             raise BrokerUnavailable("not connected to the broker")
+        exchange: AbstractExchange = getattr(self._exchanges, exchange_name)
         message = aio_pika.Message(
             body,
             content_type="application/json",
@@ -102,6 +126,7 @@ class GatewayBroker:
             type=kind,
             timestamp=timestamp,
             app_id="convsim-gateway",
+            headers=dict(headers or {}),
         )
         try:
             # mandatory + on_return_raises: an unroutable message raises instead of vanishing.
@@ -111,24 +136,3 @@ class GatewayBroker:
         except Exception as exc:
             logger.warning("publishing %s of %s failed: %r", kind, simulation_id, exc)
             raise BrokerUnavailable(f"the broker did not confirm the {kind}") from exc
-
-
-async def _declare_topology(
-    channel: AbstractChannel, event_log_max_age: str
-) -> tuple[AbstractExchange, AbstractExchange]:
-    """Declare every exchange and queue of the contract, so a request waits for an orchestrator
-    even when none has started yet (the orchestrator declares the same, identically)."""
-    requests = await channel.declare_exchange(REQUESTS_EXCHANGE, ExchangeType.DIRECT, durable=True)
-    events = await channel.declare_exchange(EVENTS_EXCHANGE, ExchangeType.TOPIC, durable=True)
-    await channel.declare_queue(
-        DEAD_LETTER_QUEUE, durable=True, arguments=dead_letter_queue_arguments()
-    )
-    simulations = await channel.declare_queue(
-        SIMULATIONS_QUEUE, durable=True, arguments=simulations_queue_arguments()
-    )
-    await simulations.bind(requests, routing_key=REQUEST_ROUTING_KEY)
-    log = await channel.declare_queue(
-        EVENT_LOG_STREAM, durable=True, arguments=event_log_arguments(event_log_max_age)
-    )
-    await log.bind(events, routing_key="#")
-    return requests, events

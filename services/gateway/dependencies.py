@@ -7,10 +7,11 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from services.gateway.broker import GatewayBroker
+from services.gateway.idempotency import IdempotencyIndex
 from services.gateway.relay import EventRelay
 from services.gateway.settings import GatewaySettings
 
-__all__ = ["BrokerDep", "RelayDep", "SettingsDep"]
+__all__ = ["BrokerDep", "IdempotencyDep", "RelayDep", "SettingsDep"]
 
 
 def _settings(request: Request) -> GatewaySettings:
@@ -28,6 +29,12 @@ def _relay(request: Request) -> EventRelay:
     return relay
 
 
+def _idempotency(request: Request) -> IdempotencyIndex:
+    index: IdempotencyIndex = request.app.state.idempotency
+    return index
+
+
 SettingsDep = Annotated[GatewaySettings, Depends(_settings)]
 BrokerDep = Annotated[GatewayBroker, Depends(_broker)]
 RelayDep = Annotated[EventRelay, Depends(_relay)]
+IdempotencyDep = Annotated[IdempotencyIndex, Depends(_idempotency)]

@@ -18,13 +18,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection, ExchangeType
+from aiormq.exceptions import AMQPError
 from pydantic import ValidationError
 
 from contracts.events import SimulationEvent, parse_event
 from contracts.ids import created_at_of
 from contracts.names import ALL_SIMULATION_EVENTS, EVENTS_EXCHANGE
 from contracts.projection import EventSequence, SimulationState
-from services.gateway.event_log import EventLogReader
+from services.common.event_log import EventLogReader
+from services.gateway.broker import BrokerUnavailable
 
 __all__ = ["EventRelay", "UnknownSimulation"]
 
@@ -55,6 +57,7 @@ class EventRelay:
         self._log = log
         self._max_cached = max_cached
         self._feeds: OrderedDict[str, _Feed] = OrderedDict()
+        self._backfills: set[asyncio.Task[None]] = set()
 
     async def subscribe(self, connection: AbstractRobustConnection) -> None:
         """Start receiving every simulation event (an exclusive queue of this gateway)."""
@@ -68,6 +71,16 @@ class EventRelay:
         )
         await queue.bind(exchange, routing_key=ALL_SIMULATION_EVENTS)
         await queue.consume(self._on_message, no_ack=True)
+        connection.reconnect_callbacks.add(self._on_reconnect)
+
+    def _on_reconnect(self, *_: object) -> None:
+        """Events published while this gateway was disconnected never reach its queue: read
+        them from the log for every simulation someone is following."""
+        for simulation_id, feed in list(self._feeds.items()):
+            if feed.listeners and not feed.sequence.is_terminal:
+                task = asyncio.create_task(self._catch_up(simulation_id, feed))
+                self._backfills.add(task)
+                task.add_done_callback(self._backfills.discard)
 
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
         try:
@@ -142,14 +155,24 @@ class EventRelay:
             raise UnknownSimulation(simulation_id)
         return feed
 
-    async def _backfill(self, simulation_id: str, feed: _Feed) -> None:
+    async def _catch_up(self, simulation_id: str, feed: _Feed) -> None:
+        try:
+            await self._backfill(simulation_id, feed, force=True)
+        except BrokerUnavailable:
+            logger.warning("could not catch up with %s after a reconnect", simulation_id)
+
+    async def _backfill(self, simulation_id: str, feed: _Feed, *, force: bool = False) -> None:
         async with feed.loading:
-            if feed.has_start and not feed.sequence.has_gap:
+            if not force and feed.has_start and not feed.sequence.has_gap:
                 return  # another caller loaded it meanwhile
             created_at = created_at_of(simulation_id)
             if created_at is None:
                 return
-            for event in await self._log.read(simulation_id, created_at):
+            try:
+                events = await self._log.read(simulation_id, created_at)
+            except (TimeoutError, ConnectionError, AMQPError) as exc:
+                raise BrokerUnavailable("the event log could not be read") from exc
+            for event in events:
                 self.accept(event)
 
     def _feed(self, simulation_id: str) -> _Feed:

@@ -24,9 +24,11 @@ class GatewaySettings(BaseSettings):
     publish_timeout_s: PositiveSeconds = 10.0
     sse_ping_s: PositiveSeconds = 15.0
     max_cached_simulations: Annotated[int, Field(ge=100, le=1_000_000)] = 10_000
-    log_read_idle_s: PositiveSeconds = Field(
-        default=0.5, description="A log read ends after this long without a message."
-    )
     log_read_timeout_s: PositiveSeconds = 30.0
+    idempotency_window_s: Annotated[float, Field(ge=86_400, le=172_000)] = Field(
+        default=86_400.0,
+        description="How long an Idempotency-Key answers the same simulation (the request "
+        "log keeps two days).",
+    )
     log_read_prefetch: Annotated[int, Field(ge=1, le=10_000)] = 1_000
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

@@ -3,23 +3,56 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from contracts.events import QueuedEvent
 from contracts.ids import new_simulation_id
 from contracts.names import event_routing_key
 from contracts.requests import SimulationCreate, SimulationRequest
-from services.gateway.broker import BrokerUnavailable, GatewayBroker
+from services.gateway.broker import BrokerUnavailable, GatewayBroker, LockHeld
+from services.gateway.idempotency import (
+    FINGERPRINT_HEADER,
+    IDEMPOTENCY_KEY_HEADER,
+    IdempotencyIndex,
+    KeyRecord,
+    fingerprint_of,
+    lock_name,
+)
 from services.gateway.relay import EventRelay
 
-__all__ = ["submit_simulation"]
+__all__ = [
+    "Accepted",
+    "IdempotencyConflict",
+    "IdempotencyKeyInUse",
+    "submit_idempotent",
+    "submit_simulation",
+]
 
 logger = logging.getLogger(__name__)
 
 QUEUED_PUBLISH_ATTEMPTS = 3
 
 
+class IdempotencyConflict(Exception):
+    """The key was used with another body."""
+
+
+class IdempotencyKeyInUse(Exception):
+    """A request with this key is being accepted right now (on this or another gateway)."""
+
+
+@dataclass(frozen=True)
+class Accepted:
+    simulation_id: str
+    replayed: bool
+
+
 async def submit_simulation(
-    create: SimulationCreate, broker: GatewayBroker, relay: EventRelay
+    create: SimulationCreate,
+    broker: GatewayBroker,
+    relay: EventRelay,
+    headers: dict[str, str] | None = None,
 ) -> SimulationRequest:
     """Queue one simulation. Raises BrokerUnavailable when nothing was queued."""
     request = SimulationRequest(**create.model_dump(), simulation_id=new_simulation_id())
@@ -33,7 +66,7 @@ async def submit_simulation(
     for attempt in range(1, QUEUED_PUBLISH_ATTEMPTS + 1):
         try:
             await broker.publish_event(
-                request.simulation_id, routing_key, body, queued.timestamp, queued.type
+                request.simulation_id, routing_key, body, queued.timestamp, queued.type, headers
             )
             break
         except BrokerUnavailable:
@@ -43,3 +76,32 @@ async def submit_simulation(
                 "queued event of %s not published (attempt %d)", request.simulation_id, attempt
             )
     return request
+
+
+async def submit_idempotent(
+    create: SimulationCreate,
+    key: str,
+    broker: GatewayBroker,
+    relay: EventRelay,
+    index: IdempotencyIndex,
+) -> Accepted:
+    """Queue a simulation once per key: the same key and body answer the same simulation."""
+    fingerprint = fingerprint_of(create)
+    try:
+        async with broker.exclusive_lock(lock_name(key)):
+            await index.sync()
+            record = index.lookup(key)
+            if record is not None:
+                if record.fingerprint != fingerprint:
+                    raise IdempotencyConflict(key)
+                return Accepted(record.simulation_id, replayed=True)
+            request = await submit_simulation(
+                create,
+                broker,
+                relay,
+                headers={IDEMPOTENCY_KEY_HEADER: key, FINGERPRINT_HEADER: fingerprint},
+            )
+            index.remember(key, KeyRecord(request.simulation_id, fingerprint, datetime.now(UTC)))
+            return Accepted(request.simulation_id, replayed=False)
+    except LockHeld as exc:
+        raise IdempotencyKeyInUse(key) from exc

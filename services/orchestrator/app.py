@@ -3,25 +3,32 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
+import aio_pika
 from faststream import AckPolicy, FastStream
 from faststream.rabbit import Channel, RabbitBroker
 from faststream.rabbit.annotations import RabbitMessage
 from faststream.specification import AsyncAPI
 
 from contracts.events import SimulationEvent
-from contracts.names import EVENT_LOG_STREAM
+from contracts.names import CONTROL_LOG_STREAM
 from contracts.requests import SimulationRequest
 from services.common.naming import with_connection_name
+from services.common.stream_reader import StreamFollower
+from services.common.topology import declare_topology
 from services.orchestrator import topology
 from services.orchestrator.bot_api import BotApiClient, build_bot_http_client
-from services.orchestrator.event_publisher import RabbitEventSink
+from services.orchestrator.cancellations import HeldRuns
+from services.orchestrator.event_publisher import DeliveryEventSink, OwnershipLost
+from services.orchestrator.request_handler import RequestHandler
 from services.orchestrator.settings import OrchestratorSettings
-from services.orchestrator.simulation import EventPublishError, SimulationRun
+from services.orchestrator.simulation import EventPublishError, HandBack
 from services.orchestrator.user_simulator import (
     LLMUserSimulator,
     ScriptedUserSimulator,
@@ -33,32 +40,52 @@ __all__ = ["create_app"]
 
 logger = logging.getLogger(__name__)
 
+HAND_BACK_WAIT_S = 5.0
+"""After the grace period, how long interrupted runs get to hand their requests back."""
+
 
 @dataclass
-class _Ports:
-    bot: BotApiClient
-    user: UserSimulator
-    events: RabbitEventSink
+class _Parts:
+    handler: RequestHandler
+    held: HeldRuns
 
 
 class _Orchestrator:
-    """Holds what the lifespan builds, for the handler to use."""
+    """Holds what the lifespan builds, for the handler and the shutdown hook to use."""
 
     def __init__(self, settings: OrchestratorSettings, broker: RabbitBroker) -> None:
         self.settings = settings
         self.broker = broker
-        self._ports: _Ports | None = None
+        self.subscriber: Any = None
+        self._parts: _Parts | None = None
+        self._draining = False
 
     @property
-    def ports(self) -> _Ports:
-        if self._ports is None:
+    def parts(self) -> _Parts:
+        if self._parts is None:
             raise RuntimeError("the orchestrator is not started")
-        return self._ports
+        return self._parts
 
     @asynccontextmanager
     async def lifespan(self) -> AsyncIterator[None]:
         settings = self.settings
         async with AsyncExitStack() as stack:
+            # Its own connection for the logs, so reads never queue behind the run channel.
+            connection = await aio_pika.connect_robust(
+                with_connection_name(
+                    settings.amqp_url, "orchestrator-log", heartbeat_s=settings.amqp_heartbeat_s
+                )
+            )
+            stack.push_async_callback(connection.close)
+            async with connection.channel() as channel:
+                await declare_topology(channel, settings.event_log_max_age)
+            held = HeldRuns()
+            control = StreamFollower(
+                connection, CONTROL_LOG_STREAM, "first", held.on_control_message
+            )
+            await control.start()
+            stack.push_async_callback(control.stop)
+            await control.sync(settings.log_read_timeout_s)  # every cancel so far is known
             bot_http = build_bot_http_client(
                 settings.bot_api_url,
                 read_timeout_s=settings.bot_timeout_s,
@@ -78,69 +105,116 @@ class _Orchestrator:
                 user = LLMUserSimulator(llm, default_model=settings.llm_model)
             else:
                 user = ScriptedUserSimulator(delay_s=settings.scripted_user_delay_s)
-            self._ports = _Ports(
+            handler = RequestHandler(
+                settings,
+                connection=connection,
                 bot=BotApiClient(bot_http, max_reply_bytes=settings.max_bot_reply_bytes),
                 user=user,
-                events=RabbitEventSink(self.broker, topology.events_exchange()),
             )
+            self._parts = _Parts(handler=handler, held=held)
             logger.info("orchestrator ready: simulated user %s", user.kind)
             yield
 
-    async def declare_topology(self) -> None:
-        """Declare what events need before any request is consumed: the exchange, the log."""
-        await self.broker.connect()
-        events = await self.broker.declare_exchange(topology.events_exchange())
-        log = await self.broker.declare_queue(
-            topology.event_log_stream(self.settings.event_log_max_age)
-        )
-        await log.bind(events, routing_key="#")
-        await self.broker.declare_queue(topology.dead_letter_queue())
-        logger.info("declared %s, bound to every event", EVENT_LOG_STREAM)
-
     async def handle(self, request: SimulationRequest, message: RabbitMessage) -> None:
-        ports = self.ports
-        run = SimulationRun(
-            request,
-            bot=ports.bot,
-            user=ports.user,
-            events=ports.events,
-            deadline_s=self.settings.simulation_deadline_s,
+        delivery = message.raw_message
+        simulation_id = request.simulation_id
+        if self._draining:
+            await _settle(message, requeue=True)
+            return
+        held = self.parts.held
+        signals = held.hold(simulation_id)
+        lease = asyncio.get_running_loop().call_later(
+            self.settings.request_lease_s, signals.hand_back_soon
         )
+        sink = DeliveryEventSink(delivery, timeout_s=self.settings.publish_timeout_s)
         try:
-            terminal = await run.run()
-        except EventPublishError:
-            logger.exception("simulation %s: events could not be published", request.simulation_id)
-            await message.nack(requeue=True)
+            terminal = await self.parts.handler.run(request, delivery, sink, signals)
+        except HandBack:
+            logger.info("simulation %s handed back; the next attempt resumes it", simulation_id)
+            await _settle(message, requeue=True)
+            return
+        except (EventPublishError, OwnershipLost):
+            if sink.owns_request:
+                logger.exception("simulation %s: events could not be published", simulation_id)
+            else:
+                logger.warning(
+                    "simulation %s: lost its request (the channel holding it closed); "
+                    "another attempt resumes it from the log",
+                    simulation_id,
+                )
+            await _settle(message, requeue=True)
             return
         except asyncio.CancelledError:
-            await message.nack(requeue=True)
+            await _settle(message, requeue=True)
             raise
-        # The terminal event is confirmed by the broker: only now is the request done.
+        finally:
+            lease.cancel()
+            held.release(simulation_id, signals)
+        # The terminal event is confirmed by the broker (or was already): the request is done.
         await message.ack()
-        logger.info("simulation %s ended: %s", request.simulation_id, terminal.type)
+        if terminal is not None:
+            logger.info("simulation %s ended: %s", simulation_id, terminal.type)
+
+    async def drain(self) -> None:
+        """On SIGTERM: stop taking work, hand back what is held, within the grace period."""
+        self._draining = True
+        await self._stop_consuming()
+        if self._parts is None:
+            return
+        held = self._parts.held
+        logger.info("shutting down: handing back %d simulations", len(held))
+        for signals in held.all_signals():
+            signals.hand_back_soon()
+        if not await held.wait_until_none_held(self.settings.graceful_timeout_s):
+            for signals in held.all_signals():
+                signals.hand_back_now()
+            await held.wait_until_none_held(HAND_BACK_WAIT_S)
+        logger.info("shut down with %d simulations still held", len(held))
+
+    async def _stop_consuming(self) -> None:
+        # FastStream cancels the consumer only after its own graceful wait, and meanwhile
+        # leaves new deliveries unacknowledged; cancelling first means none arrive.
+        queue = getattr(self.subscriber, "_queue_obj", None)
+        tag = getattr(self.subscriber, "_consumer_tag", None)
+        if queue is None or tag is None:
+            return
+        try:
+            await queue.cancel(tag)
+            self.subscriber._consumer_tag = None
+        except Exception as exc:  # the connection may be gone already
+            logger.warning("could not cancel the request consumer: %r", exc)
+
+
+async def _settle(message: RabbitMessage, *, requeue: bool) -> None:
+    """Nack the request back to the queue; if its channel is gone the broker did it already."""
+    with contextlib.suppress(aio_pika.exceptions.AMQPError, ConnectionError, RuntimeError):
+        await message.nack(requeue=requeue)
 
 
 def create_app(settings: OrchestratorSettings | None = None) -> FastStream:
     """Build the orchestrator app: a broker consuming the request queue."""
     settings = settings or OrchestratorSettings()
     broker = RabbitBroker(
-        with_connection_name(settings.amqp_url, "orchestrator"),
+        with_connection_name(
+            settings.amqp_url, "orchestrator", heartbeat_s=settings.amqp_heartbeat_s
+        ),
         default_channel=Channel(
             prefetch_count=settings.max_concurrent_simulations, on_return_raises=True
         ),
-        graceful_timeout=settings.graceful_timeout_s,
+        graceful_timeout=settings.graceful_timeout_s + HAND_BACK_WAIT_S,
         app_id="convsim-orchestrator",
         description="Runs simulated conversations and publishes every turn as an event.",
     )
     orchestrator = _Orchestrator(settings, broker)
 
-    broker.subscriber(
+    orchestrator.subscriber = broker.subscriber(
         topology.simulations_queue(),
         topology.requests_exchange(),
         ack_policy=AckPolicy.REJECT_ON_ERROR,
         title="convsim.simulations:run",
         description="A simulation request; dead-lettered when it is not a valid request.",
-    )(orchestrator.handle)
+    )
+    orchestrator.subscriber(orchestrator.handle)
 
     broker.publisher(
         exchange=topology.events_exchange(),
@@ -154,7 +228,7 @@ def create_app(settings: OrchestratorSettings | None = None) -> FastStream:
     return FastStream(
         broker,
         lifespan=orchestrator.lifespan,
-        on_startup=[orchestrator.declare_topology],
+        on_shutdown=[orchestrator.drain],
         specification=AsyncAPI(
             title="convsim",
             version="1",

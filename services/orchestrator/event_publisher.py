@@ -1,37 +1,68 @@
-"""Publishes simulation events to the topic exchange: persistent, confirmed, never dropped."""
+"""Publishes a run's events on the channel its request was delivered on: the write fence.
+
+RabbitMQ requeues a request only when the channel holding it closes (crash, lost heartbeat,
+consumer timeout, broker restart). Publishing on that same channel means a run can only add
+events while it still holds its request: once another orchestrator may have it, every
+publish of the stale run fails. Readers fence by ``attempt`` as a second line of defence.
+"""
 
 from __future__ import annotations
 
-from faststream.rabbit import RabbitBroker, RabbitExchange
+import aio_pika
+from aio_pika.abc import AbstractIncomingMessage
+from pamqp.commands import Basic
 
 from contracts.events import SimulationEvent
-from contracts.names import event_routing_key
+from contracts.names import EVENTS_EXCHANGE, event_routing_key
 
-__all__ = ["RabbitEventSink"]
+__all__ = ["DeliveryEventSink", "OwnershipLost"]
 
 
-class RabbitEventSink:
-    """The EventSink of a real run.
+class OwnershipLost(Exception):
+    """The channel holding the request closed: the broker has requeued it for another attempt."""
 
-    The broker's channel has publisher confirms on and raises on returned messages, and every
-    event is published ``mandatory``: so ``publish`` returns only once RabbitMQ has the event in
-    a queue (the event log at least), and raises otherwise.
-    """
 
-    def __init__(self, broker: RabbitBroker, exchange: RabbitExchange) -> None:
-        self._broker = broker
-        self._exchange = exchange
+class DeliveryEventSink:
+    """The EventSink of a real run: persistent, mandatory, confirmed, fenced."""
+
+    def __init__(self, delivery: AbstractIncomingMessage, *, timeout_s: float) -> None:
+        self._delivery = delivery
+        self._timeout_s = timeout_s
+
+    @property
+    def owns_request(self) -> bool:
+        """The channel holding the request is open (aio-pika raises once it is closed)."""
+        try:
+            return not self._delivery.channel.is_closed
+        except aio_pika.exceptions.ChannelInvalidStateError:
+            return False
 
     async def publish(self, event: SimulationEvent) -> None:
-        await self._broker.publish(
+        if not self.owns_request:
+            raise OwnershipLost(f"the channel holding {event.simulation_id} is closed")
+        message = aio_pika.Message(
             event.model_dump_json().encode(),
-            exchange=self._exchange,
-            routing_key=event_routing_key(event.simulation_id, event.type),
-            persist=True,
-            mandatory=True,
             content_type="application/json",
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
             correlation_id=event.simulation_id,
             message_id=f"{event.simulation_id}.{event.seq}",
-            message_type=event.type,
+            type=event.type,
             timestamp=event.timestamp,
+            app_id="convsim-orchestrator",
+            headers={"convsim-attempt": event.attempt},
         )
+        try:
+            confirmation = await self._delivery.channel.basic_publish(
+                message.body,
+                exchange=EVENTS_EXCHANGE,
+                routing_key=event_routing_key(event.simulation_id, event.type),
+                properties=message.properties,
+                mandatory=True,
+                timeout=self._timeout_s,
+            )
+        except Exception as exc:
+            if not self.owns_request:
+                raise OwnershipLost(f"the channel holding {event.simulation_id} closed") from exc
+            raise
+        if not isinstance(confirmation, Basic.Ack):
+            raise RuntimeError(f"the broker did not take {event.type} seq {event.seq}")

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from contracts.topology import DEFAULT_EVENT_LOG_MAX_AGE
+from contracts.topology import DEFAULT_EVENT_LOG_MAX_AGE, REQUEST_DELIVERY_LIMIT
 
 __all__ = ["OrchestratorSettings"]
 
@@ -35,7 +35,25 @@ class OrchestratorSettings(BaseSettings):
     max_attempts: Annotated[int, Field(ge=1, le=10)] = 3
     simulation_deadline_s: PositiveSeconds = 1_800.0
     max_concurrent_simulations: Annotated[int, Field(ge=1, le=10_000)] = 200
-    graceful_timeout_s: PositiveSeconds = 30.0
+    graceful_timeout_s: PositiveSeconds = Field(
+        default=30.0,
+        description="On SIGTERM: how long held simulations may run on before they are handed "
+        "back mid-call (each is handed back at its next step boundary before that).",
+    )
+    request_lease_s: PositiveSeconds = Field(
+        default=900.0,
+        description="A run hands its request back (at a step boundary; the next attempt resumes "
+        "from the log) once it has held it this long. Keep it well below the broker's "
+        "consumer_timeout (30 min by default) minus the longest step.",
+    )
+    amqp_heartbeat_s: Annotated[int, Field(ge=1, le=600)] = Field(
+        default=30,
+        description="AMQP heartbeat: a frozen or cut-off orchestrator loses its requests to "
+        "another one after about twice this.",
+    )
+    publish_timeout_s: PositiveSeconds = 10.0
+    log_read_timeout_s: PositiveSeconds = 60.0
+    log_read_prefetch: Annotated[int, Field(ge=200, le=10_000)] = 1_000
     event_log_max_age: Annotated[str, Field(pattern=r"^\d+[YMDhms]$")] = DEFAULT_EVENT_LOG_MAX_AGE
     scripted_user_delay_s: Annotated[float, Field(ge=0, le=60)] = 0.0
     max_bot_reply_bytes: Annotated[int, Field(ge=1_024, le=64 * 1_048_576)] = 1_048_576
@@ -49,6 +67,16 @@ class OrchestratorSettings(BaseSettings):
             raise ValueError(
                 "CONVSIM_USER_SIMULATOR=llm needs OPENAI_API_KEY (any value for a local "
                 "OpenAI-compatible server)"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _lease_fits_delivery_limit(self) -> OrchestratorSettings:
+        # Every hand-back is a redelivery; leave half of the delivery limit for real faults.
+        if self.simulation_deadline_s / self.request_lease_s > REQUEST_DELIVERY_LIMIT / 2:
+            raise ValueError(
+                "CONVSIM_SIMULATION_DEADLINE_S / CONVSIM_REQUEST_LEASE_S must stay below "
+                f"{REQUEST_DELIVERY_LIMIT // 2} (each lease end is one redelivery of the request)"
             )
         return self
 

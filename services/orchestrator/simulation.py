@@ -1,17 +1,23 @@
 """The turn loop of one simulation: pure logic over three ports (bot, simulated user, events).
 
 It knows nothing of RabbitMQ or HTTP: the app gives it real adapters, unit tests give it fakes.
+A run resumes what an earlier attempt recorded: the steps already in the event log are taken
+from it (no call, no event), and the loop carries on from the first step that is not.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from functools import partial
 from typing import Any, Protocol, TypeVar
 
 from contracts.events import (
+    CancelledEvent,
     CompletedEvent,
     ErrorInfo,
     FailedEvent,
@@ -23,20 +29,58 @@ from contracts.events import (
 from contracts.requests import SimulationRequest
 from contracts.transcript import format_transcript, speaker_role
 from services.orchestrator.errors import SimulationFailure
+from services.orchestrator.recorded_run import RecordedRun
 from services.orchestrator.user_simulator import TranscriptLine, UserSimulator
 
-__all__ = ["FIRST_ORCHESTRATOR_SEQ", "BotPort", "EventPublishError", "EventSink", "SimulationRun"]
+__all__ = [
+    "BotPort",
+    "EventPublishError",
+    "EventSink",
+    "HandBack",
+    "RunSignals",
+    "SimulationRun",
+]
 
 logger = logging.getLogger(__name__)
-
-FIRST_ORCHESTRATOR_SEQ = 2
-"""seq 1 is the gateway's ``queued`` event."""
 
 T = TypeVar("T")
 
 
 class EventPublishError(Exception):
     """An event could not be recorded: the run stops without a terminal event, to be redone."""
+
+
+class HandBack(Exception):
+    """The run stops without a terminal event so that another attempt resumes it from the log."""
+
+
+class RunSignals:
+    """How the outside world steers a run.
+
+    ``cancel()``: end with ``cancelled`` now (an in-flight call is abandoned).
+    ``hand_back_soon()``: stop at the next step boundary, so nothing is repeated (lease end,
+    shutdown). ``hand_back_now()``: stop even mid-call (the grace period is over).
+    """
+
+    def __init__(self) -> None:
+        self.cancelled = asyncio.Event()
+        self.interrupted = asyncio.Event()
+        self.hand_back_requested = False
+
+    def cancel(self) -> None:
+        self.cancelled.set()
+        self.interrupted.set()
+
+    def hand_back_soon(self) -> None:
+        self.hand_back_requested = True
+
+    def hand_back_now(self) -> None:
+        self.hand_back_requested = True
+        self.interrupted.set()
+
+
+class _Cancelled(Exception):
+    pass
 
 
 class BotPort(Protocol):
@@ -54,7 +98,7 @@ class EventSink(Protocol):
 
 
 class SimulationRun:
-    """Runs one requested simulation to its terminal event."""
+    """Runs one requested simulation to its terminal event, resuming what is recorded."""
 
     def __init__(
         self,
@@ -64,14 +108,21 @@ class SimulationRun:
         user: UserSimulator,
         events: EventSink,
         deadline_s: float,
-        first_seq: int = FIRST_ORCHESTRATOR_SEQ,
+        recorded: RecordedRun | None = None,
+        attempt: int = 1,
+        signals: RunSignals | None = None,
     ) -> None:
+        recorded = recorded or RecordedRun.fresh(request)
         self._request = request
         self._bot = bot
         self._user = user
         self._events = events
         self._deadline_s = deadline_s
-        self._next_seq = first_seq
+        self._recorded = recorded
+        self._attempt = attempt
+        self._signals = signals or RunSignals()
+        self._next_seq = recorded.last_seq + 1
+        self._replay: list[TurnEvent] = recorded.turns
         self._lines: list[TranscriptLine] = []
         self._bot_replies = 0
 
@@ -82,19 +133,23 @@ class SimulationRun:
         return self._request.simulation_id
 
     async def run(self) -> SimulationEvent:
-        """Publish started, every turn, then the terminal event, which it returns."""
-        started_at = time.monotonic()
-        await self._emit(
-            StartedEvent,
-            conversation_id=self.conversation_id,
-            user_simulator=self._user.kind,
-        )
+        """Publish what is not recorded yet, up to the terminal event, which it returns.
+
+        Raises HandBack or EventPublishError when it stops without a terminal event.
+        """
+        started = self._recorded.started
+        started_at = started.timestamp if started else datetime.now(UTC)
+        remaining_s = self._deadline_s - (datetime.now(UTC) - started_at).total_seconds()
         try:
-            async with asyncio.timeout(self._deadline_s):
+            async with asyncio.timeout(max(remaining_s, 0)):
+                if started is None:
+                    await self._open_conversation()
                 await self._converse()
+        except _Cancelled:
+            return await self._emit(CancelledEvent, transcript=self._transcript())
         except SimulationFailure as failure:
             return await self._fail(failure.to_error_info())
-        except EventPublishError:
+        except (EventPublishError, HandBack):
             raise
         except TimeoutError:
             return await self._fail(
@@ -114,51 +169,109 @@ class SimulationRun:
             stop_reason="max_turns",
             transcript=self._transcript(),
             turn_count=self._bot_replies,
-            duration_ms=_ms_since(started_at),
+            duration_ms=max(0, round((datetime.now(UTC) - started_at).total_seconds() * 1000)),
+        )
+
+    async def give_up(self, error: ErrorInfo) -> SimulationEvent:
+        """End with ``failed`` and the transcript recorded so far, without calling anyone."""
+        self._lines = [(turn.role, turn.content) for turn in self._replay]
+        return await self._fail(error)
+
+    async def _open_conversation(self) -> None:
+        request = self._request
+        await self._call(
+            "initConversation",
+            lambda: self._bot.init_conversation(
+                request.bot_id, self.conversation_id, dict(request.input_slots)
+            ),
+        )
+        await self._emit(
+            StartedEvent, conversation_id=self.conversation_id, user_simulator=self._user.kind
         )
 
     async def _converse(self) -> None:
         request = self._request
         for earlier in request.history:
             await self._turn(speaker_role(earlier.role), earlier.content, 0, from_history=True)
-        await self._call(
-            "initConversation",
-            self._bot.init_conversation(
-                request.bot_id, self.conversation_id, dict(request.input_slots)
-            ),
-        )
         message = request.opening_message()
         if not request.opening_is_in_history():
             await self._turn("user", message, 0)
         for turn in range(1, request.max_turns + 1):
-            reply, latency_ms = await self._timed(
-                f"bot reply {turn}", self._bot.send_message(self.conversation_id, message)
+            await self._step(
+                "bot",
+                f"bot reply {turn}",
+                partial(self._bot.send_message, self.conversation_id, message),
             )
             self._bot_replies += 1
-            await self._turn("bot", reply, latency_ms)
             if turn == request.max_turns:
                 return
-            message, latency_ms = await self._timed(
+            message = await self._step(
+                "user",
                 f"user message {turn + 1}",
-                self._user.next_message(request.persona, list(self._lines), request.llm),
+                lambda: self._user.next_message(request.persona, list(self._lines), request.llm),
             )
-            await self._turn("user", message, latency_ms)
 
-    async def _call(self, what: str, call: Awaitable[T]) -> T:
+    async def _step(self, role: TurnRole, what: str, call: Callable[[], Awaitable[str]]) -> str:
+        """One transcript line produced by a call: from the record if it is there."""
+        recorded = self._recorded_line(role)
+        if recorded is not None:
+            return recorded
+        content, latency_ms = await self._timed(what, call)
+        await self._turn(role, content, latency_ms)
+        return content
+
+    def _recorded_line(self, role: TurnRole) -> str | None:
+        index = len(self._lines)
+        if index >= len(self._replay):
+            return None
+        recorded = self._replay[index]
+        if recorded.role != role:
+            raise RuntimeError(f"the log has a {recorded.role} line at {index}, expected {role}")
+        self._lines.append((recorded.role, recorded.content))
+        return recorded.content
+
+    async def _call(self, what: str, call: Callable[[], Awaitable[T]]) -> T:
         result, _ = await self._timed(what, call)
         return result
 
-    async def _timed(self, what: str, call: Awaitable[T]) -> tuple[T, int]:
+    async def _timed(self, what: str, call: Callable[[], Awaitable[T]]) -> tuple[T, int]:
+        self._check_signals()
         started = time.monotonic()
         try:
-            result = await call
+            result = await self._interruptible(call())
         except SimulationFailure as failure:
             raise SimulationFailure(failure.code, f"{what}: {failure.message}") from failure
         return result, _ms_since(started)
 
+    def _check_signals(self) -> None:
+        """At a step boundary: stop here if asked to."""
+        if self._signals.cancelled.is_set():
+            raise _Cancelled
+        if self._signals.hand_back_requested:
+            raise HandBack
+
+    async def _interruptible(self, call: Awaitable[T]) -> T:
+        """Await a remote call; abandon it when the run is cancelled or handed back now."""
+        work = asyncio.ensure_future(call)
+        interrupted = asyncio.ensure_future(self._signals.interrupted.wait())
+        try:
+            await asyncio.wait({work, interrupted}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            interrupted.cancel()
+            if not work.done():
+                work.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await work
+        if work.cancelled() or not work.done():
+            self._check_signals()
+            raise HandBack  # pragma: no cover - interrupted is only set with a reason
+        return work.result()
+
     async def _turn(
         self, role: TurnRole, content: str, latency_ms: int, *, from_history: bool = False
     ) -> None:
+        if self._recorded_line(role) is not None:
+            return
         await self._emit(
             TurnEvent,
             index=len(self._lines),
@@ -178,7 +291,12 @@ class SimulationRun:
     async def _emit(
         self, event_type: Callable[..., SimulationEvent], **fields: Any
     ) -> SimulationEvent:
-        event = event_type(simulation_id=self._request.simulation_id, seq=self._next_seq, **fields)
+        event = event_type(
+            simulation_id=self._request.simulation_id,
+            seq=self._next_seq,
+            attempt=self._attempt,
+            **fields,
+        )
         try:
             await self._events.publish(event)
         except Exception as exc:

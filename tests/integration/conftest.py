@@ -81,7 +81,8 @@ def stack(
         "CONVSIM_BOT_API_URL": fake_bot[1],
         "OPENAI_API_KEY": OPENAI_TEST_KEY,
         "OPENAI_BASE_URL": f"{fake_llm[1]}/v1",
-        "CONVSIM_LOG_READ_IDLE_S": "0.3",
+        "CONVSIM_AMQP_HEARTBEAT_S": "2",
+        "CONVSIM_GRACEFUL_TIMEOUT_S": "3",
     }
     processes: list[ServiceProcess] = []
 

@@ -5,14 +5,15 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Response
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import PlainTextResponse
 from sse_starlette import EventSourceResponse
 
 from contracts.requests import SimulationCreate
-from services.gateway.dependencies import BrokerDep, RelayDep, SettingsDep
+from services.gateway.cancellation import request_cancel
+from services.gateway.dependencies import BrokerDep, IdempotencyDep, RelayDep, SettingsDep
 from services.gateway.schemas import SimulationAccepted, SimulationPublic, links_of
 from services.gateway.streams import event_stream_response
-from services.gateway.submission import submit_simulation
+from services.gateway.submission import submit_idempotent, submit_simulation
 
 __all__ = ["router"]
 
@@ -29,15 +30,41 @@ UNAVAILABLE: dict[int | str, dict[str, Any]] = {
     status_code=202,
     response_model=SimulationAccepted,
     summary="Queue a simulation",
-    responses=UNAVAILABLE,
+    responses={
+        **UNAVAILABLE,
+        409: {
+            "description": "This Idempotency-Key was used with another body, or a request with "
+            "it is being accepted right now (retry after Retry-After)"
+        },
+    },
 )
 async def create_simulation(
-    body: SimulationCreate, broker: BrokerDep, relay: RelayDep, response: Response
+    body: SimulationCreate,
+    broker: BrokerDep,
+    relay: RelayDep,
+    keys: IdempotencyDep,
+    response: Response,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            min_length=1,
+            max_length=255,
+            pattern=r"^[\x21-\x7e]+$",
+            description="The same key and body within 24 hours answer the same simulation.",
+        ),
+    ] = None,
 ) -> SimulationAccepted:
-    request = await submit_simulation(body, broker, relay)
-    links = links_of(request.simulation_id)
+    if idempotency_key is None:
+        simulation_id = (await submit_simulation(body, broker, relay)).simulation_id
+    else:
+        accepted = await submit_idempotent(body, idempotency_key, broker, relay, keys)
+        simulation_id = accepted.simulation_id
+        if accepted.replayed:
+            response.headers["Idempotent-Replayed"] = "true"
+    links = links_of(simulation_id)
     response.headers["Location"] = links.self
-    return SimulationAccepted(simulation_id=request.simulation_id, status="queued", links=links)
+    return SimulationAccepted(simulation_id=simulation_id, status="queued", links=links)
 
 
 @router.get(
@@ -85,9 +112,19 @@ async def get_transcript(simulation_id: str, relay: RelayDep) -> PlainTextRespon
 
 @router.delete(
     "/{simulation_id}",
-    status_code=501,
-    summary="Cancel a simulation (not yet available)",
-    responses={501: {"description": "Cancellation is not implemented yet"}},
+    status_code=202,
+    response_model=SimulationAccepted,
+    summary="Cancel a simulation: it ends with a `cancelled` event and its partial transcript",
+    responses={
+        **NOT_FOUND,
+        **UNAVAILABLE,
+        409: {"description": "The simulation has already ended"},
+    },
 )
-async def cancel_simulation(simulation_id: str) -> JSONResponse:
-    return JSONResponse({"detail": "cancellation is not implemented yet"}, status_code=501)
+async def cancel_simulation(
+    simulation_id: str, broker: BrokerDep, relay: RelayDep
+) -> SimulationAccepted:
+    state = await request_cancel(simulation_id, broker, relay)
+    return SimulationAccepted(
+        simulation_id=simulation_id, status=state.status, links=links_of(simulation_id)
+    )

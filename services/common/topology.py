@@ -1,0 +1,63 @@
+"""Declares the whole broker topology of the contract with aio-pika, identically from every
+service, so a request waits for an orchestrator even when none has started yet."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aio_pika.abc import AbstractChannel, AbstractExchange, ExchangeType
+
+from contracts.names import (
+    CONTROL_EXCHANGE,
+    CONTROL_LOG_STREAM,
+    DEAD_LETTER_QUEUE,
+    EVENT_LOG_STREAM,
+    EVENTS_EXCHANGE,
+    QUEUED_EVENTS,
+    REQUEST_LOG_STREAM,
+    REQUEST_ROUTING_KEY,
+    REQUESTS_EXCHANGE,
+    SIMULATIONS_QUEUE,
+)
+from contracts.topology import (
+    dead_letter_queue_arguments,
+    event_log_arguments,
+    request_log_arguments,
+    simulations_queue_arguments,
+)
+
+__all__ = ["Exchanges", "declare_topology"]
+
+
+@dataclass(frozen=True)
+class Exchanges:
+    requests: AbstractExchange
+    events: AbstractExchange
+    control: AbstractExchange
+
+
+async def declare_topology(channel: AbstractChannel, event_log_max_age: str) -> Exchanges:
+    """Declare every exchange, queue and binding of the contract (idempotent)."""
+    requests = await channel.declare_exchange(REQUESTS_EXCHANGE, ExchangeType.DIRECT, durable=True)
+    events = await channel.declare_exchange(EVENTS_EXCHANGE, ExchangeType.TOPIC, durable=True)
+    control = await channel.declare_exchange(CONTROL_EXCHANGE, ExchangeType.TOPIC, durable=True)
+    await channel.declare_queue(
+        DEAD_LETTER_QUEUE, durable=True, arguments=dead_letter_queue_arguments()
+    )
+    simulations = await channel.declare_queue(
+        SIMULATIONS_QUEUE, durable=True, arguments=simulations_queue_arguments()
+    )
+    await simulations.bind(requests, routing_key=REQUEST_ROUTING_KEY)
+    event_log = await channel.declare_queue(
+        EVENT_LOG_STREAM, durable=True, arguments=event_log_arguments(event_log_max_age)
+    )
+    await event_log.bind(events, routing_key="#")
+    request_log = await channel.declare_queue(
+        REQUEST_LOG_STREAM, durable=True, arguments=request_log_arguments()
+    )
+    await request_log.bind(events, routing_key=QUEUED_EVENTS)
+    control_log = await channel.declare_queue(
+        CONTROL_LOG_STREAM, durable=True, arguments=event_log_arguments(event_log_max_age)
+    )
+    await control_log.bind(control, routing_key="#")
+    return Exchanges(requests=requests, events=events, control=control)

@@ -1,0 +1,39 @@
+"""Cancelling a simulation: a command on the control exchange, kept in the control log, so
+whichever orchestrator holds the simulation (now or at its next attempt) stops it."""
+
+from __future__ import annotations
+
+from contracts.commands import CancelCommand
+from contracts.names import cancel_routing_key
+from contracts.projection import SimulationState
+from services.gateway.broker import GatewayBroker
+from services.gateway.relay import EventRelay
+
+__all__ = ["AlreadyFinished", "request_cancel"]
+
+
+class AlreadyFinished(Exception):
+    """The simulation has its terminal event: there is nothing left to cancel."""
+
+    def __init__(self, state: SimulationState) -> None:
+        super().__init__(state.simulation_id)
+        self.state = state
+
+
+async def request_cancel(
+    simulation_id: str, broker: GatewayBroker, relay: EventRelay
+) -> SimulationState:
+    """Ask for the simulation to end with ``cancelled``. Raises UnknownSimulation,
+    AlreadyFinished, or BrokerUnavailable (nothing was sent)."""
+    state = await relay.state(simulation_id)
+    if state.status in ("completed", "failed", "cancelled"):
+        raise AlreadyFinished(state)
+    command = CancelCommand(simulation_id=simulation_id)
+    await broker.publish_command(
+        simulation_id,
+        cancel_routing_key(simulation_id),
+        command.model_dump_json().encode(),
+        command.requested_at,
+        command.command,
+    )
+    return state

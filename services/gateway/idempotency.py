@@ -1,0 +1,101 @@
+"""Idempotency keys: the same key and body give the same simulation, for at least a day.
+
+Every ``queued`` event is also kept in the request log (a stream, two days), with the key and
+a fingerprint of the body in its headers. Each gateway follows that log from a day back, so
+every replica, and a restarted one, knows every key. Two requests with one key on two replicas
+at once are serialised by a lock on the broker (an exclusive queue named after the key).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
+
+from contracts.names import REQUEST_LOG_STREAM, simulation_id_from_routing_key
+from contracts.requests import SimulationCreate
+from services.common.stream_reader import StreamFollower
+
+__all__ = [
+    "FINGERPRINT_HEADER",
+    "IDEMPOTENCY_KEY_HEADER",
+    "IdempotencyIndex",
+    "KeyRecord",
+    "fingerprint_of",
+    "lock_name",
+]
+
+logger = logging.getLogger(__name__)
+
+IDEMPOTENCY_KEY_HEADER = "convsim-idempotency-key"
+FINGERPRINT_HEADER = "convsim-request-fingerprint"
+
+
+def fingerprint_of(create: SimulationCreate) -> str:
+    """The body as validated (so formatting and field order do not matter)."""
+    return hashlib.sha256(create.model_dump_json().encode()).hexdigest()
+
+
+def lock_name(key: str) -> str:
+    return f"convsim.idempotency.lock.{hashlib.sha256(key.encode()).hexdigest()}"
+
+
+@dataclass(frozen=True)
+class KeyRecord:
+    simulation_id: str
+    fingerprint: str
+    recorded_at: datetime
+
+
+class IdempotencyIndex:
+    """The keys of the last ``window``, in memory, fed by the request log."""
+
+    def __init__(
+        self, connection: AbstractRobustConnection, *, window: timedelta, sync_timeout_s: float
+    ) -> None:
+        self._window = window
+        self._sync_timeout_s = sync_timeout_s
+        self._records: OrderedDict[str, KeyRecord] = OrderedDict()
+        self._follower = StreamFollower(
+            connection, REQUEST_LOG_STREAM, datetime.now(UTC) - window, self._on_message
+        )
+
+    async def start(self) -> None:
+        await self._follower.start()
+        await self.sync()
+
+    async def stop(self) -> None:
+        await self._follower.stop()
+
+    async def sync(self) -> None:
+        """Return once every key recorded before the call is known here."""
+        await self._follower.sync(self._sync_timeout_s)
+
+    def lookup(self, key: str) -> KeyRecord | None:
+        self._forget_expired()
+        return self._records.get(key)
+
+    def remember(self, key: str, record: KeyRecord) -> None:
+        self._records.setdefault(key, record)  # the first request with a key wins
+
+    async def _on_message(self, message: AbstractIncomingMessage) -> None:
+        headers = message.headers or {}
+        key, fingerprint = headers.get(IDEMPOTENCY_KEY_HEADER), headers.get(FINGERPRINT_HEADER)
+        simulation_id = simulation_id_from_routing_key(message.routing_key or "")
+        if not isinstance(key, str) or not isinstance(fingerprint, str) or simulation_id is None:
+            return
+        self.remember(
+            key, KeyRecord(simulation_id, fingerprint, message.timestamp or datetime.now(UTC))
+        )
+
+    def _forget_expired(self) -> None:
+        horizon = datetime.now(UTC) - self._window
+        while self._records:
+            key, record = next(iter(self._records.items()))
+            if record.recorded_at.astimezone(UTC) >= horizon:
+                return
+            del self._records[key]
