@@ -25,7 +25,11 @@ from services.common.topology import declare_topology
 from services.orchestrator import topology
 from services.orchestrator.bot_api import BotApiClient, build_bot_http_client
 from services.orchestrator.cancellations import HeldRuns
-from services.orchestrator.event_publisher import DeliveryEventSink, OwnershipLost
+from services.orchestrator.event_publisher import (
+    DeliveryEventSink,
+    OwnershipLost,
+    cancelled_by_lost_channel,
+)
 from services.orchestrator.request_handler import RequestHandler
 from services.orchestrator.settings import OrchestratorSettings
 from services.orchestrator.simulation import EventPublishError, HandBack
@@ -133,20 +137,19 @@ class _Orchestrator:
             logger.info("simulation %s handed back; the next attempt resumes it", simulation_id)
             await _settle(message, requeue=True)
             return
-        except (EventPublishError, OwnershipLost):
-            if sink.owns_request:
+        except (EventPublishError, OwnershipLost) as exc:
+            if sink.owns_request and not isinstance(exc.__cause__, OwnershipLost):
                 logger.exception("simulation %s: events could not be published", simulation_id)
             else:
-                logger.warning(
-                    "simulation %s: lost its request (the channel holding it closed); "
-                    "another attempt resumes it from the log",
-                    simulation_id,
-                )
+                _log_lost(simulation_id)
             await _settle(message, requeue=True)
             return
-        except asyncio.CancelledError:
+        except asyncio.CancelledError as exc:
             await _settle(message, requeue=True)
-            raise
+            if not cancelled_by_lost_channel(exc):
+                raise
+            _log_lost(simulation_id)
+            return
         finally:
             lease.cancel()
             held.release(simulation_id, signals)
@@ -183,6 +186,14 @@ class _Orchestrator:
             self.subscriber._consumer_tag = None
         except Exception as exc:  # the connection may be gone already
             logger.warning("could not cancel the request consumer: %r", exc)
+
+
+def _log_lost(simulation_id: str) -> None:
+    logger.warning(
+        "simulation %s: lost its request (the channel holding it closed); "
+        "another attempt resumes it from the log",
+        simulation_id,
+    )
 
 
 async def _settle(message: RabbitMessage, *, requeue: bool) -> None:

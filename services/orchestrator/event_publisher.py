@@ -8,6 +8,8 @@ publish of the stale run fails. Readers fence by ``attempt`` as a second line of
 
 from __future__ import annotations
 
+import asyncio
+
 import aio_pika
 from aio_pika.abc import AbstractIncomingMessage
 from pamqp.commands import Basic
@@ -15,7 +17,19 @@ from pamqp.commands import Basic
 from contracts.events import SimulationEvent
 from contracts.names import EVENTS_EXCHANGE, event_routing_key
 
-__all__ = ["DeliveryEventSink", "OwnershipLost"]
+__all__ = ["DeliveryEventSink", "OwnershipLost", "cancelled_by_lost_channel"]
+
+
+def cancelled_by_lost_channel(exc: asyncio.CancelledError) -> bool:
+    """aiormq cancels the tasks consuming on a channel when it closes, with the reason as the
+    argument: then the request is lost, and the cancellation is taken back (``uncancel``), since
+    nobody else asked this task to stop."""
+    if not (exc.args and isinstance(exc.args[0], Exception)):
+        return False
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        task.uncancel()
+    return True
 
 
 class OwnershipLost(Exception):
@@ -60,9 +74,13 @@ class DeliveryEventSink:
                 mandatory=True,
                 timeout=self._timeout_s,
             )
+        except asyncio.CancelledError as exc:
+            if not cancelled_by_lost_channel(exc):
+                raise
+            raise OwnershipLost(f"the connection holding {event.simulation_id} reset") from exc
         except Exception as exc:
-            if not self.owns_request:
-                raise OwnershipLost(f"the channel holding {event.simulation_id} closed") from exc
-            raise
+            if self.owns_request:
+                raise
+            raise OwnershipLost(f"the channel holding {event.simulation_id} closed") from exc
         if not isinstance(confirmation, Basic.Ack):
             raise RuntimeError(f"the broker did not take {event.type} seq {event.seq}")

@@ -2,7 +2,9 @@
 
 - ``NORMAL_BOT``: replies at once, ``"Bot reply <n> to: <message>"``.
 - ``GATED_BOT``: the first reply at once; each later one waits until the test calls
-  ``release(conversation_id)``, so a test can hold a simulation mid-way without sleeping.
+  ``release(conversation_id)`` (one reply) or ``open(conversation_id)`` (all from then on),
+  so a test can hold a simulation mid-way without sleeping.
+- ``SLOW_BOT``: every reply takes ``SLOW_REPLY_S`` (a long simulation in a few seconds).
 """
 
 from __future__ import annotations
@@ -15,10 +17,12 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 
-__all__ = ["GATED_BOT", "NORMAL_BOT", "FakeBotApi"]
+__all__ = ["GATED_BOT", "NORMAL_BOT", "SLOW_BOT", "SLOW_REPLY_S", "FakeBotApi"]
 
 NORMAL_BOT = 1
 GATED_BOT = 2
+SLOW_BOT = 3
+SLOW_REPLY_S = 0.5
 PREFIX = "/robot-ai-lesson/api/v1/bot"
 
 
@@ -29,6 +33,7 @@ class FakeBotApi:
     _bots: dict[str, int] = field(default_factory=dict)
     _replies: defaultdict[str, int] = field(default_factory=lambda: defaultdict(int))
     _gates: dict[str, asyncio.Event] = field(default_factory=dict)
+    _open: set[str] = field(default_factory=set)
     _loop: asyncio.AbstractEventLoop | None = None
 
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -38,6 +43,22 @@ class FakeBotApi:
         """Let the gated conversation's next reply go (thread-safe)."""
         assert self._loop is not None
         self._loop.call_soon_threadsafe(self._gate(conversation_id).set)
+
+    def open(self, conversation_id: str) -> None:
+        """Let every reply of the gated conversation go, now and from now on (thread-safe)."""
+        assert self._loop is not None
+
+        def open_gate() -> None:
+            self._open.add(conversation_id)
+            self._gate(conversation_id).set()
+
+        self._loop.call_soon_threadsafe(open_gate)
+
+    def webhook_calls(self, conversation_id: str) -> int:
+        return sum(1 for kind, _ in self.calls_of(conversation_id) if kind == "webhook")
+
+    def init_calls(self, conversation_id: str) -> int:
+        return sum(1 for kind, _ in self.calls_of(conversation_id) if kind == "init")
 
     def calls_of(self, conversation_id: str) -> list[tuple[str, dict[str, Any]]]:
         with self._lock:
@@ -68,10 +89,13 @@ class FakeBotApi:
                 n = self._replies[conversation_id]
             if bot_id is None:
                 return {"status": 1, "msg": "unknown conversation"}
-            if bot_id == GATED_BOT and n > 1:
+            if bot_id == GATED_BOT and n > 1 and conversation_id not in self._open:
                 gate = self._gate(conversation_id)
                 await gate.wait()
-                gate.clear()
+                if conversation_id not in self._open:
+                    gate.clear()
+            if bot_id == SLOW_BOT:
+                await asyncio.sleep(SLOW_REPLY_S)
             reply = f"Bot reply {n} to: {body['message']}"
             return {"status": 0, "msg": "Success", "data": {"message": reply}}
 

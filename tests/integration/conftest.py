@@ -3,6 +3,7 @@ loopback, and the orchestrator and gateway as real processes."""
 
 from __future__ import annotations
 
+import signal
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from tests.fakes.openai_api import FakeOpenAI
 from tests.fakes.server import free_port, serve_in_thread
 from tests.integration.broker_admin import BrokerAdmin
 from tests.integration.processes import ServiceProcess, wait_until
+from tests.integration.rabbitmqctl import NODE, can_control_broker
 
 pytestmark = pytest.mark.integration
 
@@ -116,6 +118,75 @@ def stack(
     finally:
         for process in reversed(processes):
             process.stop()
+
+
+@dataclass
+class IsolatedStack:
+    """A vhost of its own, with the processes a fault test starts, signals and kills."""
+
+    broker: Broker
+    bot: FakeBotApi
+    env: dict[str, str]
+    logs: Path
+    processes: list[ServiceProcess]
+
+    def consumers(self) -> int:
+        if not _queue_exists(self.broker):
+            return 0
+        count: int = self.broker.admin.queue(self.broker.vhost, SIMULATIONS_QUEUE).get(
+            "consumers", 0
+        )
+        return count
+
+    def start_orchestrator(self, name: str, **env: str) -> ServiceProcess:
+        process = ServiceProcess(name, "services.orchestrator", {**self.env, **env}, self.logs)
+        self.processes.append(process)
+        wait_until(
+            lambda: process.check_running() and "app started successfully" in process.log_text(),
+            timeout_s=30,
+            what=f"{name} to consume the request queue",
+        )
+        return process
+
+    def start_gateway(self, name: str = "gateway", **env: str) -> tuple[ServiceProcess, str]:
+        port = free_port()
+        process = ServiceProcess(
+            name,
+            "services.gateway",
+            {**self.env, "CONVSIM_GATEWAY_PORT": str(port), **env},
+            self.logs,
+        )
+        self.processes.append(process)
+        url = f"http://127.0.0.1:{port}"
+        process.wait_http_ok(f"{url}/readyz")
+        return process, url
+
+
+@pytest.fixture
+def isolated(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[IsolatedStack]:
+    vhost = f"convsim-fault-{uuid.uuid4().hex[:8]}"
+    amqp_url = stack.broker.admin.create_vhost(vhost)
+    env = {**stack.env, "CONVSIM_AMQP_URL": amqp_url}
+    isolated = IsolatedStack(
+        Broker(stack.broker.admin, vhost, amqp_url),
+        stack.bot,
+        env,
+        tmp_path_factory.mktemp(vhost),
+        [],
+    )
+    try:
+        yield isolated
+    finally:
+        for process in reversed(isolated.processes):
+            process.stop(signal.SIGKILL)
+        stack.broker.admin.delete_vhost(vhost)
+
+
+@pytest.fixture(scope="session")
+def local_broker() -> None:
+    """Tests that reconfigure or restart the broker node need rabbitmqctl access to it."""
+    if not can_control_broker():
+        pytest.skip(f"rabbitmqctl cannot reach the broker node {NODE} from here")
 
 
 def _queue_exists(broker: Broker) -> bool:

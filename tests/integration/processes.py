@@ -45,6 +45,15 @@ class ServiceProcess:
     def running(self) -> bool:
         return self.process.poll() is None
 
+    def check_running(self) -> bool:
+        """True while it runs; raises with its log if it exited."""
+        if not self.running:
+            raise RuntimeError(f"{self.name} exited:\n{self.log_text()[-3000:]}")
+        return True
+
+    def send(self, sig: signal.Signals) -> None:
+        self.process.send_signal(sig)
+
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace")
 
@@ -62,6 +71,8 @@ class ServiceProcess:
     def stop(self, sig: signal.Signals = signal.SIGTERM, timeout_s: float = 30) -> int:
         if self.running:
             self.process.send_signal(sig)
+            if sig == signal.SIGKILL:
+                self.process.send_signal(signal.SIGCONT)  # a stopped process dies only then
             try:
                 self.process.wait(timeout=timeout_s)
             except subprocess.TimeoutExpired:

@@ -1,0 +1,58 @@
+"""Test helpers that look at the broker directly: the raw event log, waiting on conditions."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+
+import aio_pika
+from aio_pika.abc import AbstractIncomingMessage
+
+from contracts.events import SimulationEvent, parse_event
+from contracts.names import EVENT_LOG_STREAM, event_routing_key
+from services.common.stream_reader import read_stream
+
+__all__ = ["eventually", "raw_logged_events"]
+
+
+async def raw_logged_events(amqp_url: str, simulation_id: str) -> list[SimulationEvent]:
+    """Every event of the simulation in the log, in log order: stale and duplicate ones too."""
+    prefix = event_routing_key(simulation_id, "")
+    found: list[SimulationEvent] = []
+
+    def visit(message: AbstractIncomingMessage) -> bool:
+        if (message.routing_key or "").startswith(prefix):
+            found.append(parse_event(message.body))
+        return True
+
+    connection = await aio_pika.connect_robust(amqp_url)
+    try:
+        complete = await read_stream(
+            connection,
+            EVENT_LOG_STREAM,
+            datetime.now(UTC) - timedelta(hours=1),
+            visit,
+            prefetch=1_000,
+            timeout_s=30,
+        )
+        assert complete, "the event log could not be read to its end"
+    finally:
+        await connection.close()
+    return found
+
+
+async def eventually(
+    condition: Callable[[], bool | Awaitable[bool]], *, timeout_s: float, what: str
+) -> None:
+    """Poll a condition about another process (sync or async), with a bound."""
+    try:
+        async with asyncio.timeout(timeout_s):
+            while True:
+                result = condition()
+                if await result if inspect.isawaitable(result) else result:
+                    return
+                await asyncio.sleep(0.05)
+    except TimeoutError:
+        raise TimeoutError(f"timed out after {timeout_s} s waiting for {what}") from None

@@ -1,0 +1,33 @@
+"""Driving the local broker node itself (settings, restarts) for the fault tests."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+
+__all__ = ["NODE", "can_control_broker", "rabbitmqctl"]
+
+NODE = os.environ.get("CONVSIM_TEST_RABBITMQ_NODE", "rabbit@localhost")
+
+
+def rabbitmqctl(*args: str, timeout_s: float = 120) -> str:
+    result = subprocess.run(
+        ["rabbitmqctl", *args],
+        check=True,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "RABBITMQ_NODENAME": NODE},
+        timeout=timeout_s,
+    )
+    return result.stdout
+
+
+def can_control_broker() -> bool:
+    if shutil.which("rabbitmqctl") is None:
+        return False
+    try:
+        rabbitmqctl("-q", "status", timeout_s=60)
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired):
+        return False
+    return True

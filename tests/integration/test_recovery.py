@@ -1,0 +1,230 @@
+"""Orchestrators that die, freeze, stop or hold a request too long: every simulation still
+ends once, with every line exactly once, seq gapless, and its client sees it through."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+from collections.abc import AsyncIterator, Iterator
+
+import aio_pika
+import httpx
+import pytest
+
+from contracts.events import CompletedEvent, SimulationEvent, TurnEvent
+from contracts.names import REQUEST_ROUTING_KEY, REQUESTS_EXCHANGE, SIMULATIONS_QUEUE
+from contracts.requests import SimulationRequest
+from contracts.transcript import format_transcript
+from tests.fakes.bot_api import GATED_BOT, NORMAL_BOT, SLOW_BOT
+from tests.integration.client import EventWatcher, create_simulation, request_body
+from tests.integration.conftest import IsolatedStack
+from tests.integration.log_tap import eventually, raw_logged_events
+from tests.integration.processes import wait_until
+from tests.integration.rabbitmqctl import rabbitmqctl
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+async def gateway(isolated: IsolatedStack) -> AsyncIterator[httpx.AsyncClient]:
+    _, url = isolated.start_gateway()
+    async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+        yield client
+
+
+def assert_whole_story(events: list[SimulationEvent], max_turns: int) -> list[TurnEvent]:
+    """seq 1..n once each, one terminal ``completed`` whose transcript is the turns, in order,
+    every line once."""
+    assert [e.seq for e in events] == list(range(1, len(events) + 1))
+    assert [e.type for e in events][:2] == ["queued", "started"]
+    completed = events[-1]
+    assert isinstance(completed, CompletedEvent), events[-1]
+    turns = [e for e in events if isinstance(e, TurnEvent)]
+    assert [t.index for t in turns] == list(range(len(turns)))
+    assert [t.role for t in turns] == ["user", "bot"] * max_turns
+    assert completed.turn_count == max_turns
+    assert completed.transcript == format_transcript((t.role, t.content) for t in turns)
+    return turns
+
+
+def gated_waiting_on_second_reply(events: list[SimulationEvent]) -> bool:
+    """The first bot reply and the next user line are out: the second bot call is in flight."""
+    return sum(isinstance(e, TurnEvent) for e in events) >= 3
+
+
+async def test_an_orchestrator_killed_mid_simulation_is_resumed_by_another(
+    isolated: IsolatedStack, gateway: httpx.AsyncClient
+) -> None:
+    first = isolated.start_orchestrator("orchestrator-a")
+    simulation_id = await create_simulation(gateway, request_body(GATED_BOT, max_turns=3))
+    watcher = EventWatcher(gateway, simulation_id)
+    await watcher.wait_for(gated_waiting_on_second_reply)
+    isolated.start_orchestrator("orchestrator-b")
+
+    first.stop(signal.SIGKILL)
+    # The second orchestrator resumes: it repeats the one call in flight at the crash.
+    await eventually(
+        lambda: isolated.bot.webhook_calls(simulation_id) == 3,
+        timeout_s=30,
+        what="the resumed run to call the bot again",
+    )
+    isolated.bot.open(simulation_id)
+
+    events = await watcher.finished()
+    turns = assert_whole_story(events, max_turns=3)
+    assert {e.attempt for e in events[1:5]} == {1}  # started, user, bot, user
+    assert {e.attempt for e in events[5:]} == {2}
+    assert isolated.bot.init_calls(simulation_id) == 1  # same conversation, not reopened
+    assert isolated.bot.webhook_calls(simulation_id) == 4  # 3 turns + the one repeated call
+    assert turns[3].content.startswith("Bot reply 3 to: ")  # the repeat's answer, once
+    assert await raw_logged_events(isolated.broker.amqp_url, simulation_id) == events
+
+
+async def test_a_frozen_orchestrator_adds_nothing_once_another_took_over(
+    isolated: IsolatedStack, gateway: httpx.AsyncClient
+) -> None:
+    frozen = isolated.start_orchestrator("orchestrator-frozen")
+    simulation_id = await create_simulation(gateway, request_body(GATED_BOT, max_turns=3))
+    watcher = EventWatcher(gateway, simulation_id)
+    await watcher.wait_for(gated_waiting_on_second_reply)
+    isolated.start_orchestrator("orchestrator-b")
+
+    frozen.send(signal.SIGSTOP)
+    try:
+        # Missed heartbeats close its connection; the request goes to the other one.
+        await eventually(
+            lambda: isolated.bot.webhook_calls(simulation_id) == 3,
+            timeout_s=30,
+            what="the other orchestrator to take the simulation over",
+        )
+        isolated.bot.open(simulation_id)  # answers both the frozen run's call and the new one
+        events = await watcher.finished()
+    finally:
+        frozen.send(signal.SIGCONT)
+    # Thawed, the stale run holds a bot reply it wants to publish: the fence must stop it.
+    wait_until(
+        lambda: "lost its request" in frozen.log_text(),
+        timeout_s=30,
+        what="the thawed orchestrator to notice it lost the simulation",
+    )
+    assert_whole_story(events, max_turns=3)
+    logged = await raw_logged_events(isolated.broker.amqp_url, simulation_id)
+    assert logged == events, "the stale run added an event to the log"
+    # It reconnects and serves again.
+    wait_until(lambda: isolated.consumers() == 2, timeout_s=30, what="both to consume again")
+
+
+async def test_sigterm_hands_back_what_it_holds_within_the_grace_period(
+    isolated: IsolatedStack, gateway: httpx.AsyncClient
+) -> None:
+    stopping = isolated.start_orchestrator("orchestrator-stopping", CONVSIM_GRACEFUL_TIMEOUT_S="2")
+    simulation_id = await create_simulation(gateway, request_body(GATED_BOT, max_turns=3))
+    watcher = EventWatcher(gateway, simulation_id)
+    await watcher.wait_for(gated_waiting_on_second_reply)
+    isolated.start_orchestrator("orchestrator-b")
+
+    started = time.monotonic()
+    stopping.send(signal.SIGTERM)
+    try:
+        exit_code = stopping.process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        pytest.fail("the orchestrator did not exit after SIGTERM")
+    assert exit_code == 0
+    assert time.monotonic() - started < 2 + 5 + 5  # grace, hand-back wait, start-up margin
+    assert "handed back" in stopping.log_text()
+
+    await eventually(
+        lambda: isolated.bot.webhook_calls(simulation_id) == 3,
+        timeout_s=30,
+        what="the other orchestrator to resume it",
+    )
+    isolated.bot.open(simulation_id)
+    assert_whole_story(await watcher.finished(), max_turns=3)
+    wait_until(
+        lambda: _queue_settled(isolated),
+        timeout_s=30,
+        what="no request left in the queue, acknowledged or not",
+    )
+
+
+@pytest.fixture
+def short_consumer_timeout(local_broker: None) -> Iterator[None]:
+    """The broker closes a channel that holds a message over 5 s, checked every second."""
+    _rabbitmq_eval("application:set_env(rabbit, consumer_timeout, 5000).")
+    _rabbitmq_eval("application:set_env(rabbit, channel_tick_interval, 1000).")
+    try:
+        yield
+    finally:
+        _rabbitmq_eval("application:set_env(rabbit, consumer_timeout, 1800000).")
+        _rabbitmq_eval("application:set_env(rabbit, channel_tick_interval, 60000).")
+
+
+@pytest.mark.usefixtures("short_consumer_timeout")
+async def test_a_simulation_longer_than_the_consumer_timeout_completes_without_restarting(
+    isolated: IsolatedStack, gateway: httpx.AsyncClient
+) -> None:
+    orchestrator = isolated.start_orchestrator(
+        "orchestrator-lease",
+        CONVSIM_REQUEST_LEASE_S="2",
+        CONVSIM_SIMULATION_DEADLINE_S="20",
+    )
+    max_turns = 16  # 16 bot replies of 0.5 s: over 8 s, past the 5 s consumer timeout
+    simulation_id = await create_simulation(gateway, request_body(SLOW_BOT, max_turns=max_turns))
+    events = await EventWatcher(gateway, simulation_id).finished(timeout_s=60)
+
+    assert_whole_story(events, max_turns=max_turns)
+    assert isolated.bot.webhook_calls(simulation_id) == max_turns  # nothing repeated
+    assert isolated.bot.init_calls(simulation_id) == 1
+    attempts = [e.attempt for e in events[1:]]
+    assert attempts == sorted(attempts)
+    assert attempts[-1] >= 3
+    log = orchestrator.log_text()
+    assert "acknowledgement timed out" not in log
+    assert "PRECONDITION_FAILED" not in log
+
+
+async def test_a_redelivered_request_of_a_finished_simulation_publishes_nothing(
+    isolated: IsolatedStack, gateway: httpx.AsyncClient
+) -> None:
+    orchestrator = isolated.start_orchestrator("orchestrator-first")
+    simulation_id = await create_simulation(gateway, request_body(NORMAL_BOT, max_turns=2))
+    events = await EventWatcher(gateway, simulation_id).finished()
+    orchestrator.stop()
+
+    # The same request again, delivered and returned unacknowledged: a real redelivery.
+    request = SimulationRequest.model_validate(
+        {**request_body(NORMAL_BOT, max_turns=2), "simulation_id": simulation_id}
+    )
+    connection = await aio_pika.connect_robust(isolated.broker.amqp_url)
+    async with connection:
+        channel = await connection.channel()
+        exchange = await channel.get_exchange(REQUESTS_EXCHANGE)
+        await exchange.publish(
+            aio_pika.Message(request.model_dump_json().encode(), delivery_mode=2),
+            routing_key=REQUEST_ROUTING_KEY,
+        )
+        queue = await channel.get_queue(SIMULATIONS_QUEUE)
+        taken = await queue.get(no_ack=False, timeout=10)
+        assert taken is not None
+        await channel.close()  # unacknowledged: the broker requeues it as redelivered
+
+    calls_before = len(isolated.bot.calls_of(simulation_id))
+    second = isolated.start_orchestrator("orchestrator-second")
+    wait_until(
+        lambda: "already ended (completed)" in second.log_text(),
+        timeout_s=30,
+        what="the redelivery to be recognised",
+    )
+    wait_until(lambda: _queue_settled(isolated), timeout_s=30, what="the duplicate to be acked")
+    assert await raw_logged_events(isolated.broker.amqp_url, simulation_id) == events
+    assert len(isolated.bot.calls_of(simulation_id)) == calls_before
+
+
+def _queue_settled(isolated: IsolatedStack) -> bool:
+    queue = isolated.broker.admin.queue(isolated.broker.vhost, SIMULATIONS_QUEUE)
+    return queue.get("messages", 1) == 0 and queue.get("messages_unacknowledged", 1) == 0
+
+
+def _rabbitmq_eval(expression: str) -> None:
+    rabbitmqctl("eval", expression)
