@@ -38,6 +38,7 @@ class GatewayBroker:
         self._publish_timeout_s = publish_timeout_s
         self._connection: AbstractRobustConnection | None = None
         self._exchanges: Exchanges | None = None
+        self._locks_held: set[str] = set()
 
     @property
     def connection(self) -> AbstractRobustConnection:
@@ -68,6 +69,10 @@ class GatewayBroker:
         broker lets one connection have at a time and drops if that connection dies."""
         if not self.is_ready:
             raise BrokerUnavailable("not connected to the broker")
+        # The broker grants an exclusive queue to a connection, not to a task of it.
+        if name in self._locks_held:
+            raise LockHeld(name)
+        self._locks_held.add(name)
         channel = await self.connection.channel()
         try:
             try:
@@ -79,6 +84,7 @@ class GatewayBroker:
             finally:
                 await queue.delete(if_unused=False, if_empty=False)
         finally:
+            self._locks_held.discard(name)
             if not channel.is_closed:
                 await channel.close()
 

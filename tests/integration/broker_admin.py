@@ -41,5 +41,15 @@ class BrokerAdmin:
         result: dict[str, Any] = response.json()
         return result
 
+    def bind(self, vhost: str, exchange: str, queue: str, routing_key: str) -> None:
+        self._http.post(
+            f"/api/bindings/{quote(vhost, safe='')}/e/{exchange}/q/{queue}",
+            json={"routing_key": routing_key},
+        ).raise_for_status()
+
+    def unbind(self, vhost: str, exchange: str, queue: str, routing_key: str) -> None:
+        path = f"/api/bindings/{quote(vhost, safe='')}/e/{exchange}/q/{queue}/{routing_key}"
+        self._http.delete(path).raise_for_status()
+
     def close(self) -> None:
         self._http.close()

@@ -12,16 +12,15 @@ import aio_pika
 import httpx
 import pytest
 
-from contracts.events import CompletedEvent, SimulationEvent, TurnEvent
 from contracts.names import REQUEST_ROUTING_KEY, REQUESTS_EXCHANGE, SIMULATIONS_QUEUE
 from contracts.requests import SimulationRequest
-from contracts.transcript import format_transcript
 from tests.fakes.bot_api import GATED_BOT, NORMAL_BOT, SLOW_BOT
 from tests.integration.client import EventWatcher, create_simulation, request_body
 from tests.integration.conftest import IsolatedStack
 from tests.integration.log_tap import eventually, raw_logged_events
 from tests.integration.processes import wait_until
 from tests.integration.rabbitmqctl import rabbitmqctl
+from tests.integration.stories import assert_whole_story, gated_waiting_on_second_reply
 
 pytestmark = pytest.mark.integration
 
@@ -31,26 +30,6 @@ async def gateway(isolated: IsolatedStack) -> AsyncIterator[httpx.AsyncClient]:
     _, url = isolated.start_gateway()
     async with httpx.AsyncClient(base_url=url, timeout=30) as client:
         yield client
-
-
-def assert_whole_story(events: list[SimulationEvent], max_turns: int) -> list[TurnEvent]:
-    """seq 1..n once each, one terminal ``completed`` whose transcript is the turns, in order,
-    every line once."""
-    assert [e.seq for e in events] == list(range(1, len(events) + 1))
-    assert [e.type for e in events][:2] == ["queued", "started"]
-    completed = events[-1]
-    assert isinstance(completed, CompletedEvent), events[-1]
-    turns = [e for e in events if isinstance(e, TurnEvent)]
-    assert [t.index for t in turns] == list(range(len(turns)))
-    assert [t.role for t in turns] == ["user", "bot"] * max_turns
-    assert completed.turn_count == max_turns
-    assert completed.transcript == format_transcript((t.role, t.content) for t in turns)
-    return turns
-
-
-def gated_waiting_on_second_reply(events: list[SimulationEvent]) -> bool:
-    """The first bot reply and the next user line are out: the second bot call is in flight."""
-    return sum(isinstance(e, TurnEvent) for e in events) >= 3
 
 
 async def test_an_orchestrator_killed_mid_simulation_is_resumed_by_another(
