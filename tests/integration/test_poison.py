@@ -36,8 +36,18 @@ async def test_poison_requests_end_in_the_dead_letter_queue(stack: Stack) -> Non
                 aio_pika.Message(body, delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
                 routing_key=REQUEST_ROUTING_KEY,
             )
-        bodies = {(await asyncio.wait_for(arrived.get(), 30)).body for _ in poison}
-        assert bodies == set(poison)
+        dead_letters = [await asyncio.wait_for(arrived.get(), 30) for _ in poison]
+        assert {message.body for message in dead_letters} == set(poison)
+        for message in dead_letters:  # rejected on their first delivery: no retry loop
+            assert message.headers["x-death"][0]["count"] == 1  # type: ignore[index]
+            assert message.headers["x-death"][0]["reason"] == "rejected"  # type: ignore[index]
+
+    # Logged once each (one ERROR record per poison message), with the reason.
+    log = (stack.logs / "orchestrator.log").read_text(errors="replace")
+    records = [line for line in log.splitlines() if "ERROR" in line and "ValidationError" in line]
+    assert len(records) == len(poison), records
+    assert "input_value=b'not json'" in log
+    assert "unable to parse string as an integer [type=int_parsing, input_value='sixteen'" in log
 
     async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=30) as client:
         simulation_id = await create_simulation(client, request_body(NORMAL_BOT, max_turns=1))

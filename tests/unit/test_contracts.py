@@ -7,7 +7,7 @@ import json
 import pytest
 from pydantic import ValidationError
 
-from contracts.events import ERROR_CODES, TurnEvent, event_adapter, parse_event
+from contracts.events import ERROR_CODES, QueuedEvent, TurnEvent, event_adapter, parse_event
 from contracts.ids import created_at_of, new_simulation_id
 from contracts.names import event_routing_key, simulation_id_from_routing_key
 from contracts.projection import EventSequence, SimulationState
@@ -142,3 +142,45 @@ def test_state_folds_the_events() -> None:
     assert state.status == "running"
     assert state.transcript == "Bot: Hi\n"
     assert state.request == request
+
+
+def test_events_of_a_stale_attempt_are_fenced_off() -> None:
+    def turn(seq: int, attempt: int, content: str) -> TurnEvent:
+        return TurnEvent(
+            simulation_id="s",
+            seq=seq,
+            attempt=attempt,
+            index=seq,
+            role="bot",
+            content=content,
+            latency_ms=0,
+        )
+
+    sequence = EventSequence()
+    sequence.add(
+        QueuedEvent(
+            simulation_id="s",
+            seq=1,
+            request=SimulationRequest.model_validate({**ORIGINAL_BODY, "simulation_id": "s"}),
+        )
+    )
+    assert [e.seq for e in sequence.add(turn(2, 1, "a"))] == [2]
+    # Attempt 2 took over at seq 3; attempt 1 wakes up and publishes seq 3 and 4.
+    assert [e.content for e in sequence.add(turn(3, 2, "new"))] == ["new"]  # type: ignore[union-attr]
+    assert sequence.add(turn(3, 1, "stale")) == []
+    assert sequence.add(turn(4, 1, "stale")) == []
+    assert sequence.is_stale(turn(4, 1, "stale"))
+    assert not sequence.is_stale(turn(2, 1, "a"))
+    assert sequence.last_attempt == 2
+    # A stale event waiting on a gap is dropped once the newer attempt shows up before it.
+    waiting = EventSequence()
+    waiting.add(
+        QueuedEvent(
+            simulation_id="s",
+            seq=1,
+            request=SimulationRequest.model_validate({**ORIGINAL_BODY, "simulation_id": "s"}),
+        )
+    )
+    assert waiting.add(turn(3, 1, "stale")) == []
+    assert [e.seq for e in waiting.add(turn(2, 2, "new"))] == [2]
+    assert waiting.has_gap is False

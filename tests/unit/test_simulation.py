@@ -8,10 +8,22 @@ from typing import Any
 
 import pytest
 
-from contracts.events import CompletedEvent, FailedEvent, SimulationEvent, TurnEvent
+from contracts.events import (
+    CancelledEvent,
+    CompletedEvent,
+    FailedEvent,
+    SimulationEvent,
+    TurnEvent,
+)
 from contracts.requests import LLMOptions, SimulationRequest
 from services.orchestrator.errors import SimulationFailure
-from services.orchestrator.simulation import EventPublishError, SimulationRun
+from services.orchestrator.recorded_run import RecordedRun
+from services.orchestrator.simulation import (
+    EventPublishError,
+    HandBack,
+    RunSignals,
+    SimulationRun,
+)
 from services.orchestrator.user_simulator import TranscriptLine
 
 
@@ -20,6 +32,7 @@ class FakeBot:
         self.calls: list[tuple[str, Any]] = []
         self._fail_on_reply = fail_on_reply
         self._hang = hang
+        self.messaged = asyncio.Event()
 
     async def init_conversation(
         self, bot_id: int, conversation_id: str, input_slots: dict[str, Any]
@@ -28,6 +41,7 @@ class FakeBot:
 
     async def send_message(self, conversation_id: str, message: str) -> str:
         self.calls.append(("webhook", message))
+        self.messaged.set()
         replies = sum(1 for kind, _ in self.calls if kind == "webhook")
         if self._hang:
             await asyncio.Event().wait()
@@ -133,3 +147,62 @@ async def test_an_event_that_cannot_be_published_stops_the_run_without_a_termina
     with pytest.raises(EventPublishError):
         await _run(_request(), FakeBot(), sink)
     assert [e.seq for e in sink.events] == [2, 3]
+
+
+async def test_a_resumed_run_takes_recorded_steps_from_the_log_and_continues_the_seq() -> None:
+    first_sink = Recorder(fail_at_seq=6)  # dies after started, user, bot, user (seq 2..5)
+    with pytest.raises(EventPublishError):
+        await _run(_request(), FakeBot(), first_sink)
+    recorded = RecordedRun.from_log(_request(), first_sink.events)
+    assert recorded.last_seq == 5
+
+    sink, bot = Recorder(), FakeBot()
+    terminal = await SimulationRun(
+        _request(),
+        bot=bot,
+        user=FakeUser(),
+        events=sink,
+        deadline_s=30,
+        recorded=recorded,
+        attempt=2,
+    ).run()
+    assert [c[0] for c in bot.calls] == ["webhook", "webhook"]  # no init, turns 2 and 3 only
+    assert [e.seq for e in sink.events] == [6, 7, 8, 9]
+    assert {e.attempt for e in sink.events} == {2}
+    assert isinstance(terminal, CompletedEvent)
+    assert terminal.turn_count == 3
+    assert terminal.transcript.count("\n") == 6
+
+
+async def test_a_cancelled_run_abandons_its_call_and_ends_cancelled() -> None:
+    signals, sink, bot = RunSignals(), Recorder(), FakeBot(hang=True)
+    run = SimulationRun(
+        _request(),
+        bot=bot,
+        user=FakeUser(),
+        events=sink,
+        deadline_s=30,
+        signals=signals,
+    )
+    task = asyncio.create_task(run.run())
+    await asyncio.wait_for(bot.messaged.wait(), 5)  # the bot call now hangs
+    signals.cancel()
+    terminal = await asyncio.wait_for(task, 5)
+    assert isinstance(terminal, CancelledEvent)
+    assert terminal.transcript == "User: sẵn sàng\n"
+
+
+async def test_a_run_asked_to_hand_back_stops_at_the_next_step_boundary() -> None:
+    signals = RunSignals()
+    signals.hand_back_soon()
+    sink = Recorder()
+    with pytest.raises(HandBack):
+        await SimulationRun(
+            _request(),
+            bot=FakeBot(),
+            user=FakeUser(),
+            events=sink,
+            deadline_s=30,
+            signals=signals,
+        ).run()
+    assert sink.events == []  # not even initConversation was called
