@@ -11,6 +11,7 @@ import pytest
 from contracts.events import (
     CancelledEvent,
     CompletedEvent,
+    ErrorInfo,
     FailedEvent,
     SimulationEvent,
     TurnEvent,
@@ -18,6 +19,7 @@ from contracts.events import (
 from contracts.requests import LLMOptions, SimulationRequest
 from services.orchestrator.errors import SimulationFailure
 from services.orchestrator.recorded_run import RecordedRun
+from services.orchestrator.request_handler import delivery_number
 from services.orchestrator.simulation import (
     EventPublishError,
     HandBack,
@@ -206,3 +208,33 @@ async def test_a_run_asked_to_hand_back_stops_at_the_next_step_boundary() -> Non
             signals=signals,
         ).run()
     assert sink.events == []  # not even initConversation was called
+
+
+async def test_giving_up_fails_with_the_recorded_transcript_and_calls_nobody() -> None:
+    first_sink = Recorder(fail_at_seq=5)
+    with pytest.raises(EventPublishError):
+        await _run(_request(), FakeBot(), first_sink)
+    bot, sink = FakeBot(), Recorder()
+    run = SimulationRun(
+        _request(),
+        bot=bot,
+        user=FakeUser(),
+        events=sink,
+        deadline_s=30,
+        recorded=RecordedRun.from_log(_request(), first_sink.events),
+        attempt=20,
+    )
+    terminal = await run.give_up(ErrorInfo(code="too_many_interruptions", message="20 times"))
+    assert isinstance(terminal, FailedEvent)
+    assert terminal.seq == 5
+    assert terminal.transcript == "User: sẵn sàng\nBot: bot 1\n"
+    assert bot.calls == []
+
+
+def test_the_delivery_number_comes_from_the_quorum_queue_count() -> None:
+    class Delivery:
+        def __init__(self, headers: dict[str, object]) -> None:
+            self.headers = headers
+
+    assert delivery_number(Delivery({})) == 1  # type: ignore[arg-type]
+    assert delivery_number(Delivery({"x-delivery-count": 3})) == 4  # type: ignore[arg-type]
