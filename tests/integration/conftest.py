@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import signal
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 
 from contracts.names import SIMULATIONS_QUEUE
@@ -180,6 +181,13 @@ def isolated(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         for process in reversed(isolated.processes):
             process.stop(signal.SIGKILL)
         stack.broker.admin.delete_vhost(vhost)
+
+
+@pytest.fixture
+async def client(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client of the session's gateway."""
+    async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=30) as http:
+        yield http
 
 
 @pytest.fixture(scope="session")

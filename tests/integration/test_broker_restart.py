@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import httpx
 import pytest
 
@@ -16,12 +14,6 @@ from tests.integration.rabbitmqctl import rabbitmqctl
 from tests.integration.stories import assert_whole_story, gated_waiting_on_second_reply
 
 pytestmark = [pytest.mark.integration, pytest.mark.broker_restart]
-
-
-@pytest.fixture
-async def client(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=30) as http:
-        yield http
 
 
 @pytest.mark.usefixtures("local_broker")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 
 import httpx
 import pytest
@@ -17,12 +16,6 @@ from tests.integration.conftest import IsolatedStack, Stack
 from tests.integration.stories import gated_waiting_on_second_reply
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-async def client(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=30) as http:
-        yield http
 
 
 async def test_cancelling_a_running_simulation_stops_it_mid_call(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import AsyncIterator
 
 import httpx
 import pytest
@@ -16,12 +15,6 @@ from tests.integration.conftest import IsolatedStack, Stack
 from tests.integration.stories import assert_whole_story, gated_waiting_on_second_reply
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-async def client(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=30) as http:
-        yield http
 
 
 async def test_the_same_idempotency_key_and_body_answer_the_same_simulation(

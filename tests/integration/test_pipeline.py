@@ -19,12 +19,6 @@ from tests.integration.conftest import OPENAI_TEST_KEY, Stack
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-async def client(stack: Stack) -> httpx.AsyncClient:
-    async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=30) as http:
-        yield http
-
-
 async def test_original_call_streams_each_line_as_it_happens(
     stack: Stack, client: httpx.AsyncClient
 ) -> None:

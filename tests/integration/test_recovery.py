@@ -18,7 +18,7 @@ from tests.fakes.bot_api import GATED_BOT, NORMAL_BOT, SLOW_BOT
 from tests.integration.client import EventWatcher, create_simulation, request_body
 from tests.integration.conftest import IsolatedStack
 from tests.integration.log_tap import eventually, raw_logged_events
-from tests.integration.processes import wait_until
+from tests.integration.processes import ServiceProcess, wait_until
 from tests.integration.rabbitmqctl import rabbitmqctl
 from tests.integration.stories import assert_whole_story, gated_waiting_on_second_reply
 
@@ -35,11 +35,7 @@ async def gateway(isolated: IsolatedStack) -> AsyncIterator[httpx.AsyncClient]:
 async def test_an_orchestrator_killed_mid_simulation_is_resumed_by_another(
     isolated: IsolatedStack, gateway: httpx.AsyncClient
 ) -> None:
-    first = isolated.start_orchestrator("orchestrator-a")
-    simulation_id = await create_simulation(gateway, request_body(GATED_BOT, max_turns=3))
-    watcher = EventWatcher(gateway, simulation_id)
-    await watcher.wait_for(gated_waiting_on_second_reply)
-    isolated.start_orchestrator("orchestrator-b")
+    first, simulation_id, watcher = await _held_by_one_of_two(isolated, gateway, "a")
 
     first.stop(signal.SIGKILL)
     # The second orchestrator resumes: it repeats the one call in flight at the crash.
@@ -63,11 +59,7 @@ async def test_an_orchestrator_killed_mid_simulation_is_resumed_by_another(
 async def test_a_frozen_orchestrator_adds_nothing_once_another_took_over(
     isolated: IsolatedStack, gateway: httpx.AsyncClient
 ) -> None:
-    frozen = isolated.start_orchestrator("orchestrator-frozen")
-    simulation_id = await create_simulation(gateway, request_body(GATED_BOT, max_turns=3))
-    watcher = EventWatcher(gateway, simulation_id)
-    await watcher.wait_for(gated_waiting_on_second_reply)
-    isolated.start_orchestrator("orchestrator-b")
+    frozen, simulation_id, watcher = await _held_by_one_of_two(isolated, gateway, "frozen")
 
     frozen.send(signal.SIGSTOP)
     try:
@@ -97,11 +89,9 @@ async def test_a_frozen_orchestrator_adds_nothing_once_another_took_over(
 async def test_sigterm_hands_back_what_it_holds_within_the_grace_period(
     isolated: IsolatedStack, gateway: httpx.AsyncClient
 ) -> None:
-    stopping = isolated.start_orchestrator("orchestrator-stopping", CONVSIM_GRACEFUL_TIMEOUT_S="2")
-    simulation_id = await create_simulation(gateway, request_body(GATED_BOT, max_turns=3))
-    watcher = EventWatcher(gateway, simulation_id)
-    await watcher.wait_for(gated_waiting_on_second_reply)
-    isolated.start_orchestrator("orchestrator-b")
+    stopping, simulation_id, watcher = await _held_by_one_of_two(
+        isolated, gateway, "stopping", CONVSIM_GRACEFUL_TIMEOUT_S="2"
+    )
 
     started = time.monotonic()
     stopping.send(signal.SIGTERM)
@@ -198,6 +188,19 @@ async def test_a_redelivered_request_of_a_finished_simulation_publishes_nothing(
     wait_until(lambda: _queue_settled(isolated), timeout_s=30, what="the duplicate to be acked")
     assert await raw_logged_events(isolated.broker.amqp_url, simulation_id) == events
     assert len(isolated.bot.calls_of(simulation_id)) == calls_before
+
+
+async def _held_by_one_of_two(
+    isolated: IsolatedStack, gateway: httpx.AsyncClient, name: str, **env: str
+) -> tuple[ServiceProcess, str, EventWatcher]:
+    """A simulation held by the orchestrator ``name`` mid-call (the bot holds its second
+    reply), with a second orchestrator standing by and a client on its SSE stream."""
+    holder = isolated.start_orchestrator(f"orchestrator-{name}", **env)
+    simulation_id = await create_simulation(gateway, request_body(GATED_BOT, max_turns=3))
+    watcher = EventWatcher(gateway, simulation_id)
+    await watcher.wait_for(gated_waiting_on_second_reply)
+    isolated.start_orchestrator("orchestrator-standby")
+    return holder, simulation_id, watcher
 
 
 def _queue_settled(isolated: IsolatedStack) -> bool:

@@ -88,12 +88,17 @@ def _request(**fields: Any) -> SimulationRequest:
     )
 
 
+def _simulation(bot: FakeBot, sink: Recorder, **options: Any) -> SimulationRun:
+    """A run of the default request with fakes; options go to SimulationRun."""
+    request = options.pop("request", None) or _request()
+    options.setdefault("deadline_s", 30)
+    return SimulationRun(request, bot=bot, user=FakeUser(), events=sink, **options)
+
+
 async def _run(
     request: SimulationRequest, bot: FakeBot, sink: Recorder, deadline_s: float = 30
 ) -> SimulationEvent:
-    return await SimulationRun(
-        request, bot=bot, user=FakeUser(), events=sink, deadline_s=deadline_s
-    ).run()
+    return await _simulation(bot, sink, request=request, deadline_s=deadline_s).run()
 
 
 async def test_a_run_publishes_started_each_turn_and_completed_with_gapless_seq() -> None:
@@ -159,12 +164,9 @@ async def test_a_resumed_run_takes_recorded_steps_from_the_log_and_continues_the
     assert recorded.last_seq == 5
 
     sink, bot = Recorder(), FakeBot()
-    terminal = await SimulationRun(
-        _request(),
-        bot=bot,
-        user=FakeUser(),
-        events=sink,
-        deadline_s=30,
+    terminal = await _simulation(
+        bot,
+        sink,
         recorded=recorded,
         attempt=2,
     ).run()
@@ -178,12 +180,9 @@ async def test_a_resumed_run_takes_recorded_steps_from_the_log_and_continues_the
 
 async def test_a_cancelled_run_abandons_its_call_and_ends_cancelled() -> None:
     signals, sink, bot = RunSignals(), Recorder(), FakeBot(hang=True)
-    run = SimulationRun(
-        _request(),
-        bot=bot,
-        user=FakeUser(),
-        events=sink,
-        deadline_s=30,
+    run = _simulation(
+        bot,
+        sink,
         signals=signals,
     )
     task = asyncio.create_task(run.run())
@@ -199,12 +198,9 @@ async def test_a_run_asked_to_hand_back_stops_at_the_next_step_boundary() -> Non
     signals.hand_back_soon()
     sink = Recorder()
     with pytest.raises(HandBack):
-        await SimulationRun(
-            _request(),
-            bot=FakeBot(),
-            user=FakeUser(),
-            events=sink,
-            deadline_s=30,
+        await _simulation(
+            FakeBot(),
+            sink,
             signals=signals,
         ).run()
     assert sink.events == []  # not even initConversation was called
@@ -215,12 +211,9 @@ async def test_giving_up_fails_with_the_recorded_transcript_and_calls_nobody() -
     with pytest.raises(EventPublishError):
         await _run(_request(), FakeBot(), first_sink)
     bot, sink = FakeBot(), Recorder()
-    run = SimulationRun(
-        _request(),
-        bot=bot,
-        user=FakeUser(),
-        events=sink,
-        deadline_s=30,
+    run = _simulation(
+        bot,
+        sink,
         recorded=RecordedRun.from_log(_request(), first_sink.events),
         attempt=20,
     )
