@@ -20,6 +20,7 @@ __all__ = [
     "EventType",
     "FailedEvent",
     "QueuedEvent",
+    "RetryingEvent",
     "SimulationEvent",
     "StartedEvent",
     "StopReason",
@@ -32,7 +33,7 @@ __all__ = [
 
 SCHEMA_VERSION = 1
 
-EventType = Literal["queued", "started", "turn", "completed", "failed", "cancelled"]
+EventType = Literal["queued", "started", "turn", "retrying", "completed", "failed", "cancelled"]
 TERMINAL_EVENT_TYPES: frozenset[str] = frozenset({"completed", "failed", "cancelled"})
 
 TurnRole = Literal["user", "bot"]
@@ -60,6 +61,13 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+class ErrorInfo(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    code: ErrorCode
+    message: str
+
+
 class _Event(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -83,6 +91,10 @@ class QueuedEvent(_Event):
     type: Literal["queued"] = "queued"
     attempt: Annotated[int, Field(ge=0, le=0)] = 0
     request: SimulationRequest
+    owner: Annotated[
+        str | None,
+        Field(description="Which API key created it (a digest of the key, never the key)."),
+    ] = None
 
 
 class StartedEvent(_Event):
@@ -102,19 +114,24 @@ class TurnEvent(_Event):
     from_history: bool = False
 
 
+class RetryingEvent(_Event):
+    """A call failed in a way worth retrying: the line at ``index`` is being tried again."""
+
+    type: Literal["retrying"] = "retrying"
+    index: Annotated[int, Field(ge=0, description="Transcript position of the line it produces")]
+    step: Annotated[str, Field(description="e.g. 'bot reply 2', 'user message 3'")]
+    failed_attempt: Annotated[int, Field(ge=1, description="The call attempt that failed")]
+    max_attempts: Annotated[int, Field(ge=1)]
+    error: ErrorInfo
+    retry_in_ms: Annotated[int, Field(ge=0, description="Backoff (or Retry-After) before the next")]
+
+
 class CompletedEvent(_Event):
     type: Literal["completed"] = "completed"
     stop_reason: StopReason
     transcript: str
     turn_count: Annotated[int, Field(ge=0, description="Bot replies collected in this run")]
     duration_ms: Annotated[int, Field(ge=0)]
-
-
-class ErrorInfo(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    code: ErrorCode
-    message: str
 
 
 class FailedEvent(_Event):
@@ -129,7 +146,13 @@ class CancelledEvent(_Event):
 
 
 SimulationEvent: TypeAlias = Annotated[
-    QueuedEvent | StartedEvent | TurnEvent | CompletedEvent | FailedEvent | CancelledEvent,
+    QueuedEvent
+    | StartedEvent
+    | TurnEvent
+    | RetryingEvent
+    | CompletedEvent
+    | FailedEvent
+    | CancelledEvent,
     Field(discriminator="type"),
 ]
 

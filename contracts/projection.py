@@ -17,6 +17,7 @@ from contracts.events import (
     FailedEvent,
     QueuedEvent,
     SimulationEvent,
+    StartedEvent,
     TurnEvent,
 )
 from contracts.requests import SimulationRequest
@@ -101,6 +102,7 @@ class SimulationState:
     simulation_id: str
     status: SimulationStatus
     request: SimulationRequest | None
+    owner: str | None
     turns: list[TurnEvent]
     stop_reason: str | None
     error: ErrorInfo | None
@@ -117,6 +119,7 @@ class SimulationState:
     def from_events(cls, simulation_id: str, events: list[SimulationEvent]) -> SimulationState:
         status: SimulationStatus = "queued"
         request: SimulationRequest | None = None
+        owner: str | None = None
         turns: list[TurnEvent] = []
         stop_reason: str | None = None
         error: ErrorInfo | None = None
@@ -124,7 +127,7 @@ class SimulationState:
         for event in events:
             match event:
                 case QueuedEvent():
-                    request, created_at = event.request, event.timestamp
+                    request, owner, created_at = event.request, event.owner, event.timestamp
                 case TurnEvent():
                     turns.append(event)
                 case CompletedEvent():
@@ -137,12 +140,15 @@ class SimulationState:
                     status, error, finished_at = "failed", event.error, event.timestamp
                 case CancelledEvent():
                     status, finished_at = "cancelled", event.timestamp
-                case _:  # started
+                case StartedEvent():
                     status, started_at = "running", event.timestamp
+                case _:  # retrying: the turns and the status say it all
+                    pass
         return cls(
             simulation_id=simulation_id,
             status=status,
             request=request,
+            owner=owner,
             turns=turns,
             stop_reason=stop_reason,
             error=error,

@@ -95,6 +95,16 @@ class SimulationCreate(BaseModel):
         dict[str, JsonValue], Field(description="Passed to the bot's initConversation.")
     ] = {}
     llm: LLMOptions | None = None
+    bot_target: Annotated[
+        str | None,
+        Field(
+            min_length=1,
+            max_length=64,
+            pattern=r"^[A-Za-z0-9_.-]+$",
+            description="Which configured bot API to test (CONVSIM_BOT_TARGETS), by name; "
+            "default: CONVSIM_BOT_API_URL. A URL is never taken from a request.",
+        ),
+    ] = None
     client_id: Annotated[
         str | None,
         Field(max_length=200, description="Sent by the original client; recorded, not used."),

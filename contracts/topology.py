@@ -12,6 +12,7 @@ from contracts.names import DEAD_LETTER_QUEUE
 
 __all__ = [
     "DEFAULT_EVENT_LOG_MAX_AGE",
+    "DEFAULT_MAX_QUEUED_SIMULATIONS",
     "REQUEST_DELIVERY_LIMIT",
     "REQUEST_LOG_MAX_AGE",
     "dead_letter_queue_arguments",
@@ -27,15 +28,20 @@ loops, not normal operation; the orchestrator gives up with ``failed`` on the la
 
 DEFAULT_EVENT_LOG_MAX_AGE = "7D"
 
+DEFAULT_MAX_QUEUED_SIMULATIONS = 10_000
+
 REQUEST_LOG_MAX_AGE = "2D"
 """Idempotency keys are honoured for 24 hours; the request log keeps them longer than that."""
 
 
-def simulations_queue_arguments() -> dict[str, Any]:
-    """Quorum queue of requests; poison messages go to DEAD_LETTER_QUEUE."""
+def simulations_queue_arguments(max_queued: int) -> dict[str, Any]:
+    """Quorum queue of requests; poison messages go to DEAD_LETTER_QUEUE; when it holds
+    ``max_queued`` requests the broker refuses (nacks) new ones."""
     return {
         "x-queue-type": "quorum",
         "x-delivery-limit": REQUEST_DELIVERY_LIMIT,
+        "x-max-length": max_queued,
+        "x-overflow": "reject-publish",
         "x-dead-letter-exchange": "",
         "x-dead-letter-routing-key": DEAD_LETTER_QUEUE,
     }

@@ -36,7 +36,9 @@ class Exchanges:
     control: AbstractExchange
 
 
-async def declare_topology(channel: AbstractChannel, event_log_max_age: str) -> Exchanges:
+async def declare_topology(
+    channel: AbstractChannel, event_log_max_age: str, max_queued: int
+) -> Exchanges:
     """Declare every exchange, queue and binding of the contract (idempotent)."""
     requests = await channel.declare_exchange(REQUESTS_EXCHANGE, ExchangeType.DIRECT, durable=True)
     events = await channel.declare_exchange(EVENTS_EXCHANGE, ExchangeType.TOPIC, durable=True)
@@ -45,7 +47,7 @@ async def declare_topology(channel: AbstractChannel, event_log_max_age: str) -> 
         DEAD_LETTER_QUEUE, durable=True, arguments=dead_letter_queue_arguments()
     )
     simulations = await channel.declare_queue(
-        SIMULATIONS_QUEUE, durable=True, arguments=simulations_queue_arguments()
+        SIMULATIONS_QUEUE, durable=True, arguments=simulations_queue_arguments(max_queued)
     )
     await simulations.bind(requests, routing_key=REQUEST_ROUTING_KEY)
     event_log = await channel.declare_queue(

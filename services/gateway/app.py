@@ -11,9 +11,11 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from services.common.event_log import EventLogReader
+from services.gateway.access import Access, AccessMiddleware
 from services.gateway.broker import BrokerUnavailable, GatewayBroker
 from services.gateway.cancellation import AlreadyFinished
 from services.gateway.idempotency import IdempotencyIndex
+from services.gateway.limits import BodySizeLimit
 from services.gateway.relay import EventRelay, UnknownSimulation
 from services.gateway.routes import health, simulate, simulations
 from services.gateway.settings import GatewaySettings
@@ -34,6 +36,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         broker = GatewayBroker(
             settings.amqp_url,
             event_log_max_age=settings.event_log_max_age,
+            max_queued=settings.max_queued_simulations,
             publish_timeout_s=settings.publish_timeout_s,
         )
         await broker.open()
@@ -67,6 +70,10 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         summary="Simulated conversations against a chatbot, streamed turn by turn.",
         lifespan=lifespan,
     )
+    app.state.access = access = Access(settings.api_keys, token_ttl_s=settings.stream_token_ttl_s)
+    # Outermost first: the size limit applies before anything, even to unauthorised callers.
+    app.add_middleware(AccessMiddleware, access=access)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.include_router(simulate.router)
     app.include_router(simulations.router)
     app.include_router(health.router)

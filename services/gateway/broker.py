@@ -10,19 +10,25 @@ from typing import Literal
 
 import aio_pika
 from aio_pika.abc import AbstractExchange, AbstractRobustConnection
+from aio_pika.exceptions import DeliveryError
 from aiormq.exceptions import ChannelLockedResource
+from pamqp.commands import Basic
 
 from contracts.names import REQUEST_ROUTING_KEY
 from services.common.naming import with_connection_name
 from services.common.topology import Exchanges, declare_topology
 
-__all__ = ["BrokerUnavailable", "GatewayBroker", "LockHeld"]
+__all__ = ["BrokerUnavailable", "GatewayBroker", "LockHeld", "QueueFull"]
 
 logger = logging.getLogger(__name__)
 
 
 class BrokerUnavailable(Exception):
     """The broker did not take a message: nothing was queued; the client may retry."""
+
+
+class QueueFull(BrokerUnavailable):
+    """The request queue is at its length limit: nothing was queued; retry later."""
 
 
 class LockHeld(Exception):
@@ -32,9 +38,17 @@ class LockHeld(Exception):
 class GatewayBroker:
     """One robust connection; a confirming channel for publishing; channels for readers."""
 
-    def __init__(self, amqp_url: str, *, event_log_max_age: str, publish_timeout_s: float) -> None:
+    def __init__(
+        self,
+        amqp_url: str,
+        *,
+        event_log_max_age: str,
+        max_queued: int,
+        publish_timeout_s: float,
+    ) -> None:
         self._amqp_url = amqp_url
         self._event_log_max_age = event_log_max_age
+        self._max_queued = max_queued
         self._publish_timeout_s = publish_timeout_s
         self._connection: AbstractRobustConnection | None = None
         self._exchanges: Exchanges | None = None
@@ -56,7 +70,7 @@ class GatewayBroker:
             with_connection_name(self._amqp_url, "gateway")
         )
         channel = await self._connection.channel(publisher_confirms=True, on_return_raises=True)
-        self._exchanges = await declare_topology(channel, self._event_log_max_age)
+        self._exchanges = await declare_topology(channel, self._event_log_max_age, self._max_queued)
 
     async def close(self) -> None:
         if self._connection is not None:
@@ -139,6 +153,12 @@ class GatewayBroker:
             await exchange.publish(
                 message, routing_key=routing_key, mandatory=True, timeout=self._publish_timeout_s
             )
+        except DeliveryError as exc:
+            if isinstance(exc.frame, Basic.Nack) and exchange_name == "requests":
+                # The request queue is at its length limit (reject-publish).
+                raise QueueFull("the request queue is full") from exc
+            logger.warning("publishing %s of %s failed: %r", kind, simulation_id, exc)
+            raise BrokerUnavailable(f"the broker did not take the {kind}") from exc
         except Exception as exc:
             logger.warning("publishing %s of %s failed: %r", kind, simulation_id, exc)
             raise BrokerUnavailable(f"the broker did not confirm the {kind}") from exc

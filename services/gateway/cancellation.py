@@ -21,11 +21,11 @@ class AlreadyFinished(Exception):
 
 
 async def request_cancel(
-    simulation_id: str, broker: GatewayBroker, relay: EventRelay
+    simulation_id: str, broker: GatewayBroker, relay: EventRelay, owner: str | None = None
 ) -> SimulationState:
     """Ask for the simulation to end with ``cancelled``. Raises UnknownSimulation,
     AlreadyFinished, or BrokerUnavailable (nothing was sent)."""
-    state = await relay.state(simulation_id)
+    state = await relay.state(simulation_id, owner)
     if state.status in ("completed", "failed", "cancelled"):
         raise AlreadyFinished(state)
     command = CancelCommand(simulation_id=simulation_id)

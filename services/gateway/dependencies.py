@@ -6,12 +6,13 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from services.gateway.access import Access
 from services.gateway.broker import GatewayBroker
 from services.gateway.idempotency import IdempotencyIndex
 from services.gateway.relay import EventRelay
 from services.gateway.settings import GatewaySettings
 
-__all__ = ["BrokerDep", "IdempotencyDep", "RelayDep", "SettingsDep"]
+__all__ = ["AccessDep", "BrokerDep", "IdempotencyDep", "OwnerDep", "RelayDep", "SettingsDep"]
 
 
 def _settings(request: Request) -> GatewaySettings:
@@ -34,7 +35,20 @@ def _idempotency(request: Request) -> IdempotencyIndex:
     return index
 
 
+def _access(request: Request) -> Access:
+    access: Access = request.app.state.access
+    return access
+
+
+def _owner(request: Request) -> str | None:
+    """The caller's owner name (set by AccessMiddleware); None while API keys are off."""
+    owner: str | None = getattr(request.state, "owner", None)
+    return owner
+
+
 SettingsDep = Annotated[GatewaySettings, Depends(_settings)]
 BrokerDep = Annotated[GatewayBroker, Depends(_broker)]
 RelayDep = Annotated[EventRelay, Depends(_relay)]
 IdempotencyDep = Annotated[IdempotencyIndex, Depends(_idempotency)]
+AccessDep = Annotated[Access, Depends(_access)]
+OwnerDep = Annotated[str | None, Depends(_owner)]

@@ -97,9 +97,14 @@ class EventRelay:
             for listener in feed.listeners:
                 listener.put_nowait(released)
 
-    async def state(self, simulation_id: str) -> SimulationState:
+    async def state(self, simulation_id: str, owner: str | None = None) -> SimulationState:
+        """The simulation's state; with an owner (API keys on), only if that owner created it:
+        another key's simulation is as unknown as one that does not exist."""
         feed = await self._loaded_feed(simulation_id)
-        return SimulationState.from_events(simulation_id, feed.sequence.events)
+        state = SimulationState.from_events(simulation_id, feed.sequence.events)
+        if owner is not None and state.owner != owner:
+            raise UnknownSimulation(simulation_id)
+        return state
 
     async def follow(
         self, simulation_id: str, after_seq: int = 0

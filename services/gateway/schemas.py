@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from pydantic import BaseModel
 
@@ -10,7 +11,42 @@ from contracts.events import ErrorInfo, TurnEvent
 from contracts.projection import SimulationState, SimulationStatus
 from contracts.requests import SimulationRequest
 
-__all__ = ["SimulationAccepted", "SimulationLinks", "SimulationPublic", "links_of"]
+__all__ = [
+    "COMMON_RESPONSES",
+    "NOT_FOUND",
+    "TOO_LARGE",
+    "UNAVAILABLE",
+    "Problem",
+    "SimulationAccepted",
+    "SimulationLinks",
+    "SimulationPublic",
+    "StreamTokenPublic",
+    "links_of",
+]
+
+Responses = dict[int | str, dict[str, Any]]
+
+
+class Problem(BaseModel):
+    """Every error answer: what went wrong, in words."""
+
+    detail: str
+
+
+COMMON_RESPONSES: Responses = {
+    401: {"model": Problem, "description": "API keys are on and no valid key was sent"},
+}
+NOT_FOUND: Responses = {
+    404: {"model": Problem, "description": "No simulation has this id (that you may see)"}
+}
+UNAVAILABLE: Responses = {
+    503: {
+        "model": Problem,
+        "description": "The broker is unreachable or the request queue is full: nothing was "
+        "queued; retry after Retry-After",
+    }
+}
+TOO_LARGE: Responses = {413: {"model": Problem, "description": "The body is over the limit"}}
 
 
 class SimulationLinks(BaseModel):
@@ -22,6 +58,12 @@ class SimulationLinks(BaseModel):
 def links_of(simulation_id: str) -> SimulationLinks:
     base = f"/v1/simulations/{simulation_id}"
     return SimulationLinks(self=base, events=f"{base}/events", transcript=f"{base}/transcript")
+
+
+class StreamTokenPublic(BaseModel):
+    token: str
+    expires_at: int
+    events_url: str
 
 
 class SimulationAccepted(BaseModel):

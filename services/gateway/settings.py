@@ -4,23 +4,27 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import NoDecode, SettingsConfigDict
 
-from contracts.topology import DEFAULT_EVENT_LOG_MAX_AGE
+from contracts.requests import (
+    MAX_HISTORY_MESSAGES,
+    MAX_MESSAGE_CHARS,
+    MAX_PERSONA_CHARS,
+    MAX_TURNS_LIMIT,
+)
+from services.common.settings import SharedSettings
 
 __all__ = ["GatewaySettings"]
 
 PositiveSeconds = Annotated[float, Field(gt=0, le=3_600)]
 
 
-class GatewaySettings(BaseSettings):
+class GatewaySettings(SharedSettings):
     model_config = SettingsConfigDict(env_prefix="CONVSIM_", extra="ignore")
 
-    amqp_url: str = "amqp://guest:guest@localhost:5672/"
     gateway_host: str = "127.0.0.1"
     gateway_port: Annotated[int, Field(ge=0, le=65_535)] = 8000
-    event_log_max_age: Annotated[str, Field(pattern=r"^\d+[YMDhms]$")] = DEFAULT_EVENT_LOG_MAX_AGE
     publish_timeout_s: PositiveSeconds = 10.0
     sse_ping_s: PositiveSeconds = 15.0
     max_cached_simulations: Annotated[int, Field(ge=100, le=1_000_000)] = 10_000
@@ -32,3 +36,30 @@ class GatewaySettings(BaseSettings):
     )
     log_read_prefetch: Annotated[int, Field(ge=1, le=10_000)] = 1_000
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    api_keys: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated bearer tokens; when set, every route but /healthz and "
+        "/readyz needs one, and a key sees only the simulations it created.",
+    )
+    stream_token_ttl_s: Annotated[float, Field(ge=10, le=3_600)] = 300.0
+    max_body_bytes: Annotated[int, Field(ge=1_024, le=64 * 1_048_576)] = 1_048_576
+    max_message_chars: Annotated[int, Field(ge=1, le=MAX_MESSAGE_CHARS)] = MAX_MESSAGE_CHARS
+    max_persona_chars: Annotated[int, Field(ge=1, le=MAX_PERSONA_CHARS)] = MAX_PERSONA_CHARS
+    max_history_messages: Annotated[int, Field(ge=0, le=MAX_HISTORY_MESSAGES)] = (
+        MAX_HISTORY_MESSAGES
+    )
+    max_turns: Annotated[int, Field(ge=1, le=MAX_TURNS_LIMIT)] = MAX_TURNS_LIMIT
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [key.strip() for key in value.split(",") if key.strip()]
+        return value
+
+    @field_validator("api_keys")
+    @classmethod
+    def _keys_are_long_enough(cls, keys: list[SecretStr]) -> list[SecretStr]:
+        if any(len(key.get_secret_value()) < 16 for key in keys):
+            raise ValueError("every CONVSIM_API_KEYS entry needs at least 16 characters")
+        return keys

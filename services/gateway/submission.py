@@ -52,11 +52,12 @@ async def submit_simulation(
     create: SimulationCreate,
     broker: GatewayBroker,
     relay: EventRelay,
+    owner: str | None = None,
     headers: dict[str, str] | None = None,
 ) -> SimulationRequest:
     """Queue one simulation. Raises BrokerUnavailable when nothing was queued."""
     request = SimulationRequest(**create.model_dump(), simulation_id=new_simulation_id())
-    queued = QueuedEvent(simulation_id=request.simulation_id, seq=1, request=request)
+    queued = QueuedEvent(simulation_id=request.simulation_id, seq=1, request=request, owner=owner)
     await broker.publish_request(
         request.simulation_id, request.model_dump_json().encode(), queued.timestamp
     )
@@ -84,9 +85,12 @@ async def submit_idempotent(
     broker: GatewayBroker,
     relay: EventRelay,
     index: IdempotencyIndex,
+    owner: str | None = None,
 ) -> Accepted:
-    """Queue a simulation once per key: the same key and body answer the same simulation."""
+    """Queue a simulation once per key: the same key and body answer the same simulation.
+    Each API key has its own key space."""
     fingerprint = fingerprint_of(create)
+    key = key if owner is None else f"{owner}:{key}"
     try:
         async with broker.exclusive_lock(lock_name(key)):
             await index.sync()
@@ -99,6 +103,7 @@ async def submit_idempotent(
                 create,
                 broker,
                 relay,
+                owner,
                 headers={IDEMPOTENCY_KEY_HEADER: key, FINGERPRINT_HEADER: fingerprint},
             )
             index.remember(key, KeyRecord(request.simulation_id, fingerprint, datetime.now(UTC)))

@@ -23,7 +23,7 @@ from services.common.naming import with_connection_name
 from services.common.stream_reader import StreamFollower
 from services.common.topology import declare_topology
 from services.orchestrator import topology
-from services.orchestrator.bot_api import BotApiClient, build_bot_http_client
+from services.orchestrator.bot_api import build_bot_http_client
 from services.orchestrator.cancellations import HeldRuns
 from services.orchestrator.event_publisher import (
     DeliveryEventSink,
@@ -82,7 +82,9 @@ class _Orchestrator:
             )
             stack.push_async_callback(connection.close)
             async with connection.channel() as channel:
-                await declare_topology(channel, settings.event_log_max_age)
+                await declare_topology(
+                    channel, settings.event_log_max_age, settings.max_queued_simulations
+                )
             held = HeldRuns()
             control = StreamFollower(
                 connection, CONTROL_LOG_STREAM, "first", held.on_control_message
@@ -91,7 +93,6 @@ class _Orchestrator:
             stack.push_async_callback(control.stop)
             await control.sync(settings.log_read_timeout_s)  # every cancel so far is known
             bot_http = build_bot_http_client(
-                settings.bot_api_url,
                 read_timeout_s=settings.bot_timeout_s,
                 connect_timeout_s=settings.connect_timeout_s,
                 max_connections=settings.max_concurrent_simulations + 10,
@@ -112,7 +113,7 @@ class _Orchestrator:
             handler = RequestHandler(
                 settings,
                 connection=connection,
-                bot=BotApiClient(bot_http, max_reply_bytes=settings.max_bot_reply_bytes),
+                bot_http=bot_http,
                 user=user,
             )
             self._parts = _Parts(handler=handler, held=held)
@@ -219,7 +220,7 @@ def create_app(settings: OrchestratorSettings | None = None) -> FastStream:
     orchestrator = _Orchestrator(settings, broker)
 
     orchestrator.subscriber = broker.subscriber(
-        topology.simulations_queue(),
+        topology.simulations_queue(settings.max_queued_simulations),
         topology.requests_exchange(),
         ack_policy=AckPolicy.REJECT_ON_ERROR,
         title="convsim.simulations:run",

@@ -10,6 +10,7 @@ import json
 import sys
 from pathlib import Path
 
+from contracts.topology import DEFAULT_MAX_QUEUED_SIMULATIONS
 from services.orchestrator.app import create_app
 from services.orchestrator.settings import OrchestratorSettings
 
@@ -20,7 +21,11 @@ _DOCUMENTED_BROKER = "amqp://guest:guest@localhost:5672/"
 
 
 def render_asyncapi() -> str:
-    settings = OrchestratorSettings(amqp_url=_DOCUMENTED_BROKER, user_simulator="scripted")
+    settings = OrchestratorSettings(
+        amqp_url=_DOCUMENTED_BROKER,
+        user_simulator="scripted",
+        max_queued_simulations=DEFAULT_MAX_QUEUED_SIMULATIONS,
+    )
     spec = create_app(settings).schema.to_specification()
     return json.dumps(json.loads(spec.to_json()), indent=2, ensure_ascii=False) + "\n"
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 
-from services.orchestrator.errors import SimulationFailure
+from services.orchestrator.errors import SimulationFailure, retry_after_seconds
 
 __all__ = ["INIT_PATH", "WEBHOOK_PATH", "BotApiClient", "build_bot_http_client"]
 
@@ -16,11 +16,10 @@ WEBHOOK_PATH = "/robot-ai-lesson/api/v1/bot/webhook"
 
 
 def build_bot_http_client(
-    base_url: str, *, read_timeout_s: float, connect_timeout_s: float, max_connections: int
+    *, read_timeout_s: float, connect_timeout_s: float, max_connections: int
 ) -> httpx.AsyncClient:
-    """The process's one pooled client for the bot API, with explicit timeouts."""
+    """The process's one pooled client for every bot API target, with explicit timeouts."""
     return httpx.AsyncClient(
-        base_url=base_url,
         timeout=httpx.Timeout(read_timeout_s, connect=connect_timeout_s, pool=None),
         limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=100),
         follow_redirects=False,
@@ -28,10 +27,12 @@ def build_bot_http_client(
 
 
 class BotApiClient:
-    """The two calls of the bot API contract; every way they can fail is a SimulationFailure."""
+    """The two calls of the bot API contract at one base URL (from configuration, never from a
+    request); every way they can fail is a SimulationFailure, marked retryable or not."""
 
-    def __init__(self, http: httpx.AsyncClient, *, max_reply_bytes: int) -> None:
+    def __init__(self, http: httpx.AsyncClient, *, base_url: str, max_reply_bytes: int) -> None:
         self._http = http
+        self._base_url = base_url.rstrip("/")
         self._max_reply_bytes = max_reply_bytes
 
     async def init_conversation(
@@ -53,19 +54,25 @@ class BotApiClient:
 
     async def _post(self, call: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
         try:
-            async with self._http.stream("POST", path, json=body) as response:
+            async with self._http.stream("POST", self._base_url + path, json=body) as response:
                 raw = await self._read_bounded(call, response)
         except httpx.TimeoutException as exc:
             raise SimulationFailure(
-                "bot_timeout", f"{call} timed out ({type(exc).__name__})"
+                "bot_timeout", f"{call} timed out ({type(exc).__name__})", retryable=True
             ) from exc
         except httpx.TransportError as exc:
             raise SimulationFailure(
-                "bot_unreachable", f"{call} could not reach the bot API ({type(exc).__name__})"
+                "bot_unreachable",
+                f"{call} could not reach the bot API ({type(exc).__name__})",
+                retryable=True,
             ) from exc
         if response.status_code != 200:
+            status = response.status_code
             raise SimulationFailure(
-                "bot_http_error", f"{call} answered HTTP {response.status_code}"
+                "bot_http_error",
+                f"{call} answered HTTP {status}",
+                retryable=status == 429 or status >= 500,
+                retry_after_s=retry_after_seconds(response.headers.get("retry-after")),
             )
         try:
             payload = json.loads(raw)

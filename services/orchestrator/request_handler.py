@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
+import httpx
 from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
 
 from contracts.events import ErrorInfo, SimulationEvent
@@ -15,6 +16,7 @@ from services.common.event_log import EventLogReader
 from services.orchestrator.bot_api import BotApiClient
 from services.orchestrator.event_publisher import DeliveryEventSink
 from services.orchestrator.recorded_run import RecordedRun
+from services.orchestrator.retry_policy import RetryPolicy
 from services.orchestrator.settings import OrchestratorSettings
 from services.orchestrator.simulation import RunSignals, SimulationRun
 from services.orchestrator.user_simulator import UserSimulator
@@ -36,15 +38,20 @@ class RequestHandler:
         settings: OrchestratorSettings,
         *,
         connection: AbstractRobustConnection,
-        bot: BotApiClient,
+        bot_http: httpx.AsyncClient,
         user: UserSimulator,
     ) -> None:
         self._settings = settings
         self._log = EventLogReader(
             connection, timeout_s=settings.log_read_timeout_s, prefetch=settings.log_read_prefetch
         )
-        self._bot = bot
+        self._bot_http = bot_http
         self._user = user
+        self._retry = RetryPolicy(
+            max_attempts=settings.max_attempts,
+            base_delay_s=settings.retry_base_delay_s,
+            max_delay_s=settings.retry_max_delay_s,
+        )
 
     async def run(
         self,
@@ -65,16 +72,29 @@ class RequestHandler:
             )
             return None
         attempt = max(number, recorded.last_attempt + 1)
+        bot_url = self._settings.bot_url_for(request.bot_target)
         run = SimulationRun(
             request,
-            bot=self._bot,
+            bot=BotApiClient(
+                self._bot_http,
+                base_url=bot_url or "",
+                max_reply_bytes=self._settings.max_bot_reply_bytes,
+            ),
             user=self._user,
             events=sink,
             deadline_s=self._settings.simulation_deadline_s,
             recorded=recorded,
             attempt=attempt,
             signals=signals,
+            retry=self._retry,
         )
+        if bot_url is None:
+            return await run.give_up(
+                ErrorInfo(
+                    code="internal",
+                    message=f"no bot target named {request.bot_target!r} is configured",
+                )
+            )
         if number >= REQUEST_DELIVERY_LIMIT:
             # The broker dead-letters after this delivery: end it visibly rather than silently.
             return await run.give_up(

@@ -4,21 +4,26 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, AnyHttpUrl, Field, SecretStr, model_validator
+from pydantic_settings import SettingsConfigDict
 
-from contracts.topology import DEFAULT_EVENT_LOG_MAX_AGE, REQUEST_DELIVERY_LIMIT
+from contracts.topology import REQUEST_DELIVERY_LIMIT
+from services.common.settings import SharedSettings
 
 __all__ = ["OrchestratorSettings"]
 
 PositiveSeconds = Annotated[float, Field(gt=0, le=86_400)]
 
 
-class OrchestratorSettings(BaseSettings):
+class OrchestratorSettings(SharedSettings):
     model_config = SettingsConfigDict(env_prefix="CONVSIM_", extra="ignore", populate_by_name=True)
 
-    amqp_url: str = "amqp://guest:guest@localhost:5672/"
-    bot_api_url: str = "http://127.0.0.1:9404"
+    bot_api_url: AnyHttpUrl = AnyHttpUrl("http://127.0.0.1:9404")
+    bot_targets: dict[Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")], AnyHttpUrl] = Field(
+        default_factory=dict,
+        description='Named bot APIs a request may pick with "bot_target", as JSON: '
+        '{"staging": "https://bots.example/api"}.',
+    )
     bot_timeout_s: PositiveSeconds = 30.0
     llm_timeout_s: PositiveSeconds = 60.0
     connect_timeout_s: PositiveSeconds = 5.0
@@ -33,6 +38,8 @@ class OrchestratorSettings(BaseSettings):
         default=None, validation_alias=AliasChoices("OPENAI_BASE_URL", "openai_base_url")
     )
     max_attempts: Annotated[int, Field(ge=1, le=10)] = 3
+    retry_base_delay_s: Annotated[float, Field(gt=0, le=60)] = 0.5
+    retry_max_delay_s: Annotated[float, Field(gt=0, le=600)] = 30.0
     simulation_deadline_s: PositiveSeconds = 1_800.0
     max_concurrent_simulations: Annotated[int, Field(ge=1, le=10_000)] = 200
     graceful_timeout_s: PositiveSeconds = Field(
@@ -54,7 +61,6 @@ class OrchestratorSettings(BaseSettings):
     publish_timeout_s: PositiveSeconds = 10.0
     log_read_timeout_s: PositiveSeconds = 60.0
     log_read_prefetch: Annotated[int, Field(ge=200, le=10_000)] = 1_000
-    event_log_max_age: Annotated[str, Field(pattern=r"^\d+[YMDhms]$")] = DEFAULT_EVENT_LOG_MAX_AGE
     scripted_user_delay_s: Annotated[float, Field(ge=0, le=60)] = 0.0
     max_bot_reply_bytes: Annotated[int, Field(ge=1_024, le=64 * 1_048_576)] = 1_048_576
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -79,6 +85,13 @@ class OrchestratorSettings(BaseSettings):
                 f"{REQUEST_DELIVERY_LIMIT // 2} (each lease end is one redelivery of the request)"
             )
         return self
+
+    def bot_url_for(self, target: str | None) -> str | None:
+        """The configured base URL of a bot target (None: no target of that name)."""
+        if target is None:
+            return str(self.bot_api_url)
+        url = self.bot_targets.get(target)
+        return None if url is None else str(url)
 
     @property
     def simulator_kind(self) -> Literal["llm", "scripted"]:

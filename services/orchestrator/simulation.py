@@ -16,11 +16,14 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Any, Protocol, TypeVar
 
+from tenacity import RetryCallState
+
 from contracts.events import (
     CancelledEvent,
     CompletedEvent,
     ErrorInfo,
     FailedEvent,
+    RetryingEvent,
     SimulationEvent,
     StartedEvent,
     TurnEvent,
@@ -30,6 +33,7 @@ from contracts.requests import SimulationRequest
 from contracts.transcript import format_transcript, speaker_role
 from services.orchestrator.errors import SimulationFailure
 from services.orchestrator.recorded_run import RecordedRun
+from services.orchestrator.retry_policy import RetryPolicy
 from services.orchestrator.user_simulator import TranscriptLine, UserSimulator
 
 __all__ = [
@@ -111,6 +115,7 @@ class SimulationRun:
         recorded: RecordedRun | None = None,
         attempt: int = 1,
         signals: RunSignals | None = None,
+        retry: RetryPolicy | None = None,
     ) -> None:
         recorded = recorded or RecordedRun.fresh(request)
         self._request = request
@@ -121,6 +126,7 @@ class SimulationRun:
         self._recorded = recorded
         self._attempt = attempt
         self._signals = signals or RunSignals()
+        self._retry = retry or RetryPolicy()
         self._next_seq = recorded.last_seq + 1
         self._replay: list[TurnEvent] = recorded.turns
         self._lines: list[TranscriptLine] = []
@@ -235,13 +241,41 @@ class SimulationRun:
         return result
 
     async def _timed(self, what: str, call: Callable[[], Awaitable[T]]) -> tuple[T, int]:
+        """Make the call, retried by the policy; every retry is announced with ``retrying``."""
         self._check_signals()
-        started = time.monotonic()
+        tries = 0
         try:
-            result = await self._interruptible(call())
+            async for attempt in self._retry.retrying(
+                before_sleep=partial(self._announce_retry, what), sleep=self._pause
+            ):
+                with attempt:
+                    tries = attempt.retry_state.attempt_number
+                    started = time.monotonic()
+                    result = await self._interruptible(call())
         except SimulationFailure as failure:
-            raise SimulationFailure(failure.code, f"{what}: {failure.message}") from failure
+            where = what if tries == 1 else f"{what} (after {tries} attempts)"
+            raise failure.with_context(where) from failure
         return result, _ms_since(started)
+
+    async def _announce_retry(self, what: str, state: RetryCallState) -> None:
+        error = state.outcome.exception() if state.outcome else None
+        if not isinstance(error, SimulationFailure):  # pragma: no cover - only those retry
+            return
+        await self._emit(
+            RetryingEvent,
+            index=len(self._lines),
+            step=what,
+            failed_attempt=state.attempt_number,
+            max_attempts=self._retry.max_attempts,
+            error=error.to_error_info(),
+            retry_in_ms=round((state.upcoming_sleep or 0) * 1000),
+        )
+
+    async def _pause(self, seconds: float) -> None:
+        """The backoff before a retry; a cancel or an urgent hand-back cuts it short."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._signals.interrupted.wait(), seconds)
+        self._check_signals()
 
     def _check_signals(self) -> None:
         """At a step boundary: stop here if asked to."""

@@ -27,11 +27,11 @@ def events_exchange() -> RabbitExchange:
     return RabbitExchange(EVENTS_EXCHANGE, type=ExchangeType.TOPIC, durable=True)
 
 
-def simulations_queue() -> RabbitQueue:
+def simulations_queue(max_queued: int) -> RabbitQueue:
     return RabbitQueue(
         SIMULATIONS_QUEUE,
         queue_type=QueueType.QUORUM,
         durable=True,
-        arguments=cast("QuorumQueueArgs", simulations_queue_arguments()),
+        arguments=cast("QuorumQueueArgs", simulations_queue_arguments(max_queued)),
         routing_key=REQUEST_ROUTING_KEY,
     )

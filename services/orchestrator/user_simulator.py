@@ -13,7 +13,7 @@ from openai.types.chat import ChatCompletionMessageParam
 
 from contracts.events import TurnRole
 from contracts.requests import LLMOptions
-from services.orchestrator.errors import SimulationFailure
+from services.orchestrator.errors import SimulationFailure, retry_after_seconds
 
 __all__ = [
     "LLMUserSimulator",
@@ -80,14 +80,26 @@ class LLMUserSimulator:
                 max_tokens=options.max_tokens if options.max_tokens is not None else openai.omit,
             )
         except openai.APITimeoutError as exc:
-            raise SimulationFailure("llm_timeout", "the LLM did not answer in time") from exc
+            raise SimulationFailure(
+                "llm_timeout", "the LLM did not answer in time", retryable=True
+            ) from exc
         except openai.APIConnectionError as exc:
-            raise SimulationFailure("llm_unreachable", "could not reach the LLM") from exc
+            raise SimulationFailure(
+                "llm_unreachable", "could not reach the LLM", retryable=True
+            ) from exc
         except openai.RateLimitError as exc:
-            raise SimulationFailure("llm_rate_limited", "the LLM answered 429") from exc
+            raise SimulationFailure(
+                "llm_rate_limited",
+                "the LLM answered 429",
+                retryable=True,
+                retry_after_s=retry_after_seconds(exc.response.headers.get("retry-after")),
+            ) from exc
         except openai.APIStatusError as exc:
             raise SimulationFailure(
-                "llm_error", f"the LLM answered HTTP {exc.status_code}"
+                "llm_error",
+                f"the LLM answered HTTP {exc.status_code}",
+                retryable=exc.status_code >= 500,
+                retry_after_s=retry_after_seconds(exc.response.headers.get("retry-after")),
             ) from exc
         except openai.APIError as exc:
             raise SimulationFailure(

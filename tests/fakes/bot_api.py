@@ -5,6 +5,11 @@
   ``release(conversation_id)`` (one reply) or ``open(conversation_id)`` (all from then on),
   so a test can hold a simulation mid-way without sleeping.
 - ``SLOW_BOT``: every reply takes ``SLOW_REPLY_S`` (a long simulation in a few seconds).
+- Faults of the webhook, for the retry and error tests: ``FLAKY_BOT`` (503 once, then fine),
+  ``RATE_LIMITED_BOT`` (429 with Retry-After: 1 once), ``DOWN_BOT`` (always 500),
+  ``HANGING_BOT`` (never answers), ``HTML_BOT`` (200 text/html), ``EMPTY_BOT`` (no
+  data.message), ``REJECTING_BOT`` (status 1), ``HUGE_BOT`` (5 MB of JSON),
+  ``BAD_REQUEST_BOT`` (400).
 """
 
 from __future__ import annotations
@@ -16,13 +21,39 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 
-__all__ = ["GATED_BOT", "NORMAL_BOT", "SLOW_BOT", "SLOW_REPLY_S", "FakeBotApi"]
+__all__ = [
+    "BAD_REQUEST_BOT",
+    "DOWN_BOT",
+    "EMPTY_BOT",
+    "FLAKY_BOT",
+    "GATED_BOT",
+    "HANGING_BOT",
+    "HTML_BOT",
+    "HUGE_BOT",
+    "NORMAL_BOT",
+    "RATE_LIMITED_BOT",
+    "REJECTING_BOT",
+    "SLOW_BOT",
+    "SLOW_REPLY_S",
+    "FakeBotApi",
+]
 
 NORMAL_BOT = 1
 GATED_BOT = 2
 SLOW_BOT = 3
 SLOW_REPLY_S = 0.5
+FLAKY_BOT = 10
+RATE_LIMITED_BOT = 11
+DOWN_BOT = 12
+HANGING_BOT = 13
+HTML_BOT = 14
+EMPTY_BOT = 15
+REJECTING_BOT = 17
+HUGE_BOT = 18
+BAD_REQUEST_BOT = 19
+HUGE_REPLY_BYTES = 5 * 1_048_576
 PREFIX = "/robot-ai-lesson/api/v1/bot"
 
 
@@ -78,8 +109,8 @@ class FakeBotApi:
                 self._bots[body["conversation_id"]] = body["bot_id"]
             return {"status": 0, "msg": "Success", "data": {}}
 
-        @api.post(f"{PREFIX}/webhook")
-        async def webhook(request: Request) -> dict[str, Any]:
+        @api.post(f"{PREFIX}/webhook", response_model=None)
+        async def webhook(request: Request) -> dict[str, Any] | Response:
             body = await request.json()
             conversation_id = body["conversation_id"]
             with self._lock:
@@ -89,6 +120,9 @@ class FakeBotApi:
                 n = self._replies[conversation_id]
             if bot_id is None:
                 return {"status": 1, "msg": "unknown conversation"}
+            fault = await _fault(bot_id, n)
+            if fault is not None:
+                return fault
             if bot_id == GATED_BOT and n > 1 and conversation_id not in self._open:
                 gate = self._gate(conversation_id)
                 await gate.wait()
@@ -100,3 +134,29 @@ class FakeBotApi:
             return {"status": 0, "msg": "Success", "data": {"message": reply}}
 
         return api
+
+
+async def _fault(bot_id: int, n: int) -> Response | dict[str, Any] | None:
+    """The answer of a faulty bot to its n-th webhook call (None: answer normally)."""
+    if bot_id == FLAKY_BOT and n == 1:
+        return JSONResponse({"detail": "try again"}, status_code=503)
+    if bot_id == RATE_LIMITED_BOT and n == 1:
+        return JSONResponse({"detail": "later"}, status_code=429, headers={"Retry-After": "1"})
+    if bot_id == DOWN_BOT:
+        return JSONResponse({"detail": "broken"}, status_code=500)
+    if bot_id == HANGING_BOT:
+        await asyncio.Event().wait()
+    if bot_id == HTML_BOT:
+        return HTMLResponse("<html><body>Bad gateway</body></html>")
+    if bot_id == EMPTY_BOT:
+        return {"status": 0, "msg": "Success", "data": {"message": ""}}
+    if bot_id == REJECTING_BOT:
+        return {"status": 1, "msg": "the bot is switched off"}
+    if bot_id == HUGE_BOT:
+        filler = "x" * HUGE_REPLY_BYTES
+        return PlainTextResponse(
+            f'{{"status": 0, "data": {{"message": "{filler}"}}}}', media_type="application/json"
+        )
+    if bot_id == BAD_REQUEST_BOT:
+        return JSONResponse({"detail": "bad request"}, status_code=400)
+    return None

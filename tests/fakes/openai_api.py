@@ -1,13 +1,21 @@
-"""A fake of the OpenAI chat completions API: records every request, answers predictably."""
+"""A fake of the OpenAI chat completions API: records every request, answers predictably.
+
+The requested model picks a fault: ``fail-once-500``, ``rate-limited-once`` (429 with
+Retry-After: 1), ``always-500``, ``hang``, ``empty`` (an empty message), ``bad-request`` (400).
+"Once" counts per persona (the system message), so each test has its own.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
+from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
 
 __all__ = ["FakeOpenAI"]
 
@@ -17,6 +25,7 @@ class FakeOpenAI:
     requests: list[dict[str, Any]] = field(default_factory=list)
     authorizations: list[str] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _calls: defaultdict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
 
     def requests_with(self, text: str) -> list[dict[str, Any]]:
         """The requests whose messages mention ``text``."""
@@ -32,12 +41,18 @@ class FakeOpenAI:
     def app(self) -> FastAPI:
         api = FastAPI()
 
-        @api.post("/v1/chat/completions")
-        async def chat_completions(request: Request) -> dict[str, Any]:
+        @api.post("/v1/chat/completions", response_model=None)
+        async def chat_completions(request: Request) -> dict[str, Any] | JSONResponse:
             body = await request.json()
             with self._lock:
                 self.requests.append(body)
                 self.authorizations.append(request.headers.get("authorization", ""))
+                key = (body["model"], body["messages"][0]["content"])
+                self._calls[key] += 1
+                n = self._calls[key]
+            fault = await _fault(body["model"], n)
+            if fault is not None:
+                return fault
             return {
                 "id": f"chatcmpl-{len(self.requests)}",
                 "object": "chat.completion",
@@ -48,7 +63,9 @@ class FakeOpenAI:
                         "index": 0,
                         "message": {
                             "role": "assistant",
-                            "content": self.reply_for(body["messages"]),
+                            "content": ""
+                            if body["model"] == "empty"
+                            else self.reply_for(body["messages"]),
                         },
                         "finish_reason": "stop",
                     }
@@ -57,3 +74,19 @@ class FakeOpenAI:
             }
 
         return api
+
+
+async def _fault(model: str, n: int) -> JSONResponse | None:
+    error = {"error": {"message": "fake failure", "type": "server_error"}}
+    match model:
+        case "fail-once-500" if n == 1:
+            return JSONResponse(error, status_code=500)
+        case "rate-limited-once" if n == 1:
+            return JSONResponse(error, status_code=429, headers={"Retry-After": "1"})
+        case "always-500":
+            return JSONResponse(error, status_code=500)
+        case "hang":
+            await asyncio.Event().wait()
+        case "bad-request":
+            return JSONResponse(error, status_code=400)
+    return None

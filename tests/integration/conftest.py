@@ -6,6 +6,7 @@ from __future__ import annotations
 import signal
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -163,8 +164,9 @@ class IsolatedStack:
         return process, url
 
 
-@pytest.fixture
-def isolated(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[IsolatedStack]:
+@contextmanager
+def isolated_stack(stack: Stack, logs_parent: pytest.TempPathFactory) -> Iterator[IsolatedStack]:
+    """A vhost of its own; the processes started in it are killed and the vhost deleted after."""
     vhost = f"convsim-fault-{uuid.uuid4().hex[:8]}"
     amqp_url = stack.broker.admin.create_vhost(vhost)
     env = {**stack.env, "CONVSIM_AMQP_URL": amqp_url}
@@ -172,7 +174,7 @@ def isolated(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         Broker(stack.broker.admin, vhost, amqp_url),
         stack.bot,
         env,
-        tmp_path_factory.mktemp(vhost),
+        logs_parent.mktemp(vhost),
         [],
     )
     try:
@@ -181,6 +183,12 @@ def isolated(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         for process in reversed(isolated.processes):
             process.stop(signal.SIGKILL)
         stack.broker.admin.delete_vhost(vhost)
+
+
+@pytest.fixture
+def isolated(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[IsolatedStack]:
+    with isolated_stack(stack, tmp_path_factory) as fresh:
+        yield fresh
 
 
 @pytest.fixture

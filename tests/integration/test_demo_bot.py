@@ -18,8 +18,8 @@ from tests.fakes.server import serve_in_thread
 async def bot() -> AsyncIterator[BotApiClient]:
     app = create_app(DemoBotSettings(reply_delay_s=0))
     with serve_in_thread(app, lifespan="on") as (url, _):
-        async with httpx.AsyncClient(base_url=url, timeout=10) as http:
-            yield BotApiClient(http, max_reply_bytes=100_000)
+        async with httpx.AsyncClient(timeout=10) as http:
+            yield BotApiClient(http, base_url=url, max_reply_bytes=100_000)
 
 
 async def test_a_lesson_reacts_to_what_it_is_told(bot: BotApiClient) -> None:

@@ -15,8 +15,8 @@ Handler = Callable[[httpx.Request], httpx.Response]
 
 
 def _client(handler: Handler, max_reply_bytes: int = 10_000) -> BotApiClient:
-    http = httpx.AsyncClient(base_url="http://bot", transport=httpx.MockTransport(handler))
-    return BotApiClient(http, max_reply_bytes=max_reply_bytes)
+    http = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+    return BotApiClient(http, base_url="http://bot", max_reply_bytes=max_reply_bytes)
 
 
 async def test_the_two_calls_of_the_contract() -> None:

@@ -13,13 +13,15 @@ from contracts.events import (
     CompletedEvent,
     ErrorInfo,
     FailedEvent,
+    RetryingEvent,
     SimulationEvent,
     TurnEvent,
 )
 from contracts.requests import LLMOptions, SimulationRequest
-from services.orchestrator.errors import SimulationFailure
+from services.orchestrator.errors import SimulationFailure, retry_after_seconds
 from services.orchestrator.recorded_run import RecordedRun
 from services.orchestrator.request_handler import delivery_number
+from services.orchestrator.retry_policy import RetryPolicy
 from services.orchestrator.simulation import (
     EventPublishError,
     HandBack,
@@ -231,3 +233,79 @@ def test_the_delivery_number_comes_from_the_quorum_queue_count() -> None:
 
     assert delivery_number(Delivery({})) == 1  # type: ignore[arg-type]
     assert delivery_number(Delivery({"x-delivery-count": 3})) == 4  # type: ignore[arg-type]
+
+
+class FlakyBot(FakeBot):
+    """Fails its first ``failures`` webhook calls with the given failure."""
+
+    def __init__(self, failures: int, failure: SimulationFailure) -> None:
+        super().__init__()
+        self._failures = failures
+        self._failure = failure
+
+    async def send_message(self, conversation_id: str, message: str) -> str:
+        if self._failures:
+            self._failures -= 1
+            self.calls.append(("webhook-failed", message))
+            raise self._failure
+        return await super().send_message(conversation_id, message)
+
+
+RETRY = RetryPolicy(max_attempts=3, base_delay_s=0.001, max_delay_s=0.01)
+
+
+async def test_a_retryable_failure_is_retried_and_announced() -> None:
+    failure = SimulationFailure("bot_http_error", "webhook answered HTTP 503", retryable=True)
+    bot, sink = FlakyBot(2, failure), Recorder()
+    terminal = await _simulation(bot, sink, retry=RETRY, request=_request(max_turns=1)).run()
+    assert isinstance(terminal, CompletedEvent)
+    retries = [e for e in sink.events if isinstance(e, RetryingEvent)]
+    assert [(r.index, r.step, r.failed_attempt, r.max_attempts) for r in retries] == [
+        (1, "bot reply 1", 1, 3),
+        (1, "bot reply 1", 2, 3),
+    ]
+    assert retries[0].error.code == "bot_http_error"
+    assert [e.seq for e in sink.events] == list(range(2, 2 + len(sink.events)))
+    assert terminal.transcript == "User: sẵn sàng\nBot: bot 1\n"
+
+
+async def test_retries_are_bounded_and_the_failure_says_how_many() -> None:
+    failure = SimulationFailure("bot_timeout", "webhook timed out", retryable=True)
+    sink = Recorder()
+    terminal = await _simulation(FlakyBot(9, failure), sink, retry=RETRY).run()
+    assert isinstance(terminal, FailedEvent)
+    assert terminal.error.code == "bot_timeout"
+    assert terminal.error.message == "bot reply 1 (after 3 attempts): webhook timed out"
+    assert sum(isinstance(e, RetryingEvent) for e in sink.events) == 2
+
+
+async def test_a_failure_not_worth_retrying_ends_at_once() -> None:
+    failure = SimulationFailure("bot_rejected", "webhook answered status 1")
+    sink, bot = Recorder(), FlakyBot(9, failure)
+    terminal = await _simulation(bot, sink, retry=RETRY).run()
+    assert isinstance(terminal, FailedEvent)
+    assert terminal.error.message == "bot reply 1: webhook answered status 1"
+    assert not any(isinstance(e, RetryingEvent) for e in sink.events)
+    assert [kind for kind, _ in bot.calls].count("webhook-failed") == 1
+
+
+async def test_retry_after_is_honoured_and_a_longer_one_is_not_waited_for() -> None:
+    policy = RetryPolicy(max_attempts=3, base_delay_s=0.001, max_delay_s=0.2)
+    asked = SimulationFailure("bot_http_error", "HTTP 429", retryable=True, retry_after_s=0.05)
+    sink = Recorder()
+    await _simulation(FlakyBot(1, asked), sink, retry=policy, request=_request(max_turns=1)).run()
+    retry = next(e for e in sink.events if isinstance(e, RetryingEvent))
+    assert retry.retry_in_ms >= 50
+
+    too_long = SimulationFailure("bot_http_error", "HTTP 429", retryable=True, retry_after_s=60)
+    sink = Recorder()
+    terminal = await _simulation(FlakyBot(1, too_long), sink, retry=policy).run()
+    assert isinstance(terminal, FailedEvent)
+    assert not any(isinstance(e, RetryingEvent) for e in sink.events)
+
+
+def test_retry_after_headers_in_seconds_or_as_a_date() -> None:
+    assert retry_after_seconds("2") == 2.0
+    assert retry_after_seconds(None) is None
+    assert retry_after_seconds("soon") is None
+    assert retry_after_seconds("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0  # in the past

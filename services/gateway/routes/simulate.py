@@ -5,8 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import Response, StreamingResponse
 
-from contracts.requests import SimulationCreate
-from services.gateway.dependencies import BrokerDep, RelayDep, SettingsDep
+from services.gateway.dependencies import BrokerDep, OwnerDep, RelayDep, SettingsDep
+from services.gateway.limits import CheckedCreate
+from services.gateway.schemas import COMMON_RESPONSES, TOO_LARGE, UNAVAILABLE
 from services.gateway.streams import STREAM_HEADERS, event_stream_response, transcript_text
 from services.gateway.submission import submit_simulation
 
@@ -26,17 +27,20 @@ router = APIRouter(tags=["original"])
             "content": {"text/plain": {}, "text/event-stream": {}},
             "headers": {"X-Simulation-Id": {"schema": {"type": "string"}}},
         },
-        503: {"description": "The broker is unreachable: nothing was queued; retry later"},
+        **UNAVAILABLE,
+        **TOO_LARGE,
+        **COMMON_RESPONSES,
     },
 )
 async def simulate(
-    body: SimulationCreate,
+    body: CheckedCreate,
     request: Request,
     broker: BrokerDep,
     relay: RelayDep,
     settings: SettingsDep,
+    owner: OwnerDep,
 ) -> Response:
-    simulation = await submit_simulation(body, broker, relay)
+    simulation = await submit_simulation(body, broker, relay, owner)
     events = await relay.follow(simulation.simulation_id)
     headers = {"X-Simulation-Id": simulation.simulation_id}
     if "text/event-stream" in request.headers.get("accept", ""):

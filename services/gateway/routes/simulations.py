@@ -2,27 +2,39 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Response
 from fastapi.responses import PlainTextResponse
 from sse_starlette import EventSourceResponse
 
-from contracts.requests import SimulationCreate
 from services.gateway.cancellation import request_cancel
-from services.gateway.dependencies import BrokerDep, IdempotencyDep, RelayDep, SettingsDep
-from services.gateway.schemas import SimulationAccepted, SimulationPublic, links_of
+from services.gateway.dependencies import (
+    AccessDep,
+    BrokerDep,
+    IdempotencyDep,
+    OwnerDep,
+    RelayDep,
+    SettingsDep,
+)
+from services.gateway.limits import CheckedCreate
+from services.gateway.schemas import (
+    COMMON_RESPONSES,
+    NOT_FOUND,
+    TOO_LARGE,
+    UNAVAILABLE,
+    Problem,
+    SimulationAccepted,
+    SimulationPublic,
+    StreamTokenPublic,
+    links_of,
+)
 from services.gateway.streams import event_stream_response
 from services.gateway.submission import submit_idempotent, submit_simulation
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/v1/simulations", tags=["simulations"])
-
-NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "No simulation has this id"}}
-UNAVAILABLE: dict[int | str, dict[str, Any]] = {
-    503: {"description": "The broker is unreachable: nothing was queued; retry later"}
-}
+router = APIRouter(prefix="/v1/simulations", tags=["simulations"], responses=COMMON_RESPONSES)
 
 
 @router.post(
@@ -32,17 +44,20 @@ UNAVAILABLE: dict[int | str, dict[str, Any]] = {
     summary="Queue a simulation",
     responses={
         **UNAVAILABLE,
+        **TOO_LARGE,
         409: {
+            "model": Problem,
             "description": "This Idempotency-Key was used with another body, or a request with "
-            "it is being accepted right now (retry after Retry-After)"
+            "it is being accepted right now (retry after Retry-After)",
         },
     },
 )
 async def create_simulation(
-    body: SimulationCreate,
+    body: CheckedCreate,
     broker: BrokerDep,
     relay: RelayDep,
     keys: IdempotencyDep,
+    owner: OwnerDep,
     response: Response,
     idempotency_key: Annotated[
         str | None,
@@ -56,9 +71,9 @@ async def create_simulation(
     ] = None,
 ) -> SimulationAccepted:
     if idempotency_key is None:
-        simulation_id = (await submit_simulation(body, broker, relay)).simulation_id
+        simulation_id = (await submit_simulation(body, broker, relay, owner)).simulation_id
     else:
-        accepted = await submit_idempotent(body, idempotency_key, broker, relay, keys)
+        accepted = await submit_idempotent(body, idempotency_key, broker, relay, keys, owner)
         simulation_id = accepted.simulation_id
         if accepted.replayed:
             response.headers["Idempotent-Replayed"] = "true"
@@ -73,8 +88,8 @@ async def create_simulation(
     summary="A simulation's status, turns and transcript",
     responses=NOT_FOUND,
 )
-async def get_simulation(simulation_id: str, relay: RelayDep) -> SimulationPublic:
-    return SimulationPublic.from_state(await relay.state(simulation_id))
+async def get_simulation(simulation_id: str, relay: RelayDep, owner: OwnerDep) -> SimulationPublic:
+    return SimulationPublic.from_state(await relay.state(simulation_id, owner))
 
 
 @router.get(
@@ -87,14 +102,24 @@ async def stream_events(
     simulation_id: str,
     relay: RelayDep,
     settings: SettingsDep,
+    owner: OwnerDep,
     last_event_id_header: Annotated[int | None, Header(alias="Last-Event-ID", ge=0)] = None,
     last_event_id: Annotated[
         int | None,
         Query(ge=0, description="Resume after this seq (for a browser's first connect)"),
     ] = None,
+    access_token: Annotated[
+        str | None,
+        Query(
+            max_length=1_000,
+            description="A stream token (POST .../stream-token) for clients that cannot send "
+            "an Authorization header, such as a browser's EventSource",
+        ),
+    ] = None,
 ) -> EventSourceResponse:
     # The header wins: a browser's EventSource sends it on reconnect, with the newest id.
     after = last_event_id_header if last_event_id_header is not None else (last_event_id or 0)
+    await relay.state(simulation_id, owner)  # 404 for another key's simulation
     events = await relay.follow(simulation_id, after)
     return event_stream_response(events, ping_s=settings.sse_ping_s)
 
@@ -105,8 +130,8 @@ async def stream_events(
     summary="The transcript so far",
     responses=NOT_FOUND,
 )
-async def get_transcript(simulation_id: str, relay: RelayDep) -> PlainTextResponse:
-    state = await relay.state(simulation_id)
+async def get_transcript(simulation_id: str, relay: RelayDep, owner: OwnerDep) -> PlainTextResponse:
+    state = await relay.state(simulation_id, owner)
     return PlainTextResponse(state.transcript)
 
 
@@ -118,13 +143,31 @@ async def get_transcript(simulation_id: str, relay: RelayDep) -> PlainTextRespon
     responses={
         **NOT_FOUND,
         **UNAVAILABLE,
-        409: {"description": "The simulation has already ended"},
+        409: {"model": Problem, "description": "The simulation has already ended"},
     },
 )
 async def cancel_simulation(
-    simulation_id: str, broker: BrokerDep, relay: RelayDep
+    simulation_id: str, broker: BrokerDep, relay: RelayDep, owner: OwnerDep
 ) -> SimulationAccepted:
-    state = await request_cancel(simulation_id, broker, relay)
+    state = await request_cancel(simulation_id, broker, relay, owner)
     return SimulationAccepted(
         simulation_id=simulation_id, status=state.status, links=links_of(simulation_id)
+    )
+
+
+@router.post(
+    "/{simulation_id}/stream-token",
+    response_model=StreamTokenPublic,
+    summary="A short-lived token to follow this simulation's events without the API key",
+    responses=NOT_FOUND,
+)
+async def create_stream_token(
+    simulation_id: str, relay: RelayDep, access: AccessDep, owner: OwnerDep
+) -> StreamTokenPublic:
+    await relay.state(simulation_id, owner)
+    token = access.issue_stream_token(simulation_id, owner)
+    return StreamTokenPublic(
+        token=token.token,
+        expires_at=token.expires_at,
+        events_url=f"{links_of(simulation_id).events}?access_token={token.token}",
     )

@@ -1,0 +1,32 @@
+"""Settings both services read the same way: what they must agree on."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import AnyHttpUrl, Field
+from pydantic_settings import BaseSettings
+
+from contracts.topology import DEFAULT_EVENT_LOG_MAX_AGE, DEFAULT_MAX_QUEUED_SIMULATIONS
+
+__all__ = ["BotTargetName", "SharedSettings"]
+
+BotTargetName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
+
+
+class SharedSettings(BaseSettings):
+    """Broker and bot-target settings; every gateway and orchestrator must have the same."""
+
+    amqp_url: str = "amqp://guest:guest@localhost:5672/"
+    event_log_max_age: Annotated[str, Field(pattern=r"^\d+[YMDhms]$")] = DEFAULT_EVENT_LOG_MAX_AGE
+    max_queued_simulations: Annotated[int, Field(ge=1, le=10_000_000)] = Field(
+        default=DEFAULT_MAX_QUEUED_SIMULATIONS,
+        description="Length limit of the request queue (x-max-length, reject-publish): over "
+        "it the gateway answers 503. Part of the queue's declaration: change it on every "
+        "service at once, on an empty queue.",
+    )
+    bot_targets: dict[BotTargetName, AnyHttpUrl] = Field(
+        default_factory=dict,
+        description='Named bot APIs a request may pick with "bot_target", as JSON: '
+        '{"staging": "https://bots.example/api"}.',
+    )
