@@ -6,5 +6,12 @@ import pytest
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Tests that restart the broker run last, so nothing else runs across the outage."""
-    items.sort(key=lambda item: item.get_closest_marker("broker_restart") is not None)
+    """Tests that restart the broker run after the rest, so nothing else runs across the
+    outage; the log audit runs last of all, over the logs of everything before it."""
+
+    def order(item: pytest.Item) -> int:
+        if item.get_closest_marker("audit_logs"):
+            return 2
+        return 1 if item.get_closest_marker("broker_restart") else 0
+
+    items.sort(key=order)

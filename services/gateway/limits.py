@@ -93,7 +93,8 @@ def checked_create(body: SimulationCreate, settings: SettingsDep) -> SimulationC
                     f"at most {chars} characters (CONVSIM_MAX_MESSAGE_CHARS)",
                 )
             )
-    if len(body.persona) > settings.max_persona_chars:
+    # The default persona is ours, not the client's: only a persona sent is held to the limit.
+    if "persona" in body.model_fields_set and len(body.persona) > settings.max_persona_chars:
         limit = settings.max_persona_chars
         errors.append(
             _error(("persona",), f"at most {limit} characters (CONVSIM_MAX_PERSONA_CHARS)")

@@ -22,6 +22,7 @@ __all__ = [
     "SimulationPublic",
     "StreamTokenPublic",
     "links_of",
+    "problem",
 ]
 
 Responses = dict[int | str, dict[str, Any]]
@@ -33,20 +34,32 @@ class Problem(BaseModel):
     detail: str
 
 
-COMMON_RESPONSES: Responses = {
-    401: {"model": Problem, "description": "API keys are on and no valid key was sent"},
-}
-NOT_FOUND: Responses = {
-    404: {"model": Problem, "description": "No simulation has this id (that you may see)"}
-}
-UNAVAILABLE: Responses = {
-    503: {
-        "model": Problem,
-        "description": "The broker is unreachable or the request queue is full: nothing was "
-        "queued; retry after Retry-After",
+def problem(description: str, **headers: str) -> dict[str, Any]:
+    """An error answer as documented: JSON ``{"detail": ...}``, whatever the route's own type."""
+    answer: dict[str, Any] = {
+        "description": description,
+        "content": {"application/json": {"schema": Problem.model_json_schema()}},
     }
+    if headers:
+        answer["headers"] = {
+            name: {"description": text, "schema": {"type": "string"}}
+            for name, text in headers.items()
+        }
+    return answer
+
+
+COMMON_RESPONSES: Responses = {
+    401: problem("API keys are on and no valid key was sent"),
 }
-TOO_LARGE: Responses = {413: {"model": Problem, "description": "The body is over the limit"}}
+NOT_FOUND: Responses = {404: problem("No simulation has this id (that you may see)")}
+UNAVAILABLE: Responses = {
+    503: problem(
+        "The broker is unreachable or the request queue is full: nothing was queued; retry "
+        "after Retry-After",
+        **{"Retry-After": "Seconds to wait before retrying"},
+    )
+}
+TOO_LARGE: Responses = {413: problem("The body is over CONVSIM_MAX_BODY_BYTES")}
 
 
 class SimulationLinks(BaseModel):

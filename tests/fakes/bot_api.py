@@ -59,6 +59,8 @@ PREFIX = "/robot-ai-lesson/api/v1/bot"
 
 @dataclass
 class FakeBotApi:
+    plain: bool = False
+    """Every bot_id behaves like NORMAL_BOT (for generated requests, which pick any id)."""
     calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _bots: dict[str, int] = field(default_factory=dict)
@@ -120,6 +122,8 @@ class FakeBotApi:
                 n = self._replies[conversation_id]
             if bot_id is None:
                 return {"status": 1, "msg": "unknown conversation"}
+            if self.plain:
+                bot_id = NORMAL_BOT
             fault = await _fault(bot_id, n)
             if fault is not None:
                 return fault

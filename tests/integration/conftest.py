@@ -24,6 +24,10 @@ from tests.integration.rabbitmqctl import NODE, can_control_broker
 pytestmark = pytest.mark.integration
 
 OPENAI_TEST_KEY = "sk-test-not-a-real-key-3f9a"
+API_KEY_ALPHA = "ck-alpha-4c1f9e2b7a605d83"
+API_KEY_BETA = "ck-beta-91d0e6f3a2c84b57e0"
+SECRETS = (OPENAI_TEST_KEY, API_KEY_ALPHA, API_KEY_BETA)
+"""Every secret the suite hands to a service: none may appear in any log (test_secrets.py)."""
 
 
 @dataclass

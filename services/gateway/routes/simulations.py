@@ -23,11 +23,11 @@ from services.gateway.schemas import (
     NOT_FOUND,
     TOO_LARGE,
     UNAVAILABLE,
-    Problem,
     SimulationAccepted,
     SimulationPublic,
     StreamTokenPublic,
     links_of,
+    problem,
 )
 from services.gateway.streams import event_stream_response
 from services.gateway.submission import submit_idempotent, submit_simulation
@@ -45,11 +45,10 @@ router = APIRouter(prefix="/v1/simulations", tags=["simulations"], responses=COM
     responses={
         **UNAVAILABLE,
         **TOO_LARGE,
-        409: {
-            "model": Problem,
-            "description": "This Idempotency-Key was used with another body, or a request with "
-            "it is being accepted right now (retry after Retry-After)",
-        },
+        409: problem(
+            "This Idempotency-Key was used with another body, or a request with it is being "
+            "accepted right now (retry after Retry-After)"
+        ),
     },
 )
 async def create_simulation(
@@ -143,7 +142,7 @@ async def get_transcript(simulation_id: str, relay: RelayDep, owner: OwnerDep) -
     responses={
         **NOT_FOUND,
         **UNAVAILABLE,
-        409: {"model": Problem, "description": "The simulation has already ended"},
+        409: problem("The simulation has already ended"),
     },
 )
 async def cancel_simulation(
