@@ -180,3 +180,13 @@ async def test_faults_of_the_llm(
         assert failure.error.message.startswith("user message 2")
         assert failure.transcript.count("\n") == 2  # the opening line and the bot's reply
     assert outcome.seconds < 10
+
+
+async def test_the_original_call_ends_its_text_with_the_error(faulty_stack_url: str) -> None:
+    async with httpx.AsyncClient(base_url=faulty_stack_url, timeout=60) as client:
+        response = await client.post("/simulate", json=request_body(DOWN_BOT, max_turns=2))
+    assert response.status_code == 200
+    assert response.text.splitlines() == [
+        "User: sẵn sàng",
+        "Error: bot reply 1 (after 3 attempts): webhook answered HTTP 500",
+    ]
