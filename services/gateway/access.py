@@ -21,6 +21,8 @@ from urllib.parse import parse_qs
 from pydantic import SecretStr
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from services.gateway.raw_responses import send_problem
+
 __all__ = ["Access", "AccessMiddleware", "StreamToken", "key_owner"]
 
 OPEN_PATHS = frozenset({"/healthz", "/readyz"})
@@ -131,18 +133,9 @@ def _query_value(scope: Scope, name: str) -> str | None:
 
 
 async def _unauthorized(send: Send) -> None:
-    body = json.dumps(
-        {"detail": "missing or invalid API key: send Authorization: Bearer <key>"}
-    ).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 401,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                (b"www-authenticate", b'Bearer realm="convsim"'),
-            ],
-        }
+    await send_problem(
+        send,
+        401,
+        "missing or invalid API key: send Authorization: Bearer <key>",
+        ((b"www-authenticate", b'Bearer realm="convsim"'),),
     )
-    await send({"type": "http.response.body", "body": body})

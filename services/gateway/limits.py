@@ -11,6 +11,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from contracts.requests import SimulationCreate
 from services.gateway.dependencies import SettingsDep
+from services.gateway.raw_responses import send_problem
 
 __all__ = ["BodySizeLimit", "CheckedCreate"]
 
@@ -54,18 +55,7 @@ def _too_large_detail(max_bytes: int) -> str:
 
 
 async def _too_large(send: Send, max_bytes: int) -> None:
-    body = ('{"detail": "' + _too_large_detail(max_bytes) + '"}').encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 413,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+    await send_problem(send, 413, _too_large_detail(max_bytes))
 
 
 def _error(loc: tuple[str | int, ...], message: str, kind: str = "too_long") -> dict[str, Any]:
