@@ -40,5 +40,7 @@ format: install
 test: install broker lint
 	$(PY) -m pytest
 
+# make bench                       W2: 300 simulations, 5 turns, 1 s per call
+# make bench ARGS="--n 1000"       W1; add --orchestrators 2, --baseline, --json out.json
 bench: install broker
-	@echo "make bench: the benchmark is not built yet (see the performance issue)" >&2; exit 2
+	$(PY) -m bench $(or $(ARGS),--n 300 --turns 5 --latency 1)

@@ -105,6 +105,7 @@ class _Orchestrator:
                     base_url=settings.openai_base_url,
                     read_timeout_s=settings.llm_timeout_s,
                     connect_timeout_s=settings.connect_timeout_s,
+                    max_connections=settings.max_concurrent_simulations + 10,
                 )
                 stack.push_async_callback(llm.close)
                 user = LLMUserSimulator(llm, default_model=settings.llm_model)

@@ -1,0 +1,109 @@
+"""Fakes of the bot API and of the OpenAI API with a fixed latency per call, as one bare ASGI
+app (no framework: the fakes must cost next to nothing) served by uvicorn on loopback.
+
+``python -m bench.fakes --port 9500 --latency 1.0``: the bot API at ``http://127.0.0.1:9500``
+and an OpenAI-compatible API at ``http://127.0.0.1:9500/v1``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+from typing import Any
+
+import uvicorn
+from starlette.types import Receive, Scope, Send
+
+__all__ = ["FakeApis", "bot_reply", "learner_reply"]
+
+
+def bot_reply(message: str) -> str:
+    return f"Bot heard: {message[:60]}"
+
+
+def learner_reply(turn: int) -> str:
+    return f"Learner line {turn}"
+
+
+class FakeApis:
+    def __init__(self, latency_s: float) -> None:
+        self._latency_s = latency_s
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            while (await receive())["type"] != "lifespan.shutdown":
+                await send({"type": "lifespan.startup.complete"})
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        request = json.loads(body or b"{}")
+        await asyncio.sleep(self._latency_s)
+        await _json(send, self._answer(scope["path"], request))
+
+    @staticmethod
+    def _answer(path: str, request: dict[str, Any]) -> dict[str, Any]:
+        if path.endswith("/initConversation"):
+            return {"status": 0, "msg": "Success", "data": {}}
+        if path.endswith("/webhook"):
+            return {
+                "status": 0,
+                "msg": "Success",
+                "data": {"message": bot_reply(request["message"])},
+            }
+        turn = sum(1 for m in request.get("messages", []) if m["role"] == "user")  # bot lines
+        return {
+            "id": "chatcmpl-bench",
+            "object": "chat.completion",
+            "created": 0,
+            "model": request.get("model", "bench"),
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": learner_reply(turn)},
+                    "finish_reason": "stop",
+                }
+            ],
+            "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+        }
+
+
+async def _json(send: Send, payload: dict[str, Any]) -> None:
+    body = json.dumps(payload).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--latency", type=float, required=True, help="seconds per call")
+    args = parser.parse_args()
+    uvicorn.run(
+        FakeApis(args.latency),
+        host="127.0.0.1",
+        port=args.port,
+        log_level="warning",
+        access_log=False,
+        backlog=4096,
+        loop="uvloop",
+        http="httptools",
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,191 @@
+"""N simulations at once through the gateway, an SSE client on each and one topic subscriber
+for all: how long it took, how late each event arrived, and whether every transcript is whole."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import aio_pika
+import httpx
+from aio_pika.abc import AbstractIncomingMessage
+from httpx_aiohttp import AiohttpTransport
+
+from bench.fakes import bot_reply, learner_reply
+
+__all__ = ["BaselineResult", "OursResult", "run_baseline", "run_ours"]
+
+OPENING = "sẵn sàng"
+
+
+@dataclass
+class OursResult:
+    makespan_s: float
+    sse_delays_s: list[float]
+    topic_delays_s: list[float]
+    events: int
+    errors: list[str] = field(default_factory=list)
+    start_lags_s: list[float] = field(default_factory=list)
+    """From ``queued`` to ``started``: waiting for an orchestrator, plus initConversation."""
+    run_times_s: list[float] = field(default_factory=list)
+    """From ``queued`` to the terminal event."""
+    sample: list[dict[str, Any]] = field(default_factory=list)
+    """One simulation's events (type, seconds after queued, latency_ms), to read a timeline."""
+
+
+@dataclass
+class BaselineResult:
+    makespan_s: float
+    errors: list[str] = field(default_factory=list)
+
+
+def _body(turns: int) -> dict[str, Any]:
+    return {"bot_id": 16, "user_prompt": OPENING, "max_turns": turns, "history": "[]"}
+
+
+def expected_lines(turns: int) -> list[str]:
+    """The transcript the fakes produce, line by line."""
+    lines, message = [f"User: {OPENING}"], OPENING
+    for turn in range(1, turns + 1):
+        lines.append(f"Bot: {bot_reply(message)}")
+        if turn < turns:
+            message = learner_reply(turn)
+            lines.append(f"User: {message}")
+    return lines
+
+
+def _client(base_url: str, connections: int) -> httpx.AsyncClient:
+    return httpx.AsyncClient(
+        base_url=base_url,
+        transport=AiohttpTransport(limits=httpx.Limits(max_connections=connections)),
+        timeout=httpx.Timeout(600, connect=60),
+    )
+
+
+async def run_ours(gateway_url: str, amqp_url: str, n: int, turns: int) -> OursResult:
+    topic_delays: list[float] = []
+    connection = await aio_pika.connect_robust(amqp_url)
+    channel = await connection.channel()
+    await channel.set_qos(prefetch_count=5_000)
+    queue = await channel.declare_queue(exclusive=True, auto_delete=True)
+    await queue.bind("convsim.events", routing_key="simulation.#")
+
+    async def on_event(message: AbstractIncomingMessage) -> None:
+        arrived = time.time()
+        timestamp = json.loads(message.body)["timestamp"]
+        topic_delays.append(arrived - datetime.fromisoformat(timestamp).timestamp())
+
+    await queue.consume(on_event, no_ack=True)
+    expected = expected_lines(turns)
+    try:
+        async with _client(gateway_url, n + 10) as client:
+            started = time.monotonic()
+            outcomes = await asyncio.gather(
+                *(_one(client, turns, expected) for _ in range(n)), return_exceptions=True
+            )
+            makespan = time.monotonic() - started
+    finally:
+        await connection.close()
+    result = OursResult(makespan, [], topic_delays, 0)
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException):
+            result.errors.append(f"{type(outcome).__name__}: {outcome}")
+            continue
+        sim_delays, problem, (start_lag, run_time), timeline = outcome
+        result.sample = result.sample or timeline
+        result.sse_delays_s += sim_delays
+        result.events += len(sim_delays)
+        result.start_lags_s.append(start_lag)
+        result.run_times_s.append(run_time)
+        if problem:
+            result.errors.append(problem)
+    return result
+
+
+async def _one(
+    client: httpx.AsyncClient, turns: int, expected: list[str]
+) -> tuple[list[float], str | None, tuple[float, float], list[dict[str, Any]]]:
+    """One simulation over SSE: the delay of each event, and what is wrong with it, if anything."""
+    delays: list[float] = []
+    events: list[dict[str, Any]] = []
+    async with client.stream(
+        "POST", "/simulate", json=_body(turns), headers={"Accept": "text/event-stream"}
+    ) as response:
+        if response.status_code != 200:
+            return delays, f"HTTP {response.status_code}", (0.0, 0.0), []
+        data: list[str] = []
+        async for line in response.aiter_lines():
+            if line.startswith("data:"):
+                data.append(line[5:].strip())
+            elif not line and data:
+                arrived = time.time()
+                event = json.loads("\n".join(data))
+                data = []
+                delays.append(arrived - datetime.fromisoformat(event["timestamp"]).timestamp())
+                events.append(event)
+    return delays, _problem_with(events, expected), _lifecycle(events), _timeline(events)
+
+
+def _timeline(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    if not events:
+        return []
+    start = datetime.fromisoformat(events[0]["timestamp"]).timestamp()
+    return [
+        {
+            "type": e["type"],
+            "at_s": round(datetime.fromisoformat(e["timestamp"]).timestamp() - start, 3),
+            "latency_ms": e.get("latency_ms"),
+        }
+        for e in events
+    ]
+
+
+def _lifecycle(events: list[dict[str, Any]]) -> tuple[float, float]:
+    times = {e["type"]: datetime.fromisoformat(e["timestamp"]).timestamp() for e in events}
+    queued = times.get("queued", 0.0)
+    return times.get("started", queued) - queued, max(times.values(), default=queued) - queued
+
+
+def _problem_with(events: list[dict[str, Any]], expected: list[str]) -> str | None:
+    if [e["seq"] for e in events] != list(range(1, len(events) + 1)):
+        return "seq is not gapless"
+    if not events or events[-1]["type"] != "completed":
+        return f"ended with {events[-1]['type'] if events else 'nothing'}"
+    turns = [e for e in events if e["type"] == "turn"]
+    lines = [f"{'User' if t['role'] == 'user' else 'Bot'}: {t['content']}" for t in turns]
+    if lines != expected:
+        return "the transcript differs from the expected one"
+    if events[-1]["transcript"].splitlines() != expected:
+        return "the completed transcript differs"
+    return None
+
+
+async def run_baseline(baseline_url: str, n: int, turns: int) -> BaselineResult:
+    expected = "\n".join(expected_lines(turns)) + "\n"
+    async with _client(baseline_url, n + 10) as client:
+        started = time.monotonic()
+        answers = await asyncio.gather(
+            *(client.post("/simulate", json=_body(turns)) for _ in range(n)),
+            return_exceptions=True,
+        )
+        makespan = time.monotonic() - started
+    errors = [
+        str(a) if isinstance(a, BaseException) else f"HTTP {a.status_code}"
+        for a in answers
+        if isinstance(a, BaseException) or a.status_code != 200
+    ]
+    wrong = sum(
+        1
+        for a in answers
+        if not isinstance(a, BaseException)
+        and a.status_code == 200
+        and [line.split(": ", 1)[0] for line in a.text.splitlines()]
+        != [line.split(": ", 1)[0] for line in expected.splitlines()]
+    )
+    if wrong:
+        errors.append(f"{wrong} baseline transcripts have the wrong shape")
+    return BaselineResult(makespan, errors)

@@ -1,0 +1,54 @@
+"""A small run of the benchmark, for correctness only (its timings are for `make bench`)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.integration.processes import REPO
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.mark.usefixtures("local_broker")
+@pytest.mark.timeout(300)
+def test_a_small_benchmark_run_delivers_every_event_of_every_transcript(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench",
+            "--n",
+            "6",
+            "--turns",
+            "2",
+            "--latency",
+            "0.05",
+            "--orchestrators",
+            "2",
+            "--baseline",
+            "--json",
+            str(out),
+            "--logs",
+            str(tmp_path),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    result = json.loads(out.read_text())
+    ours = result["ours"]
+    assert result["errors"] == []
+    assert ours["complete"] == 6
+    assert ours["events"] == 6 * (1 + 1 + 2 * 2 + 1)  # queued, started, 4 turns, completed
+    assert len(ours["sample_timeline"]) == 7
+    assert {"fakes", "orchestrator-1", "orchestrator-2", "gateway"} <= set(result["processes"])
+    assert result["baseline"]["makespan_s"] > 0
+    assert "makespan / ideal" in run.stdout
