@@ -11,13 +11,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
 from bench.broker import BenchVhost
-from bench.processes import Process, free_port
+from bench.processes import Process, free_port, pid_usage, rabbitmq_pid
 from bench.report import machine, percentiles, print_report
 from bench.workload import run_baseline, run_ours
 
@@ -85,9 +86,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             gateway.wait_http(f"{gateway_url}/readyz")
             for orchestrator in orchestrators:
                 orchestrator.wait_log("app started successfully")
-            before = {p.name: p.usage() for p in processes}
+            watched = {p.name: p.popen.pid for p in processes}
+            watched["driver (this process)"] = os.getpid()
+            if (broker_pid := rabbitmq_pid()) is not None:
+                watched["rabbitmq"] = broker_pid
+            before = {name: pid_usage(pid) for name, pid in watched.items()}
             ours = asyncio.run(run_ours(gateway_url, vhost.amqp_url, args.n, args.turns))
-            after = {p.name: p.usage() for p in processes}
+            after = {name: pid_usage(pid) for name, pid in watched.items()}
             result["processes"] = {
                 name: {
                     "cpu_s": round(after[name].cpu_s - before[name].cpu_s, 2),

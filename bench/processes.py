@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 
-__all__ = ["Process", "Usage", "free_port"]
+__all__ = ["Process", "Usage", "free_port", "pid_usage", "rabbitmq_pid"]
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -29,6 +29,24 @@ def free_port() -> int:
 class Usage:
     cpu_s: float
     peak_rss_mb: float
+
+
+def pid_usage(pid: int) -> Usage:
+    """CPU seconds so far and peak resident memory of a process, from /proc (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    cpu_s = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    peak_kb = 0
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            peak_kb = int(line.split()[1])
+    return Usage(cpu_s=cpu_s, peak_rss_mb=peak_kb / 1024)
+
+
+def rabbitmq_pid() -> int | None:
+    """The local broker's Erlang VM, when it runs on this machine."""
+    found = subprocess.run(["pgrep", "-f", "beam.smp"], capture_output=True, text=True)
+    pids = found.stdout.split()
+    return int(pids[0]) if pids else None
 
 
 class Process:
@@ -69,15 +87,7 @@ class Process:
             time.sleep(0.1)
 
     def usage(self) -> Usage:
-        """CPU seconds so far and peak resident memory, from /proc (Linux)."""
-        fields = Path(f"/proc/{self.popen.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        ticks = os.sysconf("SC_CLK_TCK")
-        cpu_s = (int(fields[11]) + int(fields[12])) / ticks
-        peak_kb = 0
-        for line in Path(f"/proc/{self.popen.pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                peak_kb = int(line.split()[1])
-        return Usage(cpu_s=cpu_s, peak_rss_mb=peak_kb / 1024)
+        return pid_usage(self.popen.pid)
 
     def stop(self) -> None:
         if self.popen.poll() is None:

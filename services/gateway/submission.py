@@ -57,10 +57,11 @@ async def submit_simulation(
 ) -> SimulationRequest:
     """Queue one simulation. Raises BrokerUnavailable when nothing was queued."""
     request = SimulationRequest(**create.model_dump(), simulation_id=new_simulation_id())
-    queued = QueuedEvent(simulation_id=request.simulation_id, seq=1, request=request, owner=owner)
     await broker.publish_request(
-        request.simulation_id, request.model_dump_json().encode(), queued.timestamp
+        request.simulation_id, request.model_dump_json().encode(), datetime.now(UTC)
     )
+    # Timestamped once the broker confirmed the request: the time it was queued.
+    queued = QueuedEvent(simulation_id=request.simulation_id, seq=1, request=request, owner=owner)
     relay.accept(queued)  # this replica knows it at once; the others from the topic
     body = queued.model_dump_json().encode()
     routing_key = event_routing_key(request.simulation_id, queued.type)
