@@ -72,6 +72,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 "CONVSIM_MAX_CONCURRENT_SIMULATIONS": str(max(args.n, 200)),
                 "CONVSIM_GATEWAY_PORT": str(gateway_port),
                 "CONVSIM_LOG_LEVEL": "WARNING",
+                "CONVSIM_METRICS_PORT": "0",
             }
             orchestrators = []
             for index in range(args.orchestrators):

@@ -16,6 +16,7 @@ from services.gateway.broker import BrokerUnavailable, GatewayBroker
 from services.gateway.cancellation import AlreadyFinished
 from services.gateway.idempotency import IdempotencyIndex
 from services.gateway.limits import BodySizeLimit
+from services.gateway.metrics import GatewayMetrics
 from services.gateway.relay import EventRelay, UnknownSimulation
 from services.gateway.routes import health, simulate, simulations
 from services.gateway.settings import GatewaySettings
@@ -46,7 +47,9 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
                 timeout_s=settings.log_read_timeout_s,
                 prefetch=settings.log_read_prefetch,
             )
-            relay = EventRelay(log, max_cached=settings.max_cached_simulations)
+            relay = EventRelay(
+                log, max_cached=settings.max_cached_simulations, metrics=app.state.metrics
+            )
             await relay.subscribe(broker.connection)
             idempotency = IdempotencyIndex(
                 broker.connection,
@@ -70,6 +73,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         summary="Simulated conversations against a chatbot, streamed turn by turn.",
         lifespan=lifespan,
     )
+    app.state.metrics = GatewayMetrics()
     app.state.access = access = Access(settings.api_keys, token_ttl_s=settings.stream_token_ttl_s)
     # Outermost first: the size limit applies before anything, even to unauthorised callers.
     app.add_middleware(AccessMiddleware, access=access)

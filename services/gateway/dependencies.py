@@ -9,10 +9,19 @@ from fastapi import Depends, Request
 from services.gateway.access import Access
 from services.gateway.broker import GatewayBroker
 from services.gateway.idempotency import IdempotencyIndex
+from services.gateway.metrics import GatewayMetrics
 from services.gateway.relay import EventRelay
 from services.gateway.settings import GatewaySettings
 
-__all__ = ["AccessDep", "BrokerDep", "IdempotencyDep", "OwnerDep", "RelayDep", "SettingsDep"]
+__all__ = [
+    "AccessDep",
+    "BrokerDep",
+    "IdempotencyDep",
+    "MetricsDep",
+    "OwnerDep",
+    "RelayDep",
+    "SettingsDep",
+]
 
 
 def _settings(request: Request) -> GatewaySettings:
@@ -40,6 +49,11 @@ def _access(request: Request) -> Access:
     return access
 
 
+def _metrics(request: Request) -> GatewayMetrics:
+    metrics: GatewayMetrics = request.app.state.metrics
+    return metrics
+
+
 def _owner(request: Request) -> str | None:
     """The caller's owner name (set by AccessMiddleware); None while API keys are off."""
     owner: str | None = getattr(request.state, "owner", None)
@@ -52,3 +66,4 @@ RelayDep = Annotated[EventRelay, Depends(_relay)]
 IdempotencyDep = Annotated[IdempotencyIndex, Depends(_idempotency)]
 AccessDep = Annotated[Access, Depends(_access)]
 OwnerDep = Annotated[str | None, Depends(_owner)]
+MetricsDep = Annotated[GatewayMetrics, Depends(_metrics)]

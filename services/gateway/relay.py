@@ -27,6 +27,7 @@ from contracts.names import ALL_SIMULATION_EVENTS, EVENTS_EXCHANGE
 from contracts.projection import EventSequence, SimulationState
 from services.common.event_log import EventLogReader
 from services.gateway.broker import BrokerUnavailable
+from services.gateway.metrics import GatewayMetrics
 
 __all__ = ["EventRelay", "UnknownSimulation"]
 
@@ -53,8 +54,11 @@ class _Feed:
 
 
 class EventRelay:
-    def __init__(self, log: EventLogReader, *, max_cached: int) -> None:
+    def __init__(
+        self, log: EventLogReader, *, max_cached: int, metrics: GatewayMetrics | None = None
+    ) -> None:
         self._log = log
+        self._metrics = metrics
         self._max_cached = max_cached
         self._feeds: OrderedDict[str, _Feed] = OrderedDict()
         self._backfills: set[asyncio.Task[None]] = set()
@@ -88,6 +92,8 @@ class EventRelay:
         except ValidationError:
             logger.warning("ignoring an invalid event on %s", message.routing_key)
             return
+        if self._metrics is not None:
+            self._metrics.relayed.labels(type=event.type).inc()
         self.accept(event)
 
     def accept(self, event: SimulationEvent) -> None:

@@ -15,6 +15,7 @@ from faststream import AckPolicy, FastStream
 from faststream.rabbit import Channel, RabbitBroker
 from faststream.rabbit.annotations import RabbitMessage
 from faststream.specification import AsyncAPI
+from prometheus_client import CollectorRegistry
 
 from contracts.events import SimulationEvent
 from contracts.names import CONTROL_LOG_STREAM
@@ -30,6 +31,7 @@ from services.orchestrator.event_publisher import (
     OwnershipLost,
     cancelled_by_lost_channel,
 )
+from services.orchestrator.metrics import MeteredEventSink, OrchestratorMetrics, serve_metrics
 from services.orchestrator.request_handler import RequestHandler
 from services.orchestrator.settings import OrchestratorSettings
 from services.orchestrator.simulation import EventPublishError, HandBack
@@ -52,6 +54,7 @@ HAND_BACK_WAIT_S = 5.0
 class _Parts:
     handler: RequestHandler
     held: HeldRuns
+    metrics: OrchestratorMetrics
 
 
 class _Orchestrator:
@@ -86,6 +89,10 @@ class _Orchestrator:
                     channel, settings.event_log_max_age, settings.max_queued_simulations
                 )
             held = HeldRuns()
+            metrics = OrchestratorMetrics(CollectorRegistry(), in_flight=lambda: len(held))
+            await stack.enter_async_context(
+                serve_metrics(metrics.registry, settings.metrics_host, settings.metrics_port)
+            )
             control = StreamFollower(
                 connection, CONTROL_LOG_STREAM, "first", held.on_control_message
             )
@@ -117,7 +124,7 @@ class _Orchestrator:
                 bot_http=bot_http,
                 user=user,
             )
-            self._parts = _Parts(handler=handler, held=held)
+            self._parts = _Parts(handler=handler, held=held, metrics=metrics)
             logger.info("orchestrator ready: simulated user %s", user.kind)
             yield
 
@@ -134,7 +141,9 @@ class _Orchestrator:
         )
         sink = DeliveryEventSink(delivery, timeout_s=self.settings.publish_timeout_s)
         try:
-            terminal = await self.parts.handler.run(request, delivery, sink, signals)
+            terminal = await self.parts.handler.run(
+                request, delivery, MeteredEventSink(sink, self.parts.metrics), signals
+            )
         except HandBack:
             logger.info("simulation %s handed back; the next attempt resumes it", simulation_id)
             await _settle(message, requeue=True)

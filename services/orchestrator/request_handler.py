@@ -14,11 +14,10 @@ from contracts.requests import SimulationRequest
 from contracts.topology import REQUEST_DELIVERY_LIMIT
 from services.common.event_log import EventLogReader
 from services.orchestrator.bot_api import BotApiClient
-from services.orchestrator.event_publisher import DeliveryEventSink
 from services.orchestrator.recorded_run import RecordedRun
 from services.orchestrator.retry_policy import RetryPolicy
 from services.orchestrator.settings import OrchestratorSettings
-from services.orchestrator.simulation import RunSignals, SimulationRun
+from services.orchestrator.simulation import EventSink, RunSignals, SimulationRun
 from services.orchestrator.user_simulator import UserSimulator
 
 __all__ = ["RequestHandler", "delivery_number"]
@@ -57,7 +56,7 @@ class RequestHandler:
         self,
         request: SimulationRequest,
         delivery: AbstractIncomingMessage,
-        sink: DeliveryEventSink,
+        sink: EventSink,
         signals: RunSignals,
     ) -> SimulationEvent | None:
         """The terminal event, or None when the log already had one (a duplicate delivery)."""

@@ -59,6 +59,12 @@ class OrchestratorSettings(SharedSettings):
         "another one after about twice this.",
     )
     publish_timeout_s: PositiveSeconds = 10.0
+    metrics_host: str = "127.0.0.1"
+    metrics_port: Annotated[int, Field(ge=0, le=65_535)] = Field(
+        default=9405,
+        description="Prometheus metrics at http://<metrics_host>:<port>/metrics; 0 turns it "
+        "off. Replicas on one host need a port each.",
+    )
     log_read_timeout_s: PositiveSeconds = 60.0
     log_read_prefetch: Annotated[int, Field(ge=200, le=10_000)] = 1_000
     scripted_user_delay_s: Annotated[float, Field(ge=0, le=60)] = 0.0

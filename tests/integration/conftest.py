@@ -91,6 +91,7 @@ def stack(
         "OPENAI_BASE_URL": f"{fake_llm[1]}/v1",
         "CONVSIM_AMQP_HEARTBEAT_S": "2",
         "CONVSIM_GRACEFUL_TIMEOUT_S": "3",
+        "CONVSIM_METRICS_PORT": "0",
     }
     processes: list[ServiceProcess] = []
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from services.gateway.dependencies import BrokerDep
+from services.gateway.dependencies import BrokerDep, MetricsDep
 
 __all__ = ["router"]
 
@@ -30,6 +31,11 @@ async def readyz(broker: BrokerDep) -> JSONResponse:
     )
 
 
-@router.get("/metrics", summary="Prometheus metrics (not yet available)", status_code=501)
-async def metrics() -> JSONResponse:
-    return JSONResponse({"detail": "metrics are not implemented yet"}, status_code=501)
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics",
+    response_class=Response,
+    responses={200: {"content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}}}},
+)
+async def metrics(metrics: MetricsDep) -> Response:
+    return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)

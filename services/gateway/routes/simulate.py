@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import Response, StreamingResponse
 
-from services.gateway.dependencies import BrokerDep, OwnerDep, RelayDep, SettingsDep
+from services.gateway.dependencies import BrokerDep, MetricsDep, OwnerDep, RelayDep, SettingsDep
 from services.gateway.limits import CheckedCreate
 from services.gateway.schemas import COMMON_RESPONSES, TOO_LARGE, UNAVAILABLE
 from services.gateway.streams import STREAM_HEADERS, event_stream_response, transcript_text
@@ -39,9 +39,11 @@ async def simulate(
     relay: RelayDep,
     settings: SettingsDep,
     owner: OwnerDep,
+    metrics: MetricsDep,
 ) -> Response:
     simulation = await submit_simulation(body, broker, relay, owner)
-    events = await relay.follow(simulation.simulation_id)
+    metrics.accepted.labels(route="/simulate").inc()
+    events = metrics.counted_stream(await relay.follow(simulation.simulation_id))
     headers = {"X-Simulation-Id": simulation.simulation_id}
     if "text/event-stream" in request.headers.get("accept", ""):
         return event_stream_response(events, ping_s=settings.sse_ping_s, headers=headers)

@@ -13,6 +13,7 @@ from services.gateway.dependencies import (
     AccessDep,
     BrokerDep,
     IdempotencyDep,
+    MetricsDep,
     OwnerDep,
     RelayDep,
     SettingsDep,
@@ -57,6 +58,7 @@ async def create_simulation(
     relay: RelayDep,
     keys: IdempotencyDep,
     owner: OwnerDep,
+    metrics: MetricsDep,
     response: Response,
     idempotency_key: Annotated[
         str | None,
@@ -71,11 +73,14 @@ async def create_simulation(
 ) -> SimulationAccepted:
     if idempotency_key is None:
         simulation_id = (await submit_simulation(body, broker, relay, owner)).simulation_id
+        metrics.accepted.labels(route="/v1/simulations").inc()
     else:
         accepted = await submit_idempotent(body, idempotency_key, broker, relay, keys, owner)
         simulation_id = accepted.simulation_id
         if accepted.replayed:
             response.headers["Idempotent-Replayed"] = "true"
+        else:
+            metrics.accepted.labels(route="/v1/simulations").inc()
     links = links_of(simulation_id)
     response.headers["Location"] = links.self
     return SimulationAccepted(simulation_id=simulation_id, status="queued", links=links)
@@ -102,6 +107,7 @@ async def stream_events(
     relay: RelayDep,
     settings: SettingsDep,
     owner: OwnerDep,
+    metrics: MetricsDep,
     last_event_id_header: Annotated[int | None, Header(alias="Last-Event-ID", ge=0)] = None,
     last_event_id: Annotated[
         int | None,
@@ -119,7 +125,7 @@ async def stream_events(
     # The header wins: a browser's EventSource sends it on reconnect, with the newest id.
     after = last_event_id_header if last_event_id_header is not None else (last_event_id or 0)
     await relay.state(simulation_id, owner)  # 404 for another key's simulation
-    events = await relay.follow(simulation_id, after)
+    events = metrics.counted_stream(await relay.follow(simulation_id, after))
     return event_stream_response(events, ping_s=settings.sse_ping_s)
 
 

@@ -1,0 +1,128 @@
+"""The orchestrator's Prometheus metrics, read off the events its runs publish, and served on
+their own port (CONVSIM_METRICS_PORT)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+
+import uvicorn
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_asgi_app
+
+from contracts.events import (
+    TERMINAL_EVENT_TYPES,
+    FailedEvent,
+    RetryingEvent,
+    SimulationEvent,
+    StartedEvent,
+    TurnEvent,
+)
+from services.orchestrator.simulation import EventSink
+
+__all__ = ["MeteredEventSink", "OrchestratorMetrics", "serve_metrics"]
+
+logger = logging.getLogger(__name__)
+
+CALL_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60)
+
+
+class OrchestratorMetrics:
+    def __init__(self, registry: CollectorRegistry, in_flight: Callable[[], int]) -> None:
+        self.registry = registry
+        self.started = Counter(
+            "convsim_simulations_started",
+            "Simulations started (their bot conversation opened).",
+            registry=registry,
+        )
+        self.finished = Counter(
+            "convsim_simulations_finished",
+            "Simulations ended, by outcome (completed, failed, cancelled) and error code.",
+            ["outcome", "error_code"],
+            registry=registry,
+        )
+        self.calls = Histogram(
+            "convsim_call_duration_seconds",
+            "Duration of each call that produced a transcript line, by target (bot, llm).",
+            ["target"],
+            buckets=CALL_BUCKETS,
+            registry=registry,
+        )
+        self.retries = Counter(
+            "convsim_call_retries",
+            "Calls retried, by target and the error that caused the retry.",
+            ["target", "error_code"],
+            registry=registry,
+        )
+        self.events = Counter(
+            "convsim_events_published",
+            "Events published, by type.",
+            ["type"],
+            registry=registry,
+        )
+        in_flight_gauge = Gauge(
+            "convsim_simulations_in_flight",
+            "Simulations this orchestrator holds right now.",
+            registry=registry,
+        )
+        in_flight_gauge.set_function(lambda: float(in_flight()))
+
+    def record(self, event: SimulationEvent) -> None:
+        self.events.labels(type=event.type).inc()
+        match event:
+            case StartedEvent():
+                self.started.inc()
+            case TurnEvent(from_history=False, latency_ms=latency) if latency > 0:
+                target = "bot" if event.role == "bot" else "llm"
+                self.calls.labels(target=target).observe(latency / 1000)
+            case RetryingEvent():
+                target = "llm" if event.step.startswith("user") else "bot"
+                self.retries.labels(target=target, error_code=event.error.code).inc()
+            case _ if event.type in TERMINAL_EVENT_TYPES:
+                code = event.error.code if isinstance(event, FailedEvent) else ""
+                self.finished.labels(outcome=event.type, error_code=code).inc()
+
+
+class MeteredEventSink:
+    """An EventSink that counts what it publishes."""
+
+    def __init__(self, inner: EventSink, metrics: OrchestratorMetrics) -> None:
+        self._inner = inner
+        self._metrics = metrics
+
+    async def publish(self, event: SimulationEvent) -> None:
+        await self._inner.publish(event)
+        self._metrics.record(event)
+
+
+class _MetricsServer(uvicorn.Server):
+    """uvicorn without its signal handlers: SIGTERM belongs to the orchestrator's shutdown."""
+
+    @contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+@asynccontextmanager
+async def serve_metrics(registry: CollectorRegistry, host: str, port: int) -> AsyncIterator[None]:
+    """Serve /metrics on host:port in this event loop while the context is open (port 0: off).
+
+    A port already taken is logged, not fatal: a worker without metrics beats no worker."""
+    if port == 0:
+        yield
+        return
+    server = _MetricsServer(
+        uvicorn.Config(
+            make_asgi_app(registry), host=host, port=port, log_level="warning", lifespan="off"
+        )
+    )
+    task = asyncio.create_task(server.serve())
+    try:
+        yield
+    finally:
+        server.should_exit = True
+        try:
+            await task
+        except (OSError, SystemExit) as exc:  # uvicorn exits when it cannot bind
+            logger.error("metrics were not served on %s:%d: %r", host, port, exc)
