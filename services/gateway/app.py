@@ -74,6 +74,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.metrics = GatewayMetrics()
+    app.state.asyncapi = health.load_asyncapi()
     app.state.access = access = Access(settings.api_keys, token_ttl_s=settings.stream_token_ttl_s)
     # Outermost first: the size limit applies before anything, even to unauthorised callers.
     app.add_middleware(AccessMiddleware, access=access)

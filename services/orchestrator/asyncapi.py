@@ -1,7 +1,8 @@
 """``python -m services.orchestrator.asyncapi [PATH]``: write the AsyncAPI document of the events.
 
 Generated from the FastStream app, so it always says what the code does; the test suite fails
-when docs/asyncapi.json is stale.
+when contracts/asyncapi.json is stale. It lives in ``contracts`` (package data) so that the
+gateway serves it at ``/asyncapi`` wherever it is installed.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from services.orchestrator.settings import OrchestratorSettings
 
 __all__ = ["DOCUMENT_PATH", "render_asyncapi"]
 
-DOCUMENT_PATH = Path(__file__).resolve().parents[2] / "docs" / "asyncapi.json"
+DOCUMENT_PATH = Path(__file__).resolve().parents[2] / "contracts" / "asyncapi.json"
 _DOCUMENTED_BROKER = "amqp://guest:guest@localhost:5672/"
 
 

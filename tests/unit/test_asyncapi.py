@@ -7,5 +7,5 @@ from services.orchestrator.asyncapi import DOCUMENT_PATH, render_asyncapi
 
 def test_the_asyncapi_document_is_up_to_date() -> None:
     assert DOCUMENT_PATH.read_text(encoding="utf-8") == render_asyncapi(), (
-        "docs/asyncapi.json is stale: run `.venv/bin/python -m services.orchestrator.asyncapi`"
+        "contracts/asyncapi.json is stale: run `.venv/bin/python -m services.orchestrator.asyncapi`"
     )

@@ -1,4 +1,4 @@
-"""Prometheus metrics: the gateway's GET /metrics and the orchestrator's metrics port."""
+"""What ops read: Prometheus metrics (gateway and orchestrator) and the AsyncAPI document."""
 
 from __future__ import annotations
 
@@ -70,3 +70,15 @@ async def test_the_orchestrator_serves_its_metrics_on_its_own_port(
     assert metrics[("convsim_call_retries_total", retried)] == 1
     assert metrics[("convsim_simulations_in_flight", ())] == 0
     assert metrics[("convsim_events_published_total", (("type", "turn"),))] == 4
+
+
+async def test_the_gateway_serves_the_asyncapi_document_of_the_events(
+    client: httpx.AsyncClient,
+) -> None:
+    response = await client.get("/asyncapi")
+    assert response.status_code == 200
+    document = response.json()
+    assert document["asyncapi"].startswith("3.")
+    text = response.text
+    for name in ("convsim.simulations", "convsim.events", "RetryingEvent", "attempt"):
+        assert name in text
