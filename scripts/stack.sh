@@ -11,6 +11,7 @@ mkdir -p "$run"
 gateway="http://${CONVSIM_GATEWAY_HOST:-127.0.0.1}:${CONVSIM_GATEWAY_PORT:-8000}"
 # The offline demo reads better with a learner who pauses like one.
 export CONVSIM_SCRIPTED_USER_DELAY_S="${CONVSIM_SCRIPTED_USER_DELAY_S:-0.8}"
+export CONVSIM_LOG_FORMAT="${CONVSIM_LOG_FORMAT:-text}"  # .run/*.log are read by people
 
 alive() { [ -f "$run/$1.pid" ] && kill -0 "$(cat "$run/$1.pid")" 2>/dev/null; }
 

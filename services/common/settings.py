@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AnyHttpUrl, Field
 from pydantic_settings import BaseSettings
@@ -24,6 +24,12 @@ class SharedSettings(BaseSettings):
         description="Length limit of the request queue (x-max-length, reject-publish): over "
         "it the gateway answers 503. Part of the queue's declaration: change it on every "
         "service at once, on an empty queue.",
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["auto", "json", "text"] = Field(
+        default="auto",
+        description="json: one JSON object per line; text: for people; auto: text on a "
+        "terminal, JSON otherwise.",
     )
     bot_targets: dict[BotTargetName, AnyHttpUrl] = Field(
         default_factory=dict,

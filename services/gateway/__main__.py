@@ -2,26 +2,23 @@
 
 from __future__ import annotations
 
-import logging
-
 import uvicorn
 
+from services.common.log_setup import configure_logging
 from services.gateway.app import create_app
 from services.gateway.settings import GatewaySettings
 
 
 def main() -> None:
     settings = GatewaySettings()
-    logging.basicConfig(
-        level=settings.log_level,
-        format="%(asctime)s %(levelname)s gateway %(name)s: %(message)s",
-    )
+    configure_logging("gateway", settings.log_level, settings.log_format)
     uvicorn.run(
         create_app(settings),
         host=settings.gateway_host,
         port=settings.gateway_port,
         log_level=settings.log_level.lower(),
         timeout_graceful_shutdown=5,
+        log_config=None,  # uvicorn's records go through the service's own handler
     )
 
 

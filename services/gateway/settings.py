@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
@@ -35,7 +35,6 @@ class GatewaySettings(SharedSettings):
         "log keeps two days).",
     )
     log_read_prefetch: Annotated[int, Field(ge=1, le=10_000)] = 1_000
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     api_keys: Annotated[list[SecretStr], NoDecode] = Field(
         default_factory=list,
         description="Comma-separated bearer tokens; when set, every route but /healthz and "

@@ -62,6 +62,11 @@ async def submit_simulation(
     )
     # Timestamped once the broker confirmed the request: the time it was queued.
     queued = QueuedEvent(simulation_id=request.simulation_id, seq=1, request=request, owner=owner)
+    logger.info(
+        "simulation %s queued",
+        request.simulation_id,
+        extra={"simulation_id": request.simulation_id, "event": "queued", "seq": 1},
+    )
     relay.accept(queued)  # this replica knows it at once; the others from the topic
     body = queued.model_dump_json().encode()
     routing_key = event_routing_key(request.simulation_id, queued.type)

@@ -6,20 +6,14 @@ import logging
 
 import uvloop
 
+from services.common.log_setup import configure_logging
 from services.orchestrator.app import create_app
 from services.orchestrator.settings import OrchestratorSettings
 
 
 def main() -> None:
     settings = OrchestratorSettings()
-    logging.basicConfig(
-        level=settings.log_level,
-        format="%(asctime)s %(levelname)s orchestrator %(name)s: %(message)s",
-    )
-    # One line per HTTP call at INFO is noise at hundreds of calls a second; failures are
-    # reported by the simulation's own events and logs.
-    for chatty in ("httpx", "httpx2"):
-        logging.getLogger(chatty).setLevel(max(logging.WARNING, logging.getLogger().level))
+    configure_logging("orchestrator", settings.log_level, settings.log_format)
     uvloop.run(create_app(settings).run(log_level=logging.getLevelName(settings.log_level)))
 
 

@@ -224,6 +224,7 @@ def create_app(settings: OrchestratorSettings | None = None) -> FastStream:
             prefetch_count=settings.max_concurrent_simulations, on_return_raises=True
         ),
         graceful_timeout=settings.graceful_timeout_s + HAND_BACK_WAIT_S,
+        logger=logging.getLogger("convsim.faststream"),  # the service's format, not its own
         app_id="convsim-orchestrator",
         description="Runs simulated conversations and publishes every turn as an event.",
     )
@@ -249,6 +250,7 @@ def create_app(settings: OrchestratorSettings | None = None) -> FastStream:
 
     return FastStream(
         broker,
+        logger=logging.getLogger("convsim.faststream"),
         lifespan=orchestrator.lifespan,
         on_shutdown=[orchestrator.drain],
         specification=AsyncAPI(

@@ -85,7 +85,7 @@ class OrchestratorMetrics:
 
 
 class MeteredEventSink:
-    """An EventSink that counts what it publishes."""
+    """An EventSink that counts what it publishes and logs one line per event."""
 
     def __init__(self, inner: EventSink, metrics: OrchestratorMetrics) -> None:
         self._inner = inner
@@ -94,6 +94,28 @@ class MeteredEventSink:
     async def publish(self, event: SimulationEvent) -> None:
         await self._inner.publish(event)
         self._metrics.record(event)
+        logger.info(
+            "simulation %s: %s seq %d",
+            event.simulation_id,
+            event.type,
+            event.seq,
+            extra=_fields_of(event),
+        )
+
+
+def _fields_of(event: SimulationEvent) -> dict[str, object]:
+    """The structured fields of an event's log line (never its content)."""
+    fields: dict[str, object] = {
+        "simulation_id": event.simulation_id,
+        "seq": event.seq,
+        "event": event.type,
+        "attempt": event.attempt,
+    }
+    if isinstance(event, TurnEvent | RetryingEvent):
+        fields["turn_index"] = event.index
+    if isinstance(event, FailedEvent):
+        fields["error_code"] = event.error.code
+    return fields
 
 
 class _MetricsServer(uvicorn.Server):

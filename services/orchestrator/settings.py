@@ -69,7 +69,6 @@ class OrchestratorSettings(SharedSettings):
     log_read_prefetch: Annotated[int, Field(ge=200, le=10_000)] = 1_000
     scripted_user_delay_s: Annotated[float, Field(ge=0, le=60)] = 0.0
     max_bot_reply_bytes: Annotated[int, Field(ge=1_024, le=64 * 1_048_576)] = 1_048_576
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @model_validator(mode="after")
     def _resolve_user_simulator(self) -> OrchestratorSettings:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -9,7 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.fakes.bot_api import FLAKY_BOT, GATED_BOT, NORMAL_BOT
 from tests.fakes.server import free_port
 from tests.integration.client import EventWatcher, create_simulation, read_events, request_body
-from tests.integration.conftest import IsolatedStack
+from tests.integration.conftest import IsolatedStack, Stack
 from tests.integration.stories import gated_waiting_on_second_reply
 
 pytestmark = pytest.mark.integration
@@ -82,3 +85,27 @@ async def test_the_gateway_serves_the_asyncapi_document_of_the_events(
     text = response.text
     for name in ("convsim.simulations", "convsim.events", "RetryingEvent", "attempt"):
         assert name in text
+
+
+async def test_logs_are_json_lines_that_follow_a_simulation_across_services(
+    stack: Stack, client: httpx.AsyncClient
+) -> None:
+    simulation_id = await create_simulation(client, request_body(NORMAL_BOT, max_turns=1))
+    await read_events(client, simulation_id)
+    lines: dict[str, list[dict[str, Any]]] = {}
+    for service, log in (("orchestrator", "orchestrator.log"), ("gateway", None)):
+        paths = [stack.logs / log] if log else sorted(stack.logs.glob("gateway-*.log"))
+        records = [
+            json.loads(line)
+            for path in paths
+            for line in path.read_text().splitlines()
+            if line.startswith("{")
+        ]
+        assert records, service
+        assert all(record["service"] == service for record in records)
+        lines[service] = [r for r in records if r.get("simulation_id") == simulation_id]
+    assert [r["event"] for r in lines["gateway"]] == ["queued"]
+    orchestrated = lines["orchestrator"]
+    assert [r["event"] for r in orchestrated] == ["started", "turn", "turn", "completed"]
+    assert [r.get("turn_index") for r in orchestrated] == [None, 0, 1, None]
+    assert all({"time", "level", "logger", "message", "seq"} <= set(r) for r in orchestrated)
