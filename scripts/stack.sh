@@ -72,8 +72,8 @@ case "${1:-}" in
   demo)
     echo "A lesson with demo bot 16, three turns, streamed as it happens:"
     echo
-    curl -fsSN -X POST "$gateway/simulate" -H 'content-type: application/json' \
-      -d '{"bot_id": 16, "user_prompt": "sẵn sàng", "max_turns": 3, "history": "[]"}'
+    .venv/bin/convsim run --gateway "$gateway" --bot-id 16 --prompt "sẵn sàng" --max-turns 3
+    echo
     urls
     ;;
   *) echo "usage: $0 up|down|demo" >&2; exit 2 ;;

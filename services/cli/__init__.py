@@ -1,0 +1,1 @@
+"""``convsim``: the command line of the gateway's API."""

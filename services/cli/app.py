@@ -1,0 +1,164 @@
+"""``convsim run | watch | get | cancel``: simulations from the terminal, turns printed live.
+
+Talks to a gateway (``--gateway`` or CONVSIM_GATEWAY_URL) with the API key of CONVSIM_API_KEY
+when keys are on. Exit codes: 0 completed (or cancel accepted), 1 failed or refused,
+2 cancelled, 3 the gateway could not be reached or answered an error.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
+import typer
+from httpx_sse import connect_sse
+from rich.console import Console
+
+from services.cli.render import TurnPrinter
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False)
+
+GatewayOption = Annotated[
+    str,
+    typer.Option("--gateway", envvar="CONVSIM_GATEWAY_URL", help="Base URL of the gateway."),
+]
+ApiKeyOption = Annotated[
+    str | None,
+    typer.Option("--api-key", envvar="CONVSIM_API_KEY", help="Bearer key, when keys are on."),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="One event JSON per line.")]
+EXIT_BY_STATUS = {"completed": 0, "failed": 1, "cancelled": 2}
+
+
+def _client(gateway: str, api_key: str | None) -> httpx.Client:
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    return httpx.Client(base_url=gateway, headers=headers, timeout=httpx.Timeout(30, read=None))
+
+
+def _fail(console: Console, response: httpx.Response) -> typer.Exit:
+    try:
+        detail: Any = response.json().get("detail", response.text)
+    except ValueError:
+        detail = response.text
+    console.print(f"[red]{response.status_code}[/red] {detail}")
+    return typer.Exit(3 if response.status_code >= 500 or response.status_code == 401 else 1)
+
+
+def _follow(client: httpx.Client, simulation_id: str, as_json: bool, after: int = 0) -> int:
+    """Print the simulation's events until its end; the exit code its outcome deserves."""
+    console = Console(stderr=False, highlight=False)
+    printer = TurnPrinter(console)
+    status = "running"
+    headers = {"Last-Event-ID": str(after)} if after else {}
+    with (
+        connect_sse(
+            client, "GET", f"/v1/simulations/{simulation_id}/events", headers=headers
+        ) as source,
+        printer.waiting(),
+    ):
+        if source.response.status_code != 200:
+            source.response.read()
+            raise _fail(console, source.response)
+        for sse in source.iter_sse():
+            if not sse.data:
+                continue  # a keep-alive
+            event = json.loads(sse.data)
+            if as_json:
+                print(sse.data, flush=True)
+            else:
+                printer.show(event)
+            if event["type"] in EXIT_BY_STATUS:
+                status = event["type"]
+    return EXIT_BY_STATUS.get(status, 3)
+
+
+@app.command()
+def run(
+    bot_id: Annotated[int, typer.Option("--bot-id", help="The bot under test.")],
+    prompt: Annotated[str, typer.Option("--prompt", help="The opening user message.")],
+    max_turns: Annotated[int, typer.Option("--max-turns", min=1, max=50)] = 5,
+    persona: Annotated[
+        Path | None,
+        typer.Option("--persona", exists=True, dir_okay=False, help="A file with the persona."),
+    ] = None,
+    gateway: GatewayOption = "http://127.0.0.1:8000",
+    api_key: ApiKeyOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Start a simulation and print its turns as they happen."""
+    body: dict[str, Any] = {"bot_id": bot_id, "user_prompt": prompt, "max_turns": max_turns}
+    if persona is not None:
+        body["persona"] = persona.read_text(encoding="utf-8")
+    with _client(gateway, api_key) as client:
+        response = _request(client, "POST", "/v1/simulations", json=body)
+        if response.status_code != 202:
+            raise _fail(Console(), response)
+        simulation_id = response.json()["simulation_id"]
+        if not as_json:
+            Console(highlight=False).print(f"[dim]simulation {simulation_id}[/dim]")
+        raise typer.Exit(_follow(client, simulation_id, as_json))
+
+
+@app.command()
+def watch(
+    simulation_id: Annotated[str, typer.Argument(help="The simulation to follow.")],
+    after: Annotated[int, typer.Option("--after", help="Start after this seq.")] = 0,
+    gateway: GatewayOption = "http://127.0.0.1:8000",
+    api_key: ApiKeyOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Print a simulation's events from the start (or after a seq), then live, to its end."""
+    with _client(gateway, api_key) as client:
+        raise typer.Exit(_follow(client, simulation_id, as_json, after))
+
+
+@app.command()
+def get(
+    simulation_id: Annotated[str, typer.Argument(help="The simulation to show.")],
+    gateway: GatewayOption = "http://127.0.0.1:8000",
+    api_key: ApiKeyOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Show a simulation: status, transcript, error."""
+    console = Console(highlight=False)
+    with _client(gateway, api_key) as client:
+        response = _request(client, "GET", f"/v1/simulations/{simulation_id}")
+    if response.status_code != 200:
+        raise _fail(console, response)
+    state = response.json()
+    if as_json:
+        print(json.dumps(state, ensure_ascii=False))
+    else:
+        TurnPrinter(console).summary(state)
+    raise typer.Exit(EXIT_BY_STATUS.get(state["status"], 0))
+
+
+@app.command()
+def cancel(
+    simulation_id: Annotated[str, typer.Argument(help="The simulation to cancel.")],
+    gateway: GatewayOption = "http://127.0.0.1:8000",
+    api_key: ApiKeyOption = None,
+) -> None:
+    """Cancel a simulation: it ends with `cancelled` and its partial transcript."""
+    console = Console(highlight=False)
+    with _client(gateway, api_key) as client:
+        response = _request(client, "DELETE", f"/v1/simulations/{simulation_id}")
+    if response.status_code != 202:
+        raise _fail(console, response)
+    console.print(f"cancel requested for {simulation_id}")
+
+
+def _request(client: httpx.Client, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    try:
+        return client.request(method, path, **kwargs)
+    except httpx.TransportError as exc:
+        Console(stderr=True).print(f"[red]cannot reach the gateway at {client.base_url}[/red]")
+        raise typer.Exit(3) from exc
+
+
+def main() -> None:
+    app()
