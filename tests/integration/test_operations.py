@@ -13,6 +13,7 @@ from tests.fakes.bot_api import FLAKY_BOT, GATED_BOT, NORMAL_BOT
 from tests.fakes.server import free_port
 from tests.integration.client import EventWatcher, create_simulation, read_events, request_body
 from tests.integration.conftest import IsolatedStack, Stack
+from tests.integration.log_tap import eventually
 from tests.integration.stories import gated_waiting_on_second_reply
 
 pytestmark = pytest.mark.integration
@@ -92,18 +93,27 @@ async def test_logs_are_json_lines_that_follow_a_simulation_across_services(
 ) -> None:
     simulation_id = await create_simulation(client, request_body(NORMAL_BOT, max_turns=1))
     await read_events(client, simulation_id)
-    lines: dict[str, list[dict[str, Any]]] = {}
-    for service, log in (("orchestrator", "orchestrator.log"), ("gateway", None)):
-        paths = [stack.logs / log] if log else sorted(stack.logs.glob("gateway-*.log"))
+
+    def records_of(service: str) -> list[dict[str, Any]]:
+        pattern = "orchestrator.log" if service == "orchestrator" else "gateway-*.log"
         records = [
             json.loads(line)
-            for path in paths
+            for path in sorted(stack.logs.glob(pattern))
             for line in path.read_text().splitlines()
             if line.startswith("{")
         ]
         assert records, service
         assert all(record["service"] == service for record in records)
-        lines[service] = [r for r in records if r.get("simulation_id") == simulation_id]
+        return [r for r in records if r.get("simulation_id") == simulation_id]
+
+    # A process logs an event once its publish is confirmed, so a client may see the
+    # event a moment before its log line is written: wait for the terminal line.
+    await eventually(
+        lambda: any(r["event"] == "completed" for r in records_of("orchestrator")),
+        timeout_s=10,
+        what="the orchestrator's completed log line",
+    )
+    lines = {service: records_of(service) for service in ("orchestrator", "gateway")}
     assert [r["event"] for r in lines["gateway"]] == ["queued"]
     orchestrated = lines["orchestrator"]
     assert [r["event"] for r in orchestrated] == ["started", "turn", "turn", "completed"]
