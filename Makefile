@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: install broker up down demo test lint format bench
+.PHONY: install broker browser up down demo test lint format bench
 
 install: $(STAMP)
 
@@ -17,6 +17,10 @@ $(STAMP): pyproject.toml
 
 broker:
 	@bash scripts/broker.sh ensure
+
+# Debian's chromium, for the web page's tests (they skip, saying why, if it can't be installed)
+browser:
+	@bash scripts/browser.sh
 
 up: install broker
 	@bash scripts/stack.sh up
@@ -37,7 +41,7 @@ format: install
 	$(PY) -m ruff format .
 	$(PY) -m ruff check --fix .
 
-test: install broker lint
+test: install broker browser lint
 	$(PY) -m pytest
 
 # make bench                       W2: 300 simulations, 5 turns, 1 s per call

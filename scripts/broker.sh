@@ -15,19 +15,14 @@ conf_dir="/tmp/convsim-rabbitmq"
 
 log() { echo "broker: $*" >&2; }
 
-as_root() {
-  if [ "$(id -u)" = 0 ]; then "$@"
-  elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then sudo "$@"
-  else log "need root to run: $*"; return 1; fi
-}
+source "$here/scripts/debian.sh"
 
 listening() { (exec 3<>"/dev/tcp/$host/$port") 2>/dev/null; }
 
 install_server() {
   command -v rabbitmq-server >/dev/null && return 0
   log "rabbitmq-server is missing: installing the Debian package"
-  as_root apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq rabbitmq-server >/dev/null
+  apt_install rabbitmq-server
   # The package tries to start a service; we start our own, loopback-only, below.
   as_root service rabbitmq-server stop >/dev/null 2>&1 || true
 }

@@ -47,7 +47,9 @@ urls() {
   cat <<EOT
 
 convsim is running:
-  API docs                 $gateway/docs
+  web page                 $gateway/
+  API docs                 $gateway/docs        events: $gateway/asyncapi
+  command line             .venv/bin/convsim run --bot-id 16 --prompt "sẵn sàng" --max-turns 3
   original call            curl -N -X POST $gateway/simulate -H 'content-type: application/json' \\
                              -d '{"bot_id": 16, "user_prompt": "sẵn sàng", "max_turns": 3}'
   RabbitMQ management UI   http://127.0.0.1:15672/  (guest / guest)

@@ -25,7 +25,10 @@ from services.gateway.raw_responses import send_problem
 
 __all__ = ["Access", "AccessMiddleware", "StreamToken", "key_owner"]
 
-OPEN_PATHS = frozenset({"/healthz", "/readyz"})
+OPEN_PATHS = frozenset({"/healthz", "/readyz", "/"})
+"""Answered without a key: health checks, and the web page, which holds no data itself."""
+OPEN_PREFIXES = ("/ui/",)
+"""The web page's static files."""
 _EVENTS_PATH = re.compile(r"^/v1/simulations/(?P<id>[^/]+)/events$")
 
 
@@ -105,7 +108,7 @@ class AccessMiddleware:
         self._access = access
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not self._access.enabled or scope["path"] in OPEN_PATHS:
+        if scope["type"] != "http" or not self._access.enabled or _is_open(scope["path"]):
             await self._app(scope, receive, send)
             return
         owner = self._access.owner_of_authorization(_header(scope, b"authorization"))
@@ -118,6 +121,10 @@ class AccessMiddleware:
             return
         scope.setdefault("state", {})["owner"] = owner
         await self._app(scope, receive, send)
+
+
+def _is_open(path: str) -> bool:
+    return path in OPEN_PATHS or path.startswith(OPEN_PREFIXES)
 
 
 def _header(scope: Scope, name: bytes) -> str | None:

@@ -18,7 +18,7 @@ from services.gateway.idempotency import IdempotencyIndex
 from services.gateway.limits import BodySizeLimit
 from services.gateway.metrics import GatewayMetrics
 from services.gateway.relay import EventRelay, UnknownSimulation
-from services.gateway.routes import health, simulate, simulations
+from services.gateway.routes import health, page, simulate, simulations
 from services.gateway.settings import GatewaySettings
 from services.gateway.submission import IdempotencyConflict, IdempotencyKeyInUse
 
@@ -75,6 +75,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     )
     app.state.metrics = GatewayMetrics()
     app.state.asyncapi = health.load_asyncapi()
+    app.state.page_html = page.load_page()
     app.state.access = access = Access(settings.api_keys, token_ttl_s=settings.stream_token_ttl_s)
     # Outermost first: the size limit applies before anything, even to unauthorised callers.
     app.add_middleware(AccessMiddleware, access=access)
@@ -82,6 +83,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.include_router(simulate.router)
     app.include_router(simulations.router)
     app.include_router(health.router)
+    app.include_router(page.router)
+    app.mount(page.PAGE_ASSETS_PATH, page.page_assets(), name="page-assets")
 
     @app.exception_handler(UnknownSimulation)
     async def _unknown(_: Request, exc: UnknownSimulation) -> JSONResponse:

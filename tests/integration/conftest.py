@@ -155,8 +155,10 @@ class IsolatedStack:
         )
         return process
 
-    def start_gateway(self, name: str = "gateway", **env: str) -> tuple[ServiceProcess, str]:
-        port = free_port()
+    def start_gateway(
+        self, name: str = "gateway", *, port: int | None = None, **env: str
+    ) -> tuple[ServiceProcess, str]:
+        port = port or free_port()
         process = ServiceProcess(
             name,
             "services.gateway",

@@ -43,3 +43,20 @@ def test_the_image_runs_as_a_non_root_user() -> None:
     dockerfile = (REPO / "Dockerfile").read_text()
     assert "\nUSER convsim" in dockerfile
     assert dockerfile.count("FROM ") == 2  # multi-stage
+
+
+def test_the_orchestrator_scales_with_its_metrics_port_inside_each_replica() -> None:
+    services = _compose()["services"]
+    orchestrator = services["orchestrator"]
+    assert "ports" not in orchestrator  # a fixed host port would clash with --scale
+    assert orchestrator["expose"] == [orchestrator["environment"]["CONVSIM_METRICS_PORT"]]
+    assert orchestrator["environment"]["CONVSIM_METRICS_HOST"] == "0.0.0.0"
+    assert "9405/metrics" in " ".join(orchestrator["healthcheck"]["test"])
+
+
+def test_every_convsim_service_has_a_healthcheck() -> None:
+    services = _compose()["services"]
+    for name, service in services.items():
+        assert service["healthcheck"]["test"], name
+    assert "/readyz" in " ".join(services["gateway"]["healthcheck"]["test"])
+    assert services["gateway"]["ports"] == ["127.0.0.1:8000:8000"]

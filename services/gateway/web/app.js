@@ -1,0 +1,476 @@
+// convsim's live page: a plain ES module, no build step. It speaks only the public HTTP API:
+// POST /v1/simulations, POST .../stream-token, GET .../events (Server-Sent Events), DELETE.
+const RECENT_STORAGE = "convsim.recent"; // localStorage: this browser's recent simulations
+const KEY_STORAGE = "convsim.apiKey"; // sessionStorage: this tab only
+const MAX_RECENT = 20;
+const FIRST_RETRY_MS = 1000;
+const MAX_RETRY_MS = 15000;
+const EVENT_TYPES = ["queued", "started", "turn", "retrying", "completed", "failed", "cancelled"];
+const TERMINAL = new Set(["completed", "failed", "cancelled"]);
+const SIMULATION_HASH = /^#\/simulations\/([A-Za-z0-9_-]{1,64})$/;
+
+const $ = (id) => document.getElementById(id);
+
+class NeedsKey extends Error {}
+class NotFound extends Error {}
+class ApiError extends Error {
+  constructor(message, status, data, retryAfter) {
+    super(message);
+    this.status = status;
+    this.data = data;
+    this.retryAfter = retryAfter;
+  }
+}
+
+/** The gateway's JSON API, with the API key (if any) as a bearer token. */
+class Api {
+  constructor() {
+    this.key = sessionStorage.getItem(KEY_STORAGE) || "";
+  }
+
+  setKey(key) {
+    this.key = key.trim();
+    if (this.key) sessionStorage.setItem(KEY_STORAGE, this.key);
+    else sessionStorage.removeItem(KEY_STORAGE);
+  }
+
+  async call(method, path, body) {
+    const headers = { Accept: "application/json" };
+    if (body !== undefined) headers["Content-Type"] = "application/json";
+    if (this.key) headers.Authorization = `Bearer ${this.key}`;
+    const response = await fetch(path, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    if (response.status === 401) throw new NeedsKey("an API key is needed");
+    if (response.status === 404) throw new NotFound("no such simulation");
+    const data = await response.json().catch(() => ({}));
+    if (!response.ok) {
+      throw new ApiError(describeError(data, response.status), response.status, data,
+        response.headers.get("Retry-After"));
+    }
+    return data;
+  }
+}
+
+function describeError(data, status) {
+  const detail = data && data.detail;
+  if (typeof detail === "string") return detail;
+  if (Array.isArray(detail)) {
+    return detail.map((item) => `${fieldOf(item) || "request"}: ${item.msg}`).join("; ");
+  }
+  return `the gateway answered HTTP ${status}`;
+}
+
+function fieldOf(item) {
+  const location = Array.isArray(item.loc) ? item.loc.filter((part) => part !== "body") : [];
+  return location.join(".");
+}
+
+/** This browser's recent simulations, newest first, in localStorage. */
+class RecentList {
+  constructor(list, empty) {
+    this.list = list;
+    this.empty = empty;
+  }
+
+  load() {
+    try {
+      const entries = JSON.parse(localStorage.getItem(RECENT_STORAGE) || "[]");
+      return Array.isArray(entries) ? entries.filter((entry) => entry && entry.id) : [];
+    } catch {
+      return [];
+    }
+  }
+
+  remember(id, fields) {
+    const entries = this.load();
+    const found = entries.find((entry) => entry.id === id);
+    const entry = { ...(found || { id, createdAt: new Date().toISOString() }), ...fields };
+    const rest = entries.filter((other) => other.id !== id);
+    const next = found ? entries.map((other) => (other.id === id ? entry : other))
+      : [entry, ...rest].slice(0, MAX_RECENT);
+    localStorage.setItem(RECENT_STORAGE, JSON.stringify(next));
+    this.render(id);
+  }
+
+  render(openId) {
+    const entries = this.load();
+    this.empty.hidden = entries.length > 0;
+    this.list.replaceChildren(...entries.map((entry) => {
+      const item = document.createElement("li");
+      const link = document.createElement("a");
+      link.href = `#/simulations/${entry.id}`;
+      if (entry.id === openId) link.setAttribute("aria-current", "true");
+      const title = document.createElement("span");
+      title.className = "recent-title";
+      title.textContent = entry.prompt ? `“${entry.prompt}”` : entry.id;
+      const meta = document.createElement("span");
+      meta.className = "recent-meta";
+      const when = entry.createdAt ? new Date(entry.createdAt).toLocaleString() : "";
+      meta.textContent = [entry.botId !== undefined ? `bot ${entry.botId}` : "",
+        entry.status || "", when].filter(Boolean).join(" · ");
+      link.append(title, meta);
+      item.append(link);
+      return item;
+    }));
+  }
+}
+
+/** One open simulation: its events over EventSource, rendered as chat bubbles. */
+class Viewer {
+  constructor(api, recent, keyPrompt) {
+    this.api = api;
+    this.recent = recent;
+    this.keyPrompt = keyPrompt;
+    this.generation = 0;
+    this.id = null;
+    $("cancel").addEventListener("click", () => this.cancel());
+  }
+
+  open(id) {
+    this.close();
+    this.id = id;
+    this.lastSeq = 0;
+    this.ended = false;
+    this.request = null;
+    this.botReplies = 0;
+    this.sawOpening = false;
+    this.retryMs = FIRST_RETRY_MS;
+    this.waitingForKey = false;
+    $("bubbles").replaceChildren();
+    $("outcome").hidden = true;
+    $("outcome").replaceChildren();
+    $("facts").hidden = false;
+    $("fact-id").textContent = id;
+    $("fact-bot").textContent = "…";
+    $("cancel").disabled = false;
+    this.setStatus("connecting", "Connecting…");
+    this.setConnection("connecting");
+    this.setWaiting("");
+    this.recent.render(id);
+    this.connect();
+  }
+
+  close() {
+    this.generation += 1;
+    clearTimeout(this.retryTimer);
+    if (this.source) this.source.close();
+    this.source = null;
+  }
+
+  async connect() {
+    const generation = ++this.generation;
+    const path = `/v1/simulations/${encodeURIComponent(this.id)}`;
+    let token;
+    try {
+      // Also tells a missing simulation (404) or a missing key (401) apart before streaming.
+      token = await this.api.call("POST", `${path}/stream-token`);
+    } catch (error) {
+      if (generation !== this.generation) return;
+      if (error instanceof NeedsKey) {
+        this.waitingForKey = true;
+        this.setConnection("waiting for an API key");
+        this.keyPrompt(this.api.key ? "That API key was not accepted." :
+          "This gateway needs an API key to show this simulation.");
+      } else if (error instanceof NotFound) {
+        this.notFound();
+      } else {
+        this.retryLater();
+      }
+      return;
+    }
+    if (generation !== this.generation) return;
+    const params = new URLSearchParams();
+    if (this.lastSeq > 0) params.set("last_event_id", String(this.lastSeq));
+    // Only a short-lived token scoped to this simulation goes in the URL, never the key.
+    if (this.api.key) params.set("access_token", token.token);
+    const query = params.toString();
+    const source = new EventSource(`${path}/events${query ? `?${query}` : ""}`);
+    this.source = source;
+    this.setConnection("connecting");
+    source.onopen = () => {
+      this.retryMs = FIRST_RETRY_MS;
+      this.setConnection("live");
+    };
+    for (const type of EVENT_TYPES) {
+      source.addEventListener(type, (message) => this.receive(JSON.parse(message.data)));
+    }
+    source.onerror = () => {
+      if (this.ended || source !== this.source) return;
+      if (source.readyState === EventSource.CLOSED) {
+        // Refused (an expired token, a restarting gateway): a fresh token, resume after lastSeq.
+        source.close();
+        this.retryLater();
+      } else {
+        // The browser reconnects by itself, sending Last-Event-ID: the gateway resumes there.
+        this.setConnection("reconnecting…");
+      }
+    };
+  }
+
+  resumeWithKey() {
+    if (this.id && this.waitingForKey) {
+      this.waitingForKey = false;
+      this.connect();
+    }
+  }
+
+  retryLater() {
+    const delay = this.retryMs;
+    this.retryMs = Math.min(this.retryMs * 2, MAX_RETRY_MS);
+    this.setConnection(`reconnecting in ${Math.round(delay / 1000)} s`);
+    clearTimeout(this.retryTimer);
+    this.retryTimer = setTimeout(() => this.connect(), delay);
+  }
+
+  receive(event) {
+    if (event.simulation_id !== this.id || event.seq <= this.lastSeq) return; // seen already
+    this.lastSeq = event.seq;
+    switch (event.type) {
+      case "queued":
+        this.request = event.request;
+        $("fact-bot").textContent = `${event.request.bot_id}` +
+          (event.request.bot_target ? ` (${event.request.bot_target})` : "");
+        this.setStatus("queued", "Queued: waiting for an orchestrator");
+        this.recent.remember(this.id, {
+          botId: event.request.bot_id, prompt: event.request.user_prompt,
+          createdAt: event.timestamp, status: "queued",
+        });
+        break;
+      case "started":
+        this.setStatus("running", "Running");
+        this.recent.remember(this.id, { status: "running" });
+        this.setWaiting("Sending the opening message…");
+        break;
+      case "turn":
+        this.addBubble(event);
+        break;
+      case "retrying":
+        this.addNotice(event);
+        break;
+      default:
+        if (TERMINAL.has(event.type)) this.finish(event);
+    }
+  }
+
+  addBubble(turn) {
+    const item = document.createElement("li");
+    item.className = `bubble ${turn.role}`;
+    item.dataset.index = String(turn.index);
+    const speaker = document.createElement("p");
+    speaker.className = "speaker";
+    speaker.textContent = turn.role === "bot" ? "Bot" : "Simulated user";
+    const text = document.createElement("p");
+    text.className = "text";
+    text.textContent = turn.content;
+    const meta = document.createElement("p");
+    meta.className = "meta";
+    const time = document.createElement("time");
+    time.dateTime = turn.timestamp;
+    time.textContent = new Date(turn.timestamp).toLocaleTimeString();
+    const latency = document.createElement("span");
+    latency.className = "latency";
+    latency.textContent = this.latencyText(turn);
+    meta.append(time, " · ", latency);
+    item.append(speaker, text, meta);
+    $("bubbles").append(item);
+    if (turn.role === "bot" && !turn.from_history) this.botReplies += 1;
+    const more = !this.request || this.botReplies < this.request.max_turns;
+    if (turn.role === "user") this.setWaiting("The bot is replying…");
+    else this.setWaiting(more ? "The simulated user is writing…" : "");
+    item.scrollIntoView({ block: "nearest" });
+  }
+
+  latencyText(turn) {
+    if (turn.from_history) return "from history";
+    const opening = turn.role === "user" && !this.sawOpening;
+    if (turn.role === "user") this.sawOpening = true;
+    // The opening message is the request's own: no call produced it.
+    if (opening && turn.latency_ms === 0) return "opening message";
+    return `${(turn.latency_ms / 1000).toFixed(2)} s`;
+  }
+
+  addNotice(retry) {
+    const item = document.createElement("li");
+    item.className = "notice";
+    const seconds = (retry.retry_in_ms / 1000).toFixed(1);
+    item.textContent = `Retrying ${retry.step}: attempt ${retry.failed_attempt} of ` +
+      `${retry.max_attempts} failed (${retry.error.code}); next try in ${seconds} s`;
+    $("bubbles").append(item);
+  }
+
+  finish(event) {
+    this.ended = true;
+    this.close();
+    this.setConnection("closed (finished)");
+    this.setWaiting("");
+    $("cancel").disabled = true;
+    const outcome = $("outcome");
+    outcome.hidden = false;
+    outcome.className = `outcome ${event.type}`;
+    const line = document.createElement("p");
+    if (event.type === "completed") {
+      this.setStatus("completed", "Completed");
+      line.textContent = `Completed: ${event.turn_count} bot replies in ` +
+        `${(event.duration_ms / 1000).toFixed(1)} s.`;
+    } else if (event.type === "failed") {
+      this.setStatus("failed", "Failed");
+      outcome.setAttribute("role", "alert");
+      line.textContent = `Failed (${event.error.code}): ${event.error.message}`;
+    } else {
+      this.setStatus("cancelled", "Cancelled");
+      line.textContent = "Cancelled: the transcript above is what was said before.";
+    }
+    outcome.replaceChildren(line);
+    this.recent.remember(this.id, { status: event.type });
+  }
+
+  notFound() {
+    this.ended = true;
+    this.setStatus("unknown", "Not found");
+    this.setConnection("closed");
+    $("cancel").disabled = true;
+    const outcome = $("outcome");
+    outcome.hidden = false;
+    outcome.className = "outcome failed";
+    outcome.textContent = "No such simulation here: it never existed, its events have expired, " +
+      "or it belongs to another API key.";
+    this.recent.remember(this.id, { status: "not found" });
+  }
+
+  async cancel() {
+    if (!this.id || this.ended) return;
+    const button = $("cancel");
+    button.disabled = true;
+    const id = this.id;
+    try {
+      await this.api.call("DELETE", `/v1/simulations/${encodeURIComponent(id)}`);
+      // The `cancelled` event may have arrived before this answer did.
+      if (this.id === id && !this.ended) this.setStatus("cancelling", "Cancelling…");
+    } catch (error) {
+      if (this.id !== id) return;
+      if (error instanceof NeedsKey) this.keyPrompt("Cancelling needs the API key.");
+      else if (!(error instanceof ApiError && error.status === 409)) button.disabled = false;
+      this.setWaiting("");
+      $("outcome").hidden = false;
+      $("outcome").textContent = `Could not cancel: ${error.message}`;
+    }
+  }
+
+  setStatus(status, text) {
+    const element = $("status");
+    element.dataset.status = status;
+    element.textContent = text;
+  }
+
+  setConnection(text) {
+    $("connection").textContent = text;
+  }
+
+  setWaiting(text) {
+    $("waiting").hidden = !text;
+    $("waiting-text").textContent = text;
+  }
+}
+
+/** The form: the body of POST /v1/simulations, with the gateway's own errors per field. */
+function wireForm(api, recent, keyPrompt) {
+  const form = $("simulation-form");
+  const fields = { bot_id: "bot-id", user_prompt: "user-prompt", persona: "persona",
+    max_turns: "max-turns" };
+
+  function clearErrors() {
+    for (const id of Object.values(fields)) {
+      $(id).removeAttribute("aria-invalid");
+      $(`${id}-error`).hidden = true;
+    }
+    $("form-error").hidden = true;
+  }
+
+  function showError(message, field) {
+    const id = fields[field];
+    if (id) {
+      $(id).setAttribute("aria-invalid", "true");
+      $(`${id}-error`).textContent = message;
+      $(`${id}-error`).hidden = false;
+      $(id).focus();
+    } else {
+      $("form-error").textContent = message;
+      $("form-error").hidden = false;
+    }
+  }
+
+  form.addEventListener("submit", async (submitted) => {
+    submitted.preventDefault();
+    clearErrors();
+    if (!$("api-key-field").hidden) api.setKey($("api-key").value);
+    const body = {
+      bot_id: Number.parseInt($("bot-id").value, 10),
+      user_prompt: $("user-prompt").value,
+      max_turns: Number.parseInt($("max-turns").value, 10),
+    };
+    if ($("persona").value.trim()) body.persona = $("persona").value;
+    for (const [field, value] of Object.entries(body)) {
+      if (typeof value === "number" && Number.isNaN(value)) {
+        showError("a whole number is needed", field);
+        return;
+      }
+    }
+    const button = $("start");
+    button.disabled = true;
+    try {
+      const accepted = await api.call("POST", "/v1/simulations", body);
+      recent.remember(accepted.simulation_id, {
+        botId: body.bot_id, prompt: body.user_prompt, status: accepted.status,
+      });
+      window.location.hash = `#/simulations/${accepted.simulation_id}`;
+      $("conversation").focus();
+    } catch (error) {
+      if (error instanceof NeedsKey) {
+        keyPrompt(api.key ? "That API key was not accepted." :
+          "This gateway needs an API key: enter it and start again.");
+      } else if (error instanceof ApiError && Array.isArray(error.data.detail)) {
+        for (const item of error.data.detail) showError(item.msg, fieldOf(item));
+      } else if (error instanceof ApiError && error.retryAfter) {
+        showError(`${error.message} (retry in ${error.retryAfter} s)`);
+      } else {
+        showError(`Could not start: ${error.message}`);
+      }
+    } finally {
+      button.disabled = false;
+    }
+  });
+}
+
+function main() {
+  const api = new Api();
+  const recent = new RecentList($("recent"), $("recent-empty"));
+  const keyPrompt = (message) => {
+    $("api-key-field").hidden = false;
+    $("form-error").textContent = message;
+    $("form-error").hidden = false;
+    $("api-key").focus();
+  };
+  const viewer = new Viewer(api, recent, keyPrompt);
+  $("api-key").addEventListener("change", () => {
+    api.setKey($("api-key").value);
+    viewer.resumeWithKey();
+  });
+  if (api.key) {
+    $("api-key-field").hidden = false;
+    $("api-key").value = api.key;
+  }
+  wireForm(api, recent, keyPrompt);
+
+  const route = () => {
+    const match = SIMULATION_HASH.exec(window.location.hash);
+    if (match && match[1] !== viewer.id) viewer.open(match[1]);
+  };
+  window.addEventListener("hashchange", route);
+  recent.render(null);
+  route();
+}
+
+main();

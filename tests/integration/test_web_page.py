@@ -1,0 +1,225 @@
+"""The live web page at ``/`` in a real headless Chromium: start a simulation from the form, see
+the bubbles arrive one by one, reload, resume after the gateway restarts, cancel, use it with
+API keys on and on a phone."""
+
+from __future__ import annotations
+
+import re
+import signal
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import pytest
+from playwright.async_api import Browser, Page, expect
+
+from tests.fakes.bot_api import GATED_BOT, NORMAL_BOT
+from tests.fakes.server import free_port
+from tests.integration.browser import chromium, open_page
+from tests.integration.client import create_simulation, read_events, request_body
+from tests.integration.conftest import API_KEY_ALPHA, IsolatedStack, Stack
+from tests.integration.log_tap import eventually
+
+pytestmark = pytest.mark.integration
+
+__all__ = ["chromium"]  # the fixture, imported for pytest
+
+WAIT_MS = 30_000
+LATENCY = re.compile(r"^(\d+\.\d\d s|opening message)$")
+
+
+async def start_from_form(page: Page, *, bot_id: int, prompt: str, max_turns: int) -> str:
+    """Fill the form by its labels, submit it with the keyboard; the simulation's id."""
+    await page.get_by_label("Bot id").fill(str(bot_id))
+    await page.get_by_label("Opening message").fill(prompt)
+    await page.get_by_label("Max turns").fill(str(max_turns))
+    await page.get_by_label("Max turns").press("Enter")
+    await expect(page).to_have_url(re.compile(r"#/simulations/[A-Za-z0-9_-]+$"), timeout=WAIT_MS)
+    return page.url.rsplit("/", 1)[-1]
+
+
+async def bubble_texts(page: Page) -> list[tuple[str, str]]:
+    """(speaker, text) of every bubble, in order."""
+    items = page.locator("#bubbles .bubble")
+    speakers = await items.locator(".speaker").all_inner_texts()
+    texts = await items.locator(".text").all_inner_texts()
+    return list(zip(speakers, texts, strict=True))
+
+
+async def expect_status(page: Page, text: str) -> None:
+    await expect(page.get_by_role("status")).to_have_text(text, timeout=WAIT_MS)
+
+
+async def test_bubbles_arrive_one_by_one_and_a_reload_shows_the_same_transcript(
+    stack: Stack, chromium: Browser, client: httpx.AsyncClient
+) -> None:
+    watched = await open_page(chromium, stack.gateway_url)
+    page = watched.page
+    simulation_id = await start_from_form(page, bot_id=GATED_BOT, prompt="hello", max_turns=3)
+    items = page.locator("#bubbles .bubble")
+
+    # The bot's second reply is held: the page shows the three lines before it, and waits.
+    await expect(items).to_have_count(3, timeout=WAIT_MS)
+    await expect_status(page, "Running")
+    await expect(page.locator("#waiting")).to_have_text("The bot is replying…")
+    await eventually(
+        lambda: stack.bot.webhook_calls(simulation_id) == 2,
+        timeout_s=10,
+        what="the second bot call to be in flight",
+    )
+    await expect(items).to_have_count(3)
+
+    stack.bot.release(simulation_id)  # bot reply 2, then the simulated user's line
+    await expect(items).to_have_count(5, timeout=WAIT_MS)
+    await expect_status(page, "Running")
+    stack.bot.release(simulation_id)  # the last bot reply
+    await expect(items).to_have_count(6, timeout=WAIT_MS)
+    await expect_status(page, "Completed")
+    await expect(page.locator("#outcome")).to_contain_text("Completed: 3 bot replies")
+    await expect(page.get_by_role("button", name="Cancel simulation")).to_be_disabled()
+
+    shown = await bubble_texts(page)
+    state = (await client.get(f"/v1/simulations/{simulation_id}")).json()
+    assert shown == [
+        ("Bot" if turn["role"] == "bot" else "Simulated user", turn["content"])
+        for turn in state["turns"]
+    ]
+    assert shown[0] == ("Simulated user", "hello")
+    for latency in await items.locator(".latency").all_inner_texts():
+        assert LATENCY.match(latency), latency
+
+    await page.reload()
+    await expect_status(page, "Completed")
+    await expect(items).to_have_count(6)
+    assert await bubble_texts(page) == shown
+
+    # The recent list keeps it across reloads; opening it again from there shows it again.
+    recent = page.get_by_role("link", name=re.compile("hello"))
+    await expect(recent).to_contain_text("completed")
+    await page.goto(stack.gateway_url + "/")
+    await expect(page.get_by_role("status")).to_have_text("No simulation open")
+    await recent.click()
+    await expect_status(page, "Completed")
+    assert await bubble_texts(page) == shown
+    watched.assert_no_errors()
+
+
+async def test_cancel_from_the_page(
+    stack: Stack, chromium: Browser, client: httpx.AsyncClient
+) -> None:
+    watched = await open_page(chromium, stack.gateway_url)
+    page = watched.page
+    simulation_id = await start_from_form(page, bot_id=GATED_BOT, prompt="cancel me", max_turns=3)
+    await expect(page.locator("#bubbles .bubble")).to_have_count(3, timeout=WAIT_MS)
+
+    await page.get_by_role("button", name="Cancel simulation").click()
+    await expect_status(page, "Cancelled")
+    await expect(page.locator("#outcome")).to_contain_text("Cancelled")
+    await expect(page.get_by_role("button", name="Cancel simulation")).to_be_disabled()
+    await expect(page.locator("#bubbles .bubble")).to_have_count(3)
+    assert (await client.get(f"/v1/simulations/{simulation_id}")).json()["status"] == "cancelled"
+    watched.assert_no_errors()
+
+
+async def test_the_page_resumes_where_it_left_off_after_the_gateway_restarts(
+    isolated: IsolatedStack, chromium: Browser
+) -> None:
+    isolated.start_orchestrator("orchestrator-web")
+    port = free_port()
+    gateway, url = isolated.start_gateway("gateway-web-1", port=port)
+    watched = await open_page(chromium, url)
+    page = watched.page
+    simulation_id = await start_from_form(page, bot_id=GATED_BOT, prompt="resume", max_turns=3)
+    items = page.locator("#bubbles .bubble")
+    await expect(items).to_have_count(3, timeout=WAIT_MS)
+
+    gateway.stop(signal.SIGKILL)
+    await expect(page.locator("#connection")).to_contain_text("reconnecting", timeout=WAIT_MS)
+    isolated.bot.release(simulation_id)  # two lines happen while no gateway runs
+    await eventually(
+        lambda: isolated.bot.webhook_calls(simulation_id) == 3,
+        timeout_s=10,
+        what="the third bot call (both missed lines are in the log)",
+    )
+    isolated.start_gateway("gateway-web-2", port=port)
+
+    await expect(items).to_have_count(5, timeout=WAIT_MS)
+    await expect(page.locator("#connection")).to_have_text("live")
+    isolated.bot.release(simulation_id)
+    await expect_status(page, "Completed")
+    indexes = await items.evaluate_all("items => items.map(item => Number(item.dataset.index))")
+    assert indexes == [0, 1, 2, 3, 4, 5]
+    # The browser itself resumed: its reconnect named the last event it had seen (queued,
+    # started and three turns: seq 5).
+    resumed = [sent for sent in await watched.last_event_ids() if sent is not None]
+    assert resumed, watched.event_streams
+    assert resumed[0] == "5"
+    assert watched.script_errors == []
+
+
+async def test_with_api_keys_the_page_asks_for_one_and_never_puts_it_in_a_url(
+    isolated: IsolatedStack, chromium: Browser
+) -> None:
+    keyed = {"CONVSIM_API_KEYS": API_KEY_ALPHA}
+    isolated.start_orchestrator("orchestrator-web-keyed", **keyed)
+    _, url = isolated.start_gateway("gateway-web-keyed", **keyed)
+    watched = await open_page(chromium, url)
+    page = watched.page
+    key_field = page.get_by_label("API key")
+    await expect(key_field).to_be_hidden()
+
+    await page.get_by_label("Bot id").fill(str(NORMAL_BOT))
+    await page.get_by_role("button", name="Start simulation").click()
+    await expect(page.get_by_role("alert")).to_contain_text("needs an API key")
+    await expect(key_field).to_be_focused()
+    await key_field.fill(API_KEY_ALPHA)
+    await key_field.press("Enter")
+    await expect_status(page, "Completed")
+    assert len(await bubble_texts(page)) == 6
+
+    event_urls = [u for u in watched.urls if u.endswith("/events") or "/events?" in u]
+    assert event_urls
+    assert all(parse_qs(urlsplit(u).query).get("access_token") for u in event_urls)
+    assert not any(API_KEY_ALPHA in u for u in watched.urls)
+    assert API_KEY_ALPHA not in await page.evaluate("JSON.stringify(localStorage)")
+    assert watched.script_errors == []
+
+
+async def test_on_a_phone_everything_fits_and_every_control_has_a_label(
+    stack: Stack, chromium: Browser, client: httpx.AsyncClient
+) -> None:
+    simulation_id = await create_simulation(client, request_body(NORMAL_BOT, max_turns=2))
+    await read_events(client, simulation_id)
+    watched = await open_page(
+        chromium,
+        f"{stack.gateway_url}/#/simulations/{simulation_id}",
+        width=390,
+        height=844,
+        phone=True,
+    )
+    page = watched.page
+    await expect_status(page, "Completed")
+    await expect(page.locator("#bubbles .bubble")).to_have_count(4)
+    assert await page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    unlabelled = await page.evaluate(
+        "[...document.querySelectorAll('input, textarea, select')]"
+        ".filter(control => control.labels.length === 0).map(control => control.id)"
+    )
+    assert unlabelled == []
+    start = page.get_by_role("button", name="Start simulation")
+    box = await start.bounding_box()
+    assert box is not None
+    assert box["height"] >= 44  # a finger-sized target
+    watched.assert_no_errors()
+
+
+async def test_the_page_is_served_without_a_key_and_allows_only_its_own_scripts(
+    stack: Stack, client: httpx.AsyncClient
+) -> None:
+    page = await client.get("/")
+    assert page.status_code == 200
+    assert page.headers["content-type"].startswith("text/html")
+    assert "script-src 'self'" in page.headers["content-security-policy"]
+    for asset in ("/ui/app.js", "/ui/style.css", "/ui/favicon.svg"):
+        response = await client.get(asset)
+        assert response.status_code == 200, asset
+        assert response.headers["cache-control"] == "no-cache"
