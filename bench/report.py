@@ -61,6 +61,7 @@ def print_report(result: dict[str, Any]) -> None:
     for name, key in (
         ("event delay, SSE", "sse_delay"),
         ("event delay, topic", "topic_delay"),
+        ("run start → queued", "accept_lag"),
         ("queued → started", "start_lag"),
         ("queued → end", "run_time"),
     ):

@@ -33,6 +33,8 @@ class OursResult:
     """From ``queued`` to ``started``: waiting for an orchestrator, plus initConversation."""
     run_times_s: list[float] = field(default_factory=list)
     """From ``queued`` to the terminal event."""
+    accept_lags_s: list[float] = field(default_factory=list)
+    """From the start of the run to ``queued``: how long the gateway took to accept each."""
     sample: list[dict[str, Any]] = field(default_factory=list)
     """One simulation's events (type, seconds after queued, latency_ms), to read a timeline."""
 
@@ -84,6 +86,7 @@ async def run_ours(gateway_url: str, amqp_url: str, n: int, turns: int) -> OursR
     try:
         async with _client(gateway_url, n + 10) as client:
             started = time.monotonic()
+            started_wall = time.time()
             outcomes = await asyncio.gather(
                 *(_one(client, turns, expected) for _ in range(n)), return_exceptions=True
             )
@@ -95,8 +98,9 @@ async def run_ours(gateway_url: str, amqp_url: str, n: int, turns: int) -> OursR
         if isinstance(outcome, BaseException):
             result.errors.append(f"{type(outcome).__name__}: {outcome}")
             continue
-        sim_delays, problem, (start_lag, run_time), timeline = outcome
+        sim_delays, problem, (queued_at, start_lag, run_time), timeline = outcome
         result.sample = result.sample or timeline
+        result.accept_lags_s.append(queued_at - started_wall)
         result.sse_delays_s += sim_delays
         result.events += len(sim_delays)
         result.start_lags_s.append(start_lag)
@@ -108,7 +112,7 @@ async def run_ours(gateway_url: str, amqp_url: str, n: int, turns: int) -> OursR
 
 async def _one(
     client: httpx.AsyncClient, turns: int, expected: list[str]
-) -> tuple[list[float], str | None, tuple[float, float], list[dict[str, Any]]]:
+) -> tuple[list[float], str | None, tuple[float, float, float], list[dict[str, Any]]]:
     """One simulation over SSE: the delay of each event, and what is wrong with it, if anything."""
     delays: list[float] = []
     events: list[dict[str, Any]] = []
@@ -116,7 +120,7 @@ async def _one(
         "POST", "/simulate", json=_body(turns), headers={"Accept": "text/event-stream"}
     ) as response:
         if response.status_code != 200:
-            return delays, f"HTTP {response.status_code}", (0.0, 0.0), []
+            return delays, f"HTTP {response.status_code}", (0.0, 0.0, 0.0), []
         data: list[str] = []
         async for line in response.aiter_lines():
             if line.startswith("data:"):
@@ -144,10 +148,12 @@ def _timeline(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ]
 
 
-def _lifecycle(events: list[dict[str, Any]]) -> tuple[float, float]:
+def _lifecycle(events: list[dict[str, Any]]) -> tuple[float, float, float]:
+    """When it was queued; from there to ``started``, and to its end."""
     times = {e["type"]: datetime.fromisoformat(e["timestamp"]).timestamp() for e in events}
     queued = times.get("queued", 0.0)
-    return times.get("started", queued) - queued, max(times.values(), default=queued) - queued
+    started = times.get("started", queued)
+    return queued, started - queued, max(times.values(), default=queued) - queued
 
 
 def _problem_with(events: list[dict[str, Any]], expected: list[str]) -> str | None:

@@ -1,4 +1,8 @@
-"""FastAPI dependencies: the objects the lifespan built, as Annotated aliases."""
+"""FastAPI dependencies: the objects the lifespan built, as Annotated aliases.
+
+All are ``async def``: FastAPI runs a plain ``def`` dependency in a worker thread, a hop that
+cost more than the whole request under a burst of requests.
+"""
 
 from __future__ import annotations
 
@@ -24,37 +28,37 @@ __all__ = [
 ]
 
 
-def _settings(request: Request) -> GatewaySettings:
+async def _settings(request: Request) -> GatewaySettings:
     settings: GatewaySettings = request.app.state.settings
     return settings
 
 
-def _broker(request: Request) -> GatewayBroker:
+async def _broker(request: Request) -> GatewayBroker:
     broker: GatewayBroker = request.app.state.broker
     return broker
 
 
-def _relay(request: Request) -> EventRelay:
+async def _relay(request: Request) -> EventRelay:
     relay: EventRelay = request.app.state.relay
     return relay
 
 
-def _idempotency(request: Request) -> IdempotencyIndex:
+async def _idempotency(request: Request) -> IdempotencyIndex:
     index: IdempotencyIndex = request.app.state.idempotency
     return index
 
 
-def _access(request: Request) -> Access:
+async def _access(request: Request) -> Access:
     access: Access = request.app.state.access
     return access
 
 
-def _metrics(request: Request) -> GatewayMetrics:
+async def _metrics(request: Request) -> GatewayMetrics:
     metrics: GatewayMetrics = request.app.state.metrics
     return metrics
 
 
-def _owner(request: Request) -> str | None:
+async def _owner(request: Request) -> str | None:
     """The caller's owner name (set by AccessMiddleware); None while API keys are off."""
     owner: str | None = getattr(request.state, "owner", None)
     return owner

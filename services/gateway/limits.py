@@ -62,7 +62,7 @@ def _error(loc: tuple[str | int, ...], message: str, kind: str = "too_long") -> 
     return {"type": kind, "loc": ("body", *loc), "msg": message, "input": None}
 
 
-def checked_create(body: SimulationCreate, settings: SettingsDep) -> SimulationCreate:
+async def checked_create(body: SimulationCreate, settings: SettingsDep) -> SimulationCreate:
     """The request body, within this deployment's limits (CONVSIM_MAX_*)."""
     errors: list[dict[str, Any]] = []
     chars = settings.max_message_chars
