@@ -212,6 +212,25 @@ async def test_on_a_phone_everything_fits_and_every_control_has_a_label(
     watched.assert_no_errors()
 
 
+async def test_bad_input_is_named_next_to_its_field_and_an_unknown_id_says_so(
+    stack: Stack, chromium: Browser
+) -> None:
+    watched = await open_page(chromium, stack.gateway_url)
+    page = watched.page
+    await page.get_by_label("Max turns").fill("99")
+    await page.get_by_role("button", name="Start simulation").click()
+    max_turns = page.get_by_label("Max turns")
+    await expect(page.locator("#max-turns-error")).to_contain_text("50", timeout=WAIT_MS)
+    await expect(max_turns).to_have_attribute("aria-invalid", "true")
+    await expect(max_turns).to_be_focused()
+    assert "#/simulations/" not in page.url  # nothing was started
+
+    await page.goto(f"{stack.gateway_url}/#/simulations/no-such-simulation")
+    await expect_status(page, "Not found")
+    await expect(page.locator("#outcome")).to_contain_text("No such simulation")
+    assert watched.script_errors == []
+
+
 async def test_the_page_is_served_without_a_key_and_allows_only_its_own_scripts(
     stack: Stack, client: httpx.AsyncClient
 ) -> None:
