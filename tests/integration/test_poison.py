@@ -13,6 +13,7 @@ from contracts.names import DEAD_LETTER_QUEUE, REQUEST_ROUTING_KEY, REQUESTS_EXC
 from tests.fakes.bot_api import NORMAL_BOT
 from tests.integration.client import create_simulation, read_events, request_body
 from tests.integration.conftest import Stack
+from tests.integration.log_tap import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -42,10 +43,17 @@ async def test_poison_requests_end_in_the_dead_letter_queue(stack: Stack) -> Non
             assert message.headers["x-death"][0]["count"] == 1  # type: ignore[index]
             assert message.headers["x-death"][0]["reason"] == "rejected"  # type: ignore[index]
 
-    # Logged once each (one ERROR record per poison message), with the reason.
+    # Logged once each (one ERROR record per poison message), with the reason. FastStream
+    # rejects the message before its logging middleware writes the record: wait for the lines.
+    def error_records() -> list[str]:
+        log = (stack.logs / "orchestrator.log").read_text(errors="replace")
+        return [line for line in log.splitlines() if "ERROR" in line and "ValidationError" in line]
+
+    await eventually(
+        lambda: len(error_records()) >= len(poison), timeout_s=10, what="the poison log records"
+    )
+    assert len(error_records()) == len(poison), error_records()
     log = (stack.logs / "orchestrator.log").read_text(errors="replace")
-    records = [line for line in log.splitlines() if "ERROR" in line and "ValidationError" in line]
-    assert len(records) == len(poison), records
     assert "input_value=b'not json'" in log
     assert "unable to parse string as an integer [type=int_parsing, input_value='sixteen'" in log
 
