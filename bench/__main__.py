@@ -106,6 +106,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 "ratio_to_ideal": round(ours.makespan_s / ideal, 4),
                 "sse_delay": percentiles(ours.sse_delays_s),
                 "topic_delay": percentiles(ours.topic_delays_s),
+                "sse_delay_by_kind": {
+                    kind: percentiles(delays)
+                    for kind, delays in sorted(ours.sse_delays_by_kind.items())
+                },
+                "topic_delay_by_kind": {
+                    kind: percentiles(delays)
+                    for kind, delays in sorted(ours.topic_delays_by_kind.items())
+                },
                 "accept_lag": percentiles(ours.accept_lags_s),
                 "start_lag": percentiles(ours.start_lags_s),
                 "run_time": percentiles(ours.run_times_s),

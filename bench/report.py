@@ -70,6 +70,12 @@ def print_report(result: dict[str, Any]) -> None:
             f"{name} (p50 / p99 / max)",
             f"{delay['p50_ms']:.0f} / {delay['p99_ms']:.0f} / {delay['max_ms']:.0f} ms",
         )
+    for where in ("sse", "topic"):
+        for kind, delay in ours.get(f"{where}_delay_by_kind", {}).items():
+            table.add_row(
+                f"  {where.upper() if where == 'sse' else where} delay of {kind}",
+                f"{delay['p50_ms']:.0f} / {delay['p99_ms']:.0f} / {delay['max_ms']:.0f} ms",
+            )
     table.add_row("events through the gateway", f"{ours['events']} ({ours['events_per_s']:.0f}/s)")
     table.add_row("transcripts complete and in order", f"{ours['complete']} of {workload['n']}")
     for name, usage in result["processes"].items():

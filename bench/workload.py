@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 import aio_pika
+import aiohttp
 import httpx
 from aio_pika.abc import AbstractIncomingMessage
 from httpx_aiohttp import AiohttpTransport
@@ -35,6 +36,9 @@ class OursResult:
     """From ``queued`` to the terminal event."""
     accept_lags_s: list[float] = field(default_factory=list)
     """From the start of the run to ``queued``: how long the gateway took to accept each."""
+    sse_delays_by_kind: dict[str, list[float]] = field(default_factory=dict)
+    """SSE delays by kind of event: its type, and for turns whose turn it was (user/bot)."""
+    topic_delays_by_kind: dict[str, list[float]] = field(default_factory=dict)
     sample: list[dict[str, Any]] = field(default_factory=list)
     """One simulation's events (type, seconds after queued, latency_ms), to read a timeline."""
 
@@ -76,24 +80,32 @@ async def run_ours(gateway_url: str, amqp_url: str, n: int, turns: int) -> OursR
     queue = await channel.declare_queue(exclusive=True, auto_delete=True)
     await queue.bind("convsim.events", routing_key="simulation.#")
 
+    topic_delays_by_kind: dict[str, list[float]] = {}
+
     async def on_event(message: AbstractIncomingMessage) -> None:
         arrived = time.time()
-        timestamp = json.loads(message.body)["timestamp"]
-        topic_delays.append(arrived - datetime.fromisoformat(timestamp).timestamp())
+        event = json.loads(message.body)
+        delay = arrived - datetime.fromisoformat(event["timestamp"]).timestamp()
+        topic_delays.append(delay)
+        topic_delays_by_kind.setdefault(_kind(event), []).append(delay)
 
     await queue.consume(on_event, no_ack=True)
     expected = expected_lines(turns)
     try:
-        async with _client(gateway_url, n + 10) as client:
+        async with aiohttp.ClientSession(
+            base_url=gateway_url,
+            connector=aiohttp.TCPConnector(limit=n + 10),
+            timeout=aiohttp.ClientTimeout(total=600, connect=60),
+        ) as session:
             started = time.monotonic()
             started_wall = time.time()
             outcomes = await asyncio.gather(
-                *(_one(client, turns, expected) for _ in range(n)), return_exceptions=True
+                *(_one(session, turns, expected) for _ in range(n)), return_exceptions=True
             )
             makespan = time.monotonic() - started
     finally:
         await connection.close()
-    result = OursResult(makespan, [], topic_delays, 0)
+    result = OursResult(makespan, [], topic_delays, 0, topic_delays_by_kind=topic_delays_by_kind)
     for outcome in outcomes:
         if isinstance(outcome, BaseException):
             result.errors.append(f"{type(outcome).__name__}: {outcome}")
@@ -102,6 +114,8 @@ async def run_ours(gateway_url: str, amqp_url: str, n: int, turns: int) -> OursR
         result.sample = result.sample or timeline
         result.accept_lags_s.append(queued_at - started_wall)
         result.sse_delays_s += sim_delays
+        for event, delay in zip(timeline, sim_delays, strict=True):
+            result.sse_delays_by_kind.setdefault(event["kind"], []).append(delay)
         result.events += len(sim_delays)
         result.start_lags_s.append(start_lag)
         result.run_times_s.append(run_time)
@@ -111,23 +125,26 @@ async def run_ours(gateway_url: str, amqp_url: str, n: int, turns: int) -> OursR
 
 
 async def _one(
-    client: httpx.AsyncClient, turns: int, expected: list[str]
+    session: aiohttp.ClientSession, turns: int, expected: list[str]
 ) -> tuple[list[float], str | None, tuple[float, float, float], list[dict[str, Any]]]:
-    """One simulation over SSE: the delay of each event, and what is wrong with it, if anything."""
+    """One simulation over SSE: the delay of each event, and what is wrong with it, if anything.
+
+    A plain aiohttp stream and a minimal SSE parser: the driver shares the machine with what it
+    measures, so its own cost per event is kept as small as it can be."""
     delays: list[float] = []
     events: list[dict[str, Any]] = []
-    async with client.stream(
-        "POST", "/simulate", json=_body(turns), headers={"Accept": "text/event-stream"}
+    async with session.post(
+        "/simulate", json=_body(turns), headers={"Accept": "text/event-stream"}
     ) as response:
-        if response.status_code != 200:
-            return delays, f"HTTP {response.status_code}", (0.0, 0.0, 0.0), []
-        data: list[str] = []
-        async for line in response.aiter_lines():
-            if line.startswith("data:"):
+        if response.status != 200:
+            return delays, f"HTTP {response.status}", (0.0, 0.0, 0.0), []
+        data: list[bytes] = []
+        async for line in response.content:
+            if line.startswith(b"data:"):
                 data.append(line[5:].strip())
-            elif not line and data:
+            elif not line.strip() and data:
                 arrived = time.time()
-                event = json.loads("\n".join(data))
+                event = json.loads(b"\n".join(data))
                 data = []
                 delays.append(arrived - datetime.fromisoformat(event["timestamp"]).timestamp())
                 events.append(event)
@@ -141,11 +158,21 @@ def _timeline(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [
         {
             "type": e["type"],
+            "kind": _kind(e),
             "at_s": round(datetime.fromisoformat(e["timestamp"]).timestamp() - start, 3),
             "latency_ms": e.get("latency_ms"),
         }
         for e in events
     ]
+
+
+def _kind(event: dict[str, Any]) -> str:
+    """``turn`` events split by role and by whether they open the conversation."""
+    if event["type"] != "turn":
+        return str(event["type"])
+    if event.get("latency_ms") is None:
+        return f"turn ({event['role']}, no call)"
+    return f"turn ({event['role']})"
 
 
 def _lifecycle(events: list[dict[str, Any]]) -> tuple[float, float, float]:

@@ -54,8 +54,16 @@ async def submit_simulation(
     relay: EventRelay,
     owner: str | None = None,
     headers: dict[str, str] | None = None,
+    *,
+    announce_in_background: bool = False,
 ) -> SimulationRequest:
-    """Queue one simulation. Raises BrokerUnavailable when nothing was queued."""
+    """Queue one simulation. Raises BrokerUnavailable when nothing was queued.
+
+    Once the request is confirmed, ``queued`` is known to this replica at once and published
+    for the others; a caller that streams the simulation from this replica need not wait for
+    that publish (``announce_in_background``), one that answers 202 does, so any replica can
+    answer for the simulation as soon as the client has its id.
+    """
     request = SimulationRequest(**create.model_dump(), simulation_id=new_simulation_id())
     await broker.publish_request(
         request.simulation_id, request.model_dump_json().encode(), datetime.now(UTC)
@@ -68,21 +76,31 @@ async def submit_simulation(
         extra={"simulation_id": request.simulation_id, "event": "queued", "seq": 1},
     )
     relay.accept(queued)  # this replica knows it at once; the others from the topic
+    announcement = _announce(queued, broker, headers)
+    if announce_in_background:
+        broker.run_in_background(announcement)
+    else:
+        await announcement
+    return request
+
+
+async def _announce(
+    queued: QueuedEvent, broker: GatewayBroker, headers: dict[str, str] | None
+) -> None:
+    """Publish ``queued``. The request is queued already: failing here must not fail the call
+    (the client would queue it twice); other replicas then learn of it from its later events."""
     body = queued.model_dump_json().encode()
-    routing_key = event_routing_key(request.simulation_id, queued.type)
+    routing_key = event_routing_key(queued.simulation_id, queued.type)
     for attempt in range(1, QUEUED_PUBLISH_ATTEMPTS + 1):
         try:
             await broker.publish_event(
-                request.simulation_id, routing_key, body, queued.timestamp, queued.type, headers
+                queued.simulation_id, routing_key, body, queued.timestamp, queued.type, headers
             )
-            break
+            return
         except BrokerUnavailable:
-            # The request is queued already: answering an error would make the client queue
-            # it twice. Other replicas then learn of the simulation from its later events.
             logger.warning(
-                "queued event of %s not published (attempt %d)", request.simulation_id, attempt
+                "queued event of %s not published (attempt %d)", queued.simulation_id, attempt
             )
-    return request
 
 
 async def submit_idempotent(

@@ -1,7 +1,8 @@
 """A fake of the OpenAI chat completions API: records every request, answers predictably.
 
 The requested model picks a fault: ``fail-once-500``, ``rate-limited-once`` (429 with
-Retry-After: 1), ``always-500``, ``hang``, ``empty`` (an empty message), ``bad-request`` (400).
+Retry-After: 1), ``always-500``, ``hang``, ``empty`` (an empty message), ``bad-request`` (400),
+``not-a-completion`` (200 with JSON that is no chat completion).
 "Once" counts per persona (the system message), so each test has its own.
 """
 
@@ -89,4 +90,6 @@ async def _fault(model: str, n: int) -> JSONResponse | None:
             await asyncio.Event().wait()
         case "bad-request":
             return JSONResponse(error, status_code=400)
+        case "not-a-completion":
+            return JSONResponse({"choices": [{"text": "no message here"}]})
     return None

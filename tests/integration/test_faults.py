@@ -163,6 +163,7 @@ async def test_what_is_not_worth_retrying_fails_at_once(
         ("hang", "failed", "llm_timeout", 2),
         ("bad-request", "failed", "llm_error", 0),
         ("empty", "failed", "llm_error", 0),
+        ("not-a-completion", "failed", "llm_error", 0),
     ],
 )
 async def test_faults_of_the_llm(

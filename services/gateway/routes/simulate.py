@@ -41,7 +41,8 @@ async def simulate(
     owner: OwnerDep,
     metrics: MetricsDep,
 ) -> Response:
-    simulation = await submit_simulation(body, broker, relay, owner)
+    # Streamed from this replica: the client need not wait for ``queued`` to reach the others.
+    simulation = await submit_simulation(body, broker, relay, owner, announce_in_background=True)
     metrics.accepted.labels(route="/simulate").inc()
     events = metrics.counted_stream(await relay.follow(simulation.simulation_id))
     headers = {"X-Simulation-Id": simulation.simulation_id}
