@@ -167,11 +167,9 @@ def _timeline(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _kind(event: dict[str, Any]) -> str:
-    """``turn`` events split by role and by whether they open the conversation."""
+    """The event's type; ``turn`` events split by whose turn it was."""
     if event["type"] != "turn":
         return str(event["type"])
-    if event.get("latency_ms") is None:
-        return f"turn ({event['role']}, no call)"
     return f"turn ({event['role']})"
 
 

@@ -49,6 +49,26 @@ def test_a_small_benchmark_run_delivers_every_event_of_every_transcript(tmp_path
     assert ours["complete"] == 6
     assert ours["events"] == 6 * (1 + 1 + 2 * 2 + 1)  # queued, started, 4 turns, completed
     assert len(ours["sample_timeline"]) == 7
+    kinds = {"queued", "started", "turn (user)", "turn (bot)", "completed"}
+    assert set(ours["sse_delay_by_kind"]) == set(ours["topic_delay_by_kind"]) == kinds
     assert {"fakes", "orchestrator-1", "orchestrator-2", "gateway"} <= set(result["processes"])
     assert result["baseline"]["makespan_s"] > 0
     assert "makespan / ideal" in run.stdout
+
+
+@pytest.mark.timeout(120)
+def test_the_client_cost_benchmark_measures_every_client() -> None:
+    run = subprocess.run(
+        [sys.executable, "-m", "bench.clients", "--n", "5", "--rounds", "1", "--latency", "0.01"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=100,
+    )
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    lines = [line for line in run.stdout.splitlines() if "ms CPU per call" in line]
+    assert [line.split("  ")[0] for line in lines] == [
+        "bot webhook, orchestrator client",
+        "LLM, orchestrator client",
+        "bot webhook, bare aiohttp",
+    ]
