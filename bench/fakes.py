@@ -42,6 +42,9 @@ class FakeApis:
             body += message.get("body", b"")
             if not message.get("more_body"):
                 break
+        if scope["path"] == "/ready":  # the driver's readiness probe: no latency
+            await _json(send, {"ready": True})
+            return
         request = json.loads(body or b"{}")
         await asyncio.sleep(self._latency_s)
         await _json(send, self._answer(scope["path"], request))

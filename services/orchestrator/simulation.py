@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any, Protocol, TypeVar
@@ -70,17 +70,46 @@ class RunSignals:
         self.cancelled = asyncio.Event()
         self.interrupted = asyncio.Event()
         self.hand_back_requested = False
+        self._calling: asyncio.Task[Any] | None = None
+        """The task awaiting a remote call right now, if any: an interruption cancels it."""
+        self._abandoning = False
 
     def cancel(self) -> None:
         self.cancelled.set()
-        self.interrupted.set()
+        self._interrupt()
 
     def hand_back_soon(self) -> None:
         self.hand_back_requested = True
 
     def hand_back_now(self) -> None:
         self.hand_back_requested = True
+        self._interrupt()
+
+    def _interrupt(self) -> None:
         self.interrupted.set()
+        if self._calling is not None and not self._abandoning:
+            self._abandoning = True
+            self._calling.cancel()
+
+    @contextlib.contextmanager
+    def abandonable(self) -> Iterator[None]:
+        """While inside, an interruption cancels the current task and the block leaves with
+        HandBack (the caller tells which signal it was). It costs next to nothing per call,
+        unlike a watcher task and ``asyncio.wait`` per call (0.75 ms of CPU per simulation)."""
+        task = asyncio.current_task()
+        if task is None:  # pragma: no cover - runs are always tasks
+            raise RuntimeError("a run must be awaited in a task")
+        self._calling, self._abandoning = task, False
+        try:
+            yield
+        except asyncio.CancelledError:
+            if not self._abandoning:
+                raise  # someone else cancelled the run: not ours to take back
+        finally:
+            self._calling = None
+        if self._abandoning:  # also when the call swallowed the cancellation
+            task.uncancel()
+            raise HandBack
 
 
 class _Cancelled(Exception):
@@ -241,15 +270,32 @@ class SimulationRun:
         return result
 
     async def _timed(self, what: str, call: Callable[[], Awaitable[T]]) -> tuple[T, int]:
-        """Make the call, retried by the policy; every retry is announced with ``retrying``."""
+        """Make the call, retried by the policy; every retry is announced with ``retrying``.
+
+        The first attempt is made directly: the retry loop (tenacity) is only built once a call
+        has failed, which keeps its cost (about 0.25 ms of CPU per call) off the usual path."""
         self._check_signals()
-        tries = 0
+        started = time.monotonic()
+        try:
+            result = await self._interruptible(call())
+        except SimulationFailure as failure:
+            return await self._retried(what, call, failure)
+        return result, _ms_since(started)
+
+    async def _retried(
+        self, what: str, call: Callable[[], Awaitable[T]], first_failure: SimulationFailure
+    ) -> tuple[T, int]:
+        """Carry on after a failed first attempt, as the policy says: tenacity's attempt 1 is
+        the one already made (it re-raises its failure), so its counting and backoff hold."""
+        tries = 1
         try:
             async for attempt in self._retry.retrying(
                 before_sleep=partial(self._announce_retry, what), sleep=self._pause
             ):
                 with attempt:
                     tries = attempt.retry_state.attempt_number
+                    if tries == 1:
+                        raise first_failure
                     started = time.monotonic()
                     result = await self._interruptible(call())
         except SimulationFailure as failure:
@@ -286,20 +332,12 @@ class SimulationRun:
 
     async def _interruptible(self, call: Awaitable[T]) -> T:
         """Await a remote call; abandon it when the run is cancelled or handed back now."""
-        work = asyncio.ensure_future(call)
-        interrupted = asyncio.ensure_future(self._signals.interrupted.wait())
         try:
-            await asyncio.wait({work, interrupted}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            interrupted.cancel()
-            if not work.done():
-                work.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await work
-        if work.cancelled() or not work.done():
-            self._check_signals()
-            raise HandBack  # pragma: no cover - interrupted is only set with a reason
-        return work.result()
+            with self._signals.abandonable():
+                return await call
+        except HandBack:
+            self._check_signals()  # cancelled: end with ``cancelled``
+            raise
 
     async def _turn(
         self, role: TurnRole, content: str, latency_ms: int, *, from_history: bool = False

@@ -58,6 +58,7 @@ def test_a_small_benchmark_run_delivers_every_event_of_every_transcript(tmp_path
 
 @pytest.mark.timeout(120)
 def test_the_client_cost_benchmark_measures_every_client() -> None:
+    """HTTP calls and AMQP events, on loopback fakes and the real broker."""
     run = subprocess.run(
         [sys.executable, "-m", "bench.clients", "--n", "5", "--rounds", "1", "--latency", "0.01"],
         cwd=REPO,
@@ -71,4 +72,10 @@ def test_the_client_cost_benchmark_measures_every_client() -> None:
         "bot webhook, orchestrator client",
         "LLM, orchestrator client",
         "bot webhook, bare aiohttp",
+    ]
+    per_event = [line for line in run.stdout.splitlines() if "ms CPU per event" in line]
+    assert [line.split("  ")[0] for line in per_event] == [
+        "event publish, orchestrator sink",
+        "event consume + parse, relay",
+        "broker, per event (log + 1 queue)",
     ]

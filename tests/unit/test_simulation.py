@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -193,6 +194,47 @@ async def test_a_cancelled_run_abandons_its_call_and_ends_cancelled() -> None:
     terminal = await asyncio.wait_for(task, 5)
     assert isinstance(terminal, CancelledEvent)
     assert terminal.transcript == "User: sẵn sàng\n"
+
+
+async def test_a_run_handed_back_now_abandons_its_call_without_an_event() -> None:
+    signals, sink, bot = RunSignals(), Recorder(), FakeBot(hang=True)
+    task = asyncio.create_task(_simulation(bot, sink, signals=signals).run())
+    await asyncio.wait_for(bot.messaged.wait(), 5)
+    signals.hand_back_now()
+    with pytest.raises(HandBack):
+        await asyncio.wait_for(task, 5)
+    assert [e.type for e in sink.events] == ["started", "turn"]  # no terminal event
+    assert not task.cancelled()
+
+
+class SwallowingBot(FakeBot):
+    """A client that swallows the cancellation of its call and answers anyway."""
+
+    async def send_message(self, conversation_id: str, message: str) -> str:
+        self.messaged.set()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.Event().wait()
+        return "too late"
+
+
+async def test_an_interrupted_call_is_abandoned_even_when_it_swallows_the_cancellation() -> None:
+    signals, sink, bot = RunSignals(), Recorder(), SwallowingBot()
+    task = asyncio.create_task(_simulation(bot, sink, signals=signals).run())
+    await asyncio.wait_for(bot.messaged.wait(), 5)
+    signals.cancel()
+    terminal = await asyncio.wait_for(task, 5)
+    assert isinstance(terminal, CancelledEvent)
+    assert "too late" not in terminal.transcript
+
+
+async def test_a_cancellation_from_outside_the_run_is_not_taken_for_a_signal() -> None:
+    signals, sink, bot = RunSignals(), Recorder(), FakeBot(hang=True)
+    task = asyncio.create_task(_simulation(bot, sink, signals=signals).run())
+    await asyncio.wait_for(bot.messaged.wait(), 5)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert [e.type for e in sink.events] == ["started", "turn"]
 
 
 async def test_a_run_asked_to_hand_back_stops_at_the_next_step_boundary() -> None:
