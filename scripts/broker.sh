@@ -3,7 +3,10 @@
 #   broker.sh ensure   install rabbitmq-server from the Debian packages when missing, start it when
 #                      nothing listens, wait until it is ready; a running broker is left alone.
 #   broker.sh stop     stop the broker this script started.
-# The broker it starts listens on loopback only (AMQP, management UI, epmd, Erlang distribution).
+#   broker.sh secure-epmd
+#                      stop an epmd that listens beyond loopback and serves no node (the package's).
+# The broker it starts listens on loopback only (AMQP, management UI, epmd, Erlang distribution),
+# whatever the package started when it was installed.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -19,12 +22,50 @@ source "$here/scripts/debian.sh"
 
 listening() { (exec 3<>"/dev/tcp/$host/$port") 2>/dev/null; }
 
+epmd_port="${ERL_EPMD_PORT:-4369}"
+
 install_server() {
   command -v rabbitmq-server >/dev/null && return 0
   log "rabbitmq-server is missing: installing the Debian package"
-  apt_install rabbitmq-server
-  # The package tries to start a service; we start our own, loopback-only, below.
+  # The package's postinst starts its service, and with it an epmd on every interface: forbid
+  # service starts during the install (policy-rc.d, Debian's switch), unless one is in place.
+  local policy=/usr/sbin/policy-rc.d own_policy=""
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' | as_root tee "$policy" >/dev/null
+    as_root chmod 755 "$policy"; own_policy=1
+  fi
+  local status=0
+  apt_install rabbitmq-server || status=$?
+  [ -n "$own_policy" ] && as_root rm -f "$policy"
+  [ "$status" = 0 ] || return "$status"
+  # In case something started it anyway: we start our own, loopback-only, below.
   as_root service rabbitmq-server stop >/dev/null 2>&1 || true
+}
+
+# Addresses an epmd listens on at $epmd_port, one a line (empty: none).
+epmd_addresses() {
+  command -v ss >/dev/null || return 0
+  ss -ltnH "sport = :$epmd_port" 2>/dev/null | awk '{a=$4; sub(/:[0-9]+$/, "", a); print a}'
+}
+
+# An epmd beyond loopback (the package's, started before our environment could say otherwise)
+# would also serve our node: stop it while no node depends on it; refuse to go on otherwise.
+secure_epmd() {
+  local exposed
+  exposed="$(epmd_addresses | grep -v -E '^(127\.[0-9.]+|\[::1\]|::1)$' || true)"
+  [ -z "$exposed" ] && return 0
+  if ERL_EPMD_PORT="$epmd_port" epmd -names 2>/dev/null | grep -q '^name '; then
+    log "an epmd serving running Erlang nodes listens on $(echo $exposed) port $epmd_port;" \
+      "stop those nodes and epmd, then run this again"
+    return 1
+  fi
+  log "stopping an epmd that listens on $(echo $exposed) (it serves no node); ours is loopback-only"
+  as_root env ERL_EPMD_PORT="$epmd_port" epmd -kill >/dev/null 2>&1 || true
+  for _ in $(seq 1 50); do
+    [ -z "$(epmd_addresses)" ] && return 0
+    sleep 0.1  # waiting for an external process to exit: poll with a bound
+  done
+  log "epmd did not stop"; return 1
 }
 
 loopback_env() {
@@ -64,11 +105,15 @@ case "${1:-ensure}" in
     if listening; then exit 0; fi
     case "$host" in localhost|127.*|::1) ;; *) log "no broker answers at $host:$port"; exit 1 ;; esac
     install_server
+    secure_epmd
     start_server
+    ;;
+  secure-epmd)
+    secure_epmd
     ;;
   stop)
     loopback_env
     as_root env RABBITMQ_NODENAME="$node" rabbitmqctl -q stop >/dev/null 2>&1 || true
     ;;
-  *) echo "usage: $0 ensure|stop" >&2; exit 2 ;;
+  *) echo "usage: $0 ensure|stop|secure-epmd" >&2; exit 2 ;;
 esac
