@@ -27,8 +27,8 @@ epmd_port="${ERL_EPMD_PORT:-4369}"
 install_server() {
   command -v rabbitmq-server >/dev/null && return 0
   log "rabbitmq-server is missing: installing the Debian package"
-  # The package's postinst starts its service, and with it an epmd on every interface: forbid
-  # service starts during the install (policy-rc.d, Debian's switch), unless one is in place.
+  # The package's postinst starts its service (a broker on every interface): forbid service
+  # starts during the install (policy-rc.d, Debian's switch), unless a policy is in place.
   local policy=/usr/sbin/policy-rc.d own_policy=""
   if [ ! -e "$policy" ]; then
     printf '#!/bin/sh\nexit 101\n' | as_root tee "$policy" >/dev/null
@@ -38,7 +38,9 @@ install_server() {
   apt_install rabbitmq-server || status=$?
   [ -n "$own_policy" ] && as_root rm -f "$policy"
   [ "$status" = 0 ] || return "$status"
-  # In case something started it anyway: we start our own, loopback-only, below.
+  # In case something started it anyway: we start our own, loopback-only, below. (This, like
+  # any rabbitmqctl run without our environment, leaves an epmd on every interface:
+  # secure_epmd stops it.)
   as_root service rabbitmq-server stop >/dev/null 2>&1 || true
 }
 
