@@ -115,6 +115,7 @@ class _OnChannel:
 
     def __init__(self, channel: object) -> None:
         self.channel = channel
+        self.headers: dict[str, object] = {}
 
 
 def _report(name: str, cpu_s: float, count: int, wall_s: float | None = None) -> None:
@@ -132,7 +133,7 @@ async def _amqp(amqp_url: str, n: int, rounds: int) -> None:
         queue = await reader.declare_queue(exclusive=True, auto_delete=True)
         await queue.bind(EVENTS_EXCHANGE, routing_key=ALL_SIMULATION_EVENTS)
         delivery = cast("AbstractIncomingMessage", _OnChannel(await channel.get_underlay_channel()))
-        sink = DeliveryEventSink(delivery, timeout_s=60)
+        sink = DeliveryEventSink(delivery, timeout_s=60, max_event_bytes=16 * 1_048_576)
         events = [
             TurnEvent(
                 simulation_id=new_simulation_id(),

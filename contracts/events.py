@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Literal, TypeAlias, get_args
+from typing import Annotated, Any, Literal, TypeAlias, get_args
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    TypeAdapter,
+    model_serializer,
+)
 
 from contracts.requests import SimulationRequest
 
@@ -52,6 +60,7 @@ ErrorCode = Literal[
     "llm_error",
     "deadline_exceeded",
     "too_many_interruptions",
+    "transcript_too_large",
     "internal",
 ]
 ERROR_CODES: tuple[str, ...] = get_args(ErrorCode)
@@ -97,7 +106,33 @@ class QueuedEvent(_Event):
     ] = None
 
 
-class StartedEvent(_Event):
+class _OpensSimulation(_Event):
+    """An orchestrator event that may be a simulation's first after seq 1 (seq 2: ``started``,
+    or ``retrying``/``failed``/``cancelled`` when initConversation did not succeed). At seq 2 it
+    carries the request and its owner, so a reader that never saw ``queued`` (the gateway
+    crashed before publishing it, or a third party published the request straight to
+    ``convsim.requests``) still knows the simulation: ``EventSequence`` stands it in for
+    seq 1. Absent (not null) on every other event."""
+
+    request: Annotated[
+        SimulationRequest | None,
+        Field(description="At seq 2 only: the request, standing in for a missing seq 1."),
+    ] = None
+    owner: Annotated[
+        str | None,
+        Field(description="At seq 2 only: the owner of the request (as in `queued`)."),
+    ] = None
+
+    @model_serializer(mode="wrap")
+    def _omit_absent_request(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        if self.request is None:
+            data.pop("request", None)
+            data.pop("owner", None)
+        return data
+
+
+class StartedEvent(_OpensSimulation):
     type: Literal["started"] = "started"
     conversation_id: str
     user_simulator: Annotated[str, Field(description="'llm' or 'scripted'")]
@@ -114,7 +149,7 @@ class TurnEvent(_Event):
     from_history: bool = False
 
 
-class RetryingEvent(_Event):
+class RetryingEvent(_OpensSimulation):
     """A call failed in a way worth retrying: the line at ``index`` is being tried again."""
 
     type: Literal["retrying"] = "retrying"
@@ -134,13 +169,13 @@ class CompletedEvent(_Event):
     duration_ms: Annotated[int, Field(ge=0)]
 
 
-class FailedEvent(_Event):
+class FailedEvent(_OpensSimulation):
     type: Literal["failed"] = "failed"
     error: ErrorInfo
     transcript: str
 
 
-class CancelledEvent(_Event):
+class CancelledEvent(_OpensSimulation):
     type: Literal["cancelled"] = "cancelled"
     transcript: str
 

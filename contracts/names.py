@@ -9,8 +9,12 @@ __all__ = [
     "DEAD_LETTER_QUEUE",
     "EVENTS_EXCHANGE",
     "EVENT_LOG_STREAM",
+    "FINGERPRINT_HEADER",
+    "IDEMPOTENCY_KEY_HEADER",
+    "OWNER_HEADER",
     "QUEUED_EVENTS",
     "REQUESTS_EXCHANGE",
+    "REQUEST_LOG_BINDINGS",
     "REQUEST_LOG_STREAM",
     "REQUEST_ROUTING_KEY",
     "SIMULATIONS_QUEUE",
@@ -35,6 +39,21 @@ REQUEST_LOG_STREAM = "convsim.requests.log"
 in order, kept two days (idempotency keys are looked up in it)."""
 
 QUEUED_EVENTS = "simulation.*.queued"
+
+REQUEST_LOG_BINDINGS = (QUEUED_EVENTS, "simulation.*.started")
+"""What the request log keeps: ``queued`` (the gateway's), and ``started``, which repeats the
+idempotency headers of its request, so a key is recorded even when ``queued`` was never
+published (a gateway crash between the request's confirm and that publish)."""
+
+IDEMPOTENCY_KEY_HEADER = "convsim-idempotency-key"
+"""Header of a request message, of its ``queued`` and of its ``started``: the idempotency key
+it was accepted with (per API key: ``<owner>:<key>``)."""
+
+FINGERPRINT_HEADER = "convsim-request-fingerprint"
+"""Next to IDEMPOTENCY_KEY_HEADER: a digest of the body, to tell a replay from a conflict."""
+
+OWNER_HEADER = "convsim-owner"
+"""Header of a request message: the owner recorded in ``queued`` (a digest of the API key)."""
 
 CONTROL_EXCHANGE = "convsim.control"
 """Topic exchange of commands to running simulations (``simulation.<id>.cancel``)."""

@@ -20,10 +20,11 @@ from contracts.events import (
     StartedEvent,
     TurnEvent,
 )
+from contracts.ids import created_at_of
 from contracts.requests import SimulationRequest
 from contracts.transcript import format_transcript
 
-__all__ = ["EventSequence", "SimulationState", "SimulationStatus"]
+__all__ = ["EventSequence", "SimulationState", "SimulationStatus", "queued_stand_in"]
 
 SimulationStatus = Literal["queued", "running", "completed", "failed", "cancelled"]
 
@@ -69,7 +70,16 @@ class EventSequence:
         )
 
     def add(self, event: SimulationEvent) -> list[SimulationEvent]:
-        """Take one event; return the events that became next in order (often just it)."""
+        """Take one event; return the events that became next in order (often just it).
+
+        A seq 2 that carries the request stands in for a ``queued`` never seen (see
+        ``queued_stand_in``); the real ``queued``, if it comes later, is then a duplicate."""
+        stand_in = queued_stand_in(event) if self.last_seq == 0 else None
+        if stand_in is None:
+            return self._add(event)
+        return self._add(stand_in) + self._add(event)
+
+    def _add(self, event: SimulationEvent) -> list[SimulationEvent]:
         if event.seq <= self.last_seq or self.is_terminal or self.is_stale(event):
             return []
         first_seq = self._attempt_starts.get(event.attempt)
@@ -93,6 +103,21 @@ class EventSequence:
     def after(self, seq: int) -> list[SimulationEvent]:
         """The events with a seq greater than ``seq``."""
         return self.events[max(seq, 0) :]
+
+
+def queued_stand_in(event: SimulationEvent) -> QueuedEvent | None:
+    """The ``queued`` (seq 1) an orchestrator's seq 2 implies, when it carries the request:
+    same request and owner, timestamped at the simulation's creation (its UUIDv7)."""
+    request = getattr(event, "request", None)
+    if event.seq != 2 or isinstance(event, QueuedEvent) or request is None:
+        return None
+    return QueuedEvent(
+        simulation_id=event.simulation_id,
+        seq=1,
+        request=request,
+        owner=getattr(event, "owner", None),
+        timestamp=created_at_of(event.simulation_id) or event.timestamp,
+    )
 
 
 @dataclass(frozen=True)
@@ -124,6 +149,8 @@ class SimulationState:
         stop_reason: str | None = None
         error: ErrorInfo | None = None
         created_at = started_at = finished_at = None
+        if events and events[0].seq == 2 and (stand_in := queued_stand_in(events[0])):
+            events = [stand_in, *events]
         for event in events:
             match event:
                 case QueuedEvent():

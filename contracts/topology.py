@@ -6,6 +6,7 @@ RabbitMQ refuses a declaration whose arguments differ from the existing queue's
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from contracts.names import DEAD_LETTER_QUEUE
@@ -17,6 +18,7 @@ __all__ = [
     "REQUEST_LOG_MAX_AGE",
     "dead_letter_queue_arguments",
     "event_log_arguments",
+    "max_age_of",
     "request_log_arguments",
     "simulations_queue_arguments",
 ]
@@ -54,6 +56,25 @@ def dead_letter_queue_arguments() -> dict[str, Any]:
 def event_log_arguments(max_age: str) -> dict[str, Any]:
     """Stream queue retained by age (e.g. '7D', '12h'): the event log and the control log."""
     return {"x-queue-type": "stream", "x-max-age": max_age}
+
+
+_AGE_UNITS = {
+    "Y": timedelta(days=365),
+    "M": timedelta(days=30),
+    "D": timedelta(days=1),
+    "h": timedelta(hours=1),
+    "m": timedelta(minutes=1),
+    "s": timedelta(seconds=1),
+}
+
+
+def max_age_of(max_age: str) -> timedelta:
+    """An ``x-max-age`` ('7D', '12h', one unit of Y M D h m s) as a duration (a year 365 days,
+    a month 30: at least as long as RabbitMQ keeps it)."""
+    number, unit = max_age[:-1], max_age[-1:]
+    if not number.isdigit() or unit not in _AGE_UNITS:
+        raise ValueError(f"not an x-max-age: {max_age!r}")
+    return int(number) * _AGE_UNITS[unit]
 
 
 def request_log_arguments() -> dict[str, Any]:

@@ -13,7 +13,7 @@ from contracts.names import (
     DEAD_LETTER_QUEUE,
     EVENT_LOG_STREAM,
     EVENTS_EXCHANGE,
-    QUEUED_EVENTS,
+    REQUEST_LOG_BINDINGS,
     REQUEST_LOG_STREAM,
     REQUEST_ROUTING_KEY,
     REQUESTS_EXCHANGE,
@@ -57,7 +57,8 @@ async def declare_topology(
     request_log = await channel.declare_queue(
         REQUEST_LOG_STREAM, durable=True, arguments=request_log_arguments()
     )
-    await request_log.bind(events, routing_key=QUEUED_EVENTS)
+    for binding in REQUEST_LOG_BINDINGS:
+        await request_log.bind(events, routing_key=binding)
     control_log = await channel.declare_queue(
         CONTROL_LOG_STREAM, durable=True, arguments=event_log_arguments(event_log_max_age)
     )

@@ -123,10 +123,16 @@ class GatewayBroker:
             if not channel.is_closed:
                 await channel.close()
 
-    async def publish_request(self, simulation_id: str, body: bytes, timestamp: datetime) -> None:
+    async def publish_request(
+        self,
+        simulation_id: str,
+        body: bytes,
+        timestamp: datetime,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         """Publish a request; return once the broker confirmed it reached the request queue."""
         await self._publish(
-            "requests", REQUEST_ROUTING_KEY, simulation_id, body, timestamp, "request"
+            "requests", REQUEST_ROUTING_KEY, simulation_id, body, timestamp, "request", headers
         )
 
     async def publish_event(

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 from contracts.events import QueuedEvent
 from contracts.ids import new_simulation_id
-from contracts.names import event_routing_key
+from contracts.names import OWNER_HEADER, event_routing_key
 from contracts.requests import SimulationCreate, SimulationRequest
 from services.gateway.broker import BrokerUnavailable, GatewayBroker, LockHeld
 from services.gateway.idempotency import (
@@ -65,8 +65,16 @@ async def submit_simulation(
     answer for the simulation as soon as the client has its id.
     """
     request = SimulationRequest(**create.model_dump(), simulation_id=new_simulation_id())
+    # What ``queued`` carries travels with the request too: the orchestrator repeats it at
+    # seq 2, so the simulation and its key are known even if ``queued`` is never published.
+    request_headers = dict(headers or {})
+    if owner is not None:
+        request_headers[OWNER_HEADER] = owner
     await broker.publish_request(
-        request.simulation_id, request.model_dump_json().encode(), datetime.now(UTC)
+        request.simulation_id,
+        request.model_dump_json().encode(),
+        datetime.now(UTC),
+        request_headers,
     )
     # Timestamped once the broker confirmed the request: the time it was queued.
     queued = QueuedEvent(simulation_id=request.simulation_id, seq=1, request=request, owner=owner)

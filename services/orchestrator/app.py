@@ -1,4 +1,5 @@
-"""The orchestrator's FastStream app: wiring only. Requests in, SimulationRun, events out."""
+"""The orchestrator's FastStream app: wiring only. Deliveries go to what ``bootstrap`` built;
+their ack, requeue or dead-letter is ``delivery_policy``'s call."""
 
 from __future__ import annotations
 
@@ -6,41 +7,26 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass
+from contextlib import asynccontextmanager
 from typing import Any
 
 import aio_pika
+from aio_pika.abc import AbstractIncomingMessage
 from faststream import AckPolicy, FastStream
 from faststream.rabbit import Channel, RabbitBroker
 from faststream.rabbit.annotations import RabbitMessage
 from faststream.specification import AsyncAPI
-from prometheus_client import CollectorRegistry
 
 from contracts.events import SimulationEvent
-from contracts.names import CONTROL_LOG_STREAM
 from contracts.requests import SimulationRequest
 from services.common.naming import with_connection_name
-from services.common.stream_reader import StreamFollower
-from services.common.topology import declare_topology
 from services.orchestrator import topology
-from services.orchestrator.bot_api import build_bot_http_client
-from services.orchestrator.cancellations import HeldRuns
-from services.orchestrator.event_publisher import (
-    DeliveryEventSink,
-    OwnershipLost,
-    cancelled_by_lost_channel,
-)
-from services.orchestrator.metrics import MeteredEventSink, OrchestratorMetrics, serve_metrics
-from services.orchestrator.request_handler import RequestHandler
+from services.orchestrator.bootstrap import Orchestration, bootstrap
+from services.orchestrator.delivery_policy import Settlement, settle
+from services.orchestrator.event_publisher import OwnershipLost, cancelled_by_lost_channel
+from services.orchestrator.request_handler import delivery_number
 from services.orchestrator.settings import OrchestratorSettings
 from services.orchestrator.simulation import EventPublishError, HandBack
-from services.orchestrator.user_simulator import (
-    LLMUserSimulator,
-    ScriptedUserSimulator,
-    UserSimulator,
-    build_openai_client,
-)
 
 __all__ = ["create_app"]
 
@@ -50,124 +36,99 @@ HAND_BACK_WAIT_S = 5.0
 """After the grace period, how long interrupted runs get to hand their requests back."""
 
 
-@dataclass
-class _Parts:
-    handler: RequestHandler
-    held: HeldRuns
-    metrics: OrchestratorMetrics
-
-
 class _Orchestrator:
-    """Holds what the lifespan builds, for the handler and the shutdown hook to use."""
+    """Holds what bootstrap builds, for the handler and the shutdown hook to use."""
 
     def __init__(self, settings: OrchestratorSettings, broker: RabbitBroker) -> None:
         self.settings = settings
         self.broker = broker
         self.subscriber: Any = None
-        self._parts: _Parts | None = None
+        self._parts: Orchestration | None = None
         self._draining = False
 
     @property
-    def parts(self) -> _Parts:
+    def parts(self) -> Orchestration:
         if self._parts is None:
             raise RuntimeError("the orchestrator is not started")
         return self._parts
 
     @asynccontextmanager
     async def lifespan(self) -> AsyncIterator[None]:
-        settings = self.settings
-        async with AsyncExitStack() as stack:
-            # Its own connection for the logs, so reads never queue behind the run channel.
-            connection = await aio_pika.connect_robust(
-                with_connection_name(
-                    settings.amqp_url, "orchestrator-log", heartbeat_s=settings.amqp_heartbeat_s
-                )
-            )
-            stack.push_async_callback(connection.close)
-            async with connection.channel() as channel:
-                await declare_topology(
-                    channel, settings.event_log_max_age, settings.max_queued_simulations
-                )
-            held = HeldRuns()
-            metrics = OrchestratorMetrics(CollectorRegistry(), in_flight=lambda: len(held))
-            await stack.enter_async_context(
-                serve_metrics(metrics.registry, settings.metrics_host, settings.metrics_port)
-            )
-            control = StreamFollower(
-                connection, CONTROL_LOG_STREAM, "first", held.on_control_message
-            )
-            await control.start()
-            stack.push_async_callback(control.stop)
-            await control.sync(settings.log_read_timeout_s)  # every cancel so far is known
-            bot_http = build_bot_http_client(
-                read_timeout_s=settings.bot_timeout_s,
-                connect_timeout_s=settings.connect_timeout_s,
-                max_connections=settings.max_concurrent_simulations + 10,
-            )
-            stack.push_async_callback(bot_http.aclose)
-            user: UserSimulator
-            if settings.simulator_kind == "llm" and settings.openai_api_key is not None:
-                llm = build_openai_client(
-                    api_key=settings.openai_api_key.get_secret_value(),
-                    base_url=settings.openai_base_url,
-                    read_timeout_s=settings.llm_timeout_s,
-                    connect_timeout_s=settings.connect_timeout_s,
-                    max_connections=settings.max_concurrent_simulations + 10,
-                )
-                stack.push_async_callback(llm.close)
-                user = LLMUserSimulator(llm, default_model=settings.llm_model)
-            else:
-                user = ScriptedUserSimulator(delay_s=settings.scripted_user_delay_s)
-            handler = RequestHandler(
-                settings,
-                connection=connection,
-                bot_http=bot_http,
-                user=user,
-            )
-            self._parts = _Parts(handler=handler, held=held, metrics=metrics)
-            logger.info("orchestrator ready: simulated user %s", user.kind)
+        async with bootstrap(self.settings) as parts:
+            self._parts = parts
+            logger.info("orchestrator ready")
             yield
 
     async def handle(self, request: SimulationRequest, message: RabbitMessage) -> None:
+        """Run one delivery; settle it as the delivery policy says, whatever happened. Only an
+        invalid body never gets here (FastStream rejects it: see delivery_policy)."""
         delivery = message.raw_message
         simulation_id = request.simulation_id
         if self._draining:
             await _settle(message, requeue=True)
             return
-        held = self.parts.held
-        signals = held.hold(simulation_id)
+        parts = self.parts
+        signals = parts.held.hold(simulation_id)
         lease = asyncio.get_running_loop().call_later(
             self.settings.request_lease_s, signals.hand_back_soon
         )
-        sink = DeliveryEventSink(delivery, timeout_s=self.settings.publish_timeout_s)
+        terminal: SimulationEvent | None = None
+        error: BaseException | None = None
         try:
-            terminal = await self.parts.handler.run(
-                request, delivery, MeteredEventSink(sink, self.parts.metrics), signals
-            )
-        except HandBack:
-            logger.info("simulation %s handed back; the next attempt resumes it", simulation_id)
-            await _settle(message, requeue=True)
-            return
-        except (EventPublishError, OwnershipLost) as exc:
-            if sink.owns_request and not isinstance(exc.__cause__, OwnershipLost):
-                logger.exception("simulation %s: events could not be published", simulation_id)
-            else:
-                _log_lost(simulation_id)
-            await _settle(message, requeue=True)
-            return
+            terminal = await parts.handler.run(request, delivery, parts.sink_for(delivery), signals)
         except asyncio.CancelledError as exc:
             await _settle(message, requeue=True)
             if not cancelled_by_lost_channel(exc):
                 raise
             _log_lost(simulation_id)
             return
+        except Exception as exc:
+            error = exc
         finally:
             lease.cancel()
-            held.release(simulation_id, signals)
-        # The terminal event is confirmed by the broker (or was already): the request is done.
-        await message.ack()
-        if terminal is not None:
-            logger.info("simulation %s ended: %s", simulation_id, terminal.type)
+            parts.held.release(simulation_id, signals)
+        verdict = settle(error, delivery=delivery_number(delivery))
+        if error is not None:
+            self._log_stopped(simulation_id, error, delivery, verdict.expected, verdict.pause_s)
+        if verdict.pause_s:
+            await asyncio.sleep(verdict.pause_s)  # a persistent fault must not spin
+        match verdict.settlement:
+            case Settlement.ACK:
+                # Its terminal event is confirmed by the broker (or was already): done.
+                await message.ack()
+                if terminal is not None:
+                    logger.info("simulation %s ended: %s", simulation_id, terminal.type)
+            case Settlement.REQUEUE:
+                await _settle(message, requeue=True)
+            case Settlement.DEAD_LETTER:
+                await _settle(message, requeue=False)
+
+    def _log_stopped(
+        self,
+        simulation_id: str,
+        error: BaseException,
+        delivery: AbstractIncomingMessage,
+        expected: bool,
+        pause_s: float,
+    ) -> None:
+        if isinstance(error, HandBack):
+            logger.info("simulation %s handed back; the next attempt resumes it", simulation_id)
+        elif not self.parts.owns_request(delivery) or isinstance(
+            error.__cause__ if isinstance(error, EventPublishError) else error, OwnershipLost
+        ):
+            _log_lost(simulation_id)
+        elif not expected:
+            logger.error(
+                "simulation %s: delivery %d stopped by %r; the request goes back to the queue "
+                "in %.2f s and the next attempt resumes it",
+                simulation_id,
+                delivery_number(delivery),
+                error,
+                pause_s,
+                exc_info=error,
+            )
+        else:
+            logger.exception("simulation %s: events could not be published", simulation_id)
 
     async def drain(self) -> None:
         """On SIGTERM: stop taking work, hand back what is held, within the grace period."""

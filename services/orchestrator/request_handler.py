@@ -3,24 +3,25 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-import httpx
-from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
+from aio_pika.abc import AbstractIncomingMessage
 
 from contracts.events import ErrorInfo, SimulationEvent
 from contracts.ids import created_at_of
+from contracts.names import OWNER_HEADER
 from contracts.requests import SimulationRequest
 from contracts.topology import REQUEST_DELIVERY_LIMIT
 from services.common.event_log import EventLogReader
-from services.orchestrator.bot_api import BotApiClient
 from services.orchestrator.recorded_run import RecordedRun
 from services.orchestrator.retry_policy import RetryPolicy
-from services.orchestrator.settings import OrchestratorSettings
-from services.orchestrator.simulation import EventSink, RunSignals, SimulationRun
+from services.orchestrator.simulation import BotPort, EventSink, RunSignals, SimulationRun
 from services.orchestrator.user_simulator import UserSimulator
 
-__all__ = ["RequestHandler", "delivery_number"]
+__all__ = ["RequestHandler", "RunLimits", "delivery_number", "owner_of"]
 
 logger = logging.getLogger(__name__)
 
@@ -31,26 +32,36 @@ def delivery_number(delivery: AbstractIncomingMessage) -> int:
     return (int(count) if isinstance(count, int) else 0) + 1
 
 
+def owner_of(delivery: AbstractIncomingMessage) -> str | None:
+    """The owner the gateway recorded in the request's headers (None: keys off, or a third
+    party's request)."""
+    owner = (delivery.headers or {}).get(OWNER_HEADER)
+    return owner if isinstance(owner, str) else None
+
+
+@dataclass(frozen=True)
+class RunLimits:
+    deadline_s: float
+    max_transcript_bytes: int
+
+
 class RequestHandler:
+    """Runs one delivery with the collaborators the composition root built (bootstrap.py)."""
+
     def __init__(
         self,
-        settings: OrchestratorSettings,
         *,
-        connection: AbstractRobustConnection,
-        bot_http: httpx.AsyncClient,
+        log: EventLogReader,
+        bot_for: Callable[[str | None], BotPort | None],
         user: UserSimulator,
+        retry: RetryPolicy,
+        limits: RunLimits,
     ) -> None:
-        self._settings = settings
-        self._log = EventLogReader(
-            connection, timeout_s=settings.log_read_timeout_s, prefetch=settings.log_read_prefetch
-        )
-        self._bot_http = bot_http
+        self._log = log
+        self._bot_for = bot_for
         self._user = user
-        self._retry = RetryPolicy(
-            max_attempts=settings.max_attempts,
-            base_delay_s=settings.retry_base_delay_s,
-            max_delay_s=settings.retry_max_delay_s,
-        )
+        self._retry = retry
+        self._limits = limits
 
     async def run(
         self,
@@ -71,23 +82,21 @@ class RequestHandler:
             )
             return None
         attempt = max(number, recorded.last_attempt + 1)
-        bot_url = self._settings.bot_url_for(request.bot_target)
+        bot = self._bot_for(request.bot_target)
         run = SimulationRun(
             request,
-            bot=BotApiClient(
-                self._bot_http,
-                base_url=bot_url or "",
-                max_reply_bytes=self._settings.max_bot_reply_bytes,
-            ),
+            bot=bot or _NoBot(),
             user=self._user,
             events=sink,
-            deadline_s=self._settings.simulation_deadline_s,
+            deadline_s=self._limits.deadline_s,
             recorded=recorded,
             attempt=attempt,
             signals=signals,
             retry=self._retry,
+            owner=owner_of(delivery),
+            max_transcript_bytes=self._limits.max_transcript_bytes,
         )
-        if bot_url is None:
+        if bot is None:
             return await run.give_up(
                 ErrorInfo(
                     code="internal",
@@ -123,3 +132,15 @@ class RequestHandler:
             since = datetime.fromtimestamp(0).astimezone()
         events = await self._log.read(request.simulation_id, since)
         return RecordedRun.from_log(request, events)
+
+
+class _NoBot:
+    """Stands in for a bot target that is not configured: the run gives up before any call."""
+
+    async def init_conversation(
+        self, bot_id: int, conversation_id: str, input_slots: dict[str, Any]
+    ) -> None:
+        raise RuntimeError("no bot is configured for this request")
+
+    async def send_message(self, conversation_id: str, message: str) -> str:
+        raise RuntimeError("no bot is configured for this request")

@@ -9,8 +9,16 @@ from pydantic_settings import SettingsConfigDict
 
 from contracts.topology import REQUEST_DELIVERY_LIMIT
 from services.common.settings import SharedSettings
+from services.orchestrator.simulation import DEFAULT_MAX_TRANSCRIPT_BYTES
 
-__all__ = ["OrchestratorSettings"]
+__all__ = ["EVENT_OVERHEAD_BYTES", "OrchestratorSettings"]
+
+EVENT_OVERHEAD_BYTES = 4 * 1_048_576
+"""Room for what an event carries besides its transcript: the request (at seq 2, up to about
+3.3 MB of history and persona in UTF-8) and its other fields."""
+
+MAX_TRANSCRIPT_BYTES_LIMIT = 12 * 1_048_576
+"""With EVENT_OVERHEAD_BYTES: under RabbitMQ 4's default max_message_size of 16 MiB."""
 
 PositiveSeconds = Annotated[float, Field(gt=0, le=86_400)]
 
@@ -69,6 +77,13 @@ class OrchestratorSettings(SharedSettings):
     log_read_prefetch: Annotated[int, Field(ge=200, le=10_000)] = 1_000
     scripted_user_delay_s: Annotated[float, Field(ge=0, le=60)] = 0.0
     max_bot_reply_bytes: Annotated[int, Field(ge=1_024, le=64 * 1_048_576)] = 1_048_576
+    max_transcript_bytes: Annotated[int, Field(ge=1_024, le=MAX_TRANSCRIPT_BYTES_LIMIT)] = Field(
+        default=DEFAULT_MAX_TRANSCRIPT_BYTES,
+        description="A simulation whose transcript (as encoded in its terminal event) would "
+        "grow past this fails with transcript_too_large. With the request and the other "
+        "fields, a terminal event stays under this plus EVENT_OVERHEAD_BYTES (4 MiB), which "
+        "must stay under the broker's max_message_size (16 MiB on RabbitMQ 4).",
+    )
 
     @model_validator(mode="after")
     def _resolve_user_simulator(self) -> OrchestratorSettings:
@@ -97,6 +112,11 @@ class OrchestratorSettings(SharedSettings):
             return str(self.bot_api_url)
         url = self.bot_targets.get(target)
         return None if url is None else str(url)
+
+    @property
+    def max_event_bytes(self) -> int:
+        """No event bigger than this is sent (the transcript bound keeps them below it)."""
+        return self.max_transcript_bytes + EVENT_OVERHEAD_BYTES
 
     @property
     def simulator_kind(self) -> Literal["llm", "scripted"]:

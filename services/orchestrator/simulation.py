@@ -3,12 +3,20 @@
 It knows nothing of RabbitMQ or HTTP: the app gives it real adapters, unit tests give it fakes.
 A run resumes what an earlier attempt recorded: the steps already in the event log are taken
 from it (no call, no event), and the loop carries on from the first step that is not.
+
+The simulation's deadline bounds the remote calls and the pauses between their attempts, never
+a publish: a publish cut between its frame and its confirm may be recorded or not, and
+publishing ``failed`` at the same seq would then be dropped by every reader as a duplicate. A
+publish that fails is "unknown" (EventPublishError): the request goes back to the queue and the
+next attempt resumes from what the log holds.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -37,6 +45,7 @@ from services.orchestrator.retry_policy import RetryPolicy
 from services.orchestrator.user_simulator import TranscriptLine, UserSimulator
 
 __all__ = [
+    "DEFAULT_MAX_TRANSCRIPT_BYTES",
     "BotPort",
     "EventPublishError",
     "EventSink",
@@ -48,6 +57,9 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
+_EventModel = (
+    StartedEvent | TurnEvent | RetryingEvent | CompletedEvent | FailedEvent | CancelledEvent
+)
 
 
 class EventPublishError(Exception):
@@ -116,6 +128,23 @@ class _Cancelled(Exception):
     pass
 
 
+class _DeadlineExceeded(Exception):
+    pass
+
+
+class _TranscriptTooLarge(Exception):
+    pass
+
+
+DEFAULT_MAX_TRANSCRIPT_BYTES = 8 * 1_048_576
+
+
+def _line_bytes(role: TurnRole, content: str) -> int:
+    """What one line adds to a terminal event's ``transcript``, as encoded JSON (escapes
+    included): ``Bot: <content>`` and its newline."""
+    return len(json.dumps(content, ensure_ascii=False).encode()) - 2 + len(role) + 4
+
+
 class BotPort(Protocol):
     async def init_conversation(
         self, bot_id: int, conversation_id: str, input_slots: dict[str, Any]
@@ -145,6 +174,8 @@ class SimulationRun:
         attempt: int = 1,
         signals: RunSignals | None = None,
         retry: RetryPolicy | None = None,
+        owner: str | None = None,
+        max_transcript_bytes: int = DEFAULT_MAX_TRANSCRIPT_BYTES,
     ) -> None:
         recorded = recorded or RecordedRun.fresh(request)
         self._request = request
@@ -159,7 +190,12 @@ class SimulationRun:
         self._next_seq = recorded.last_seq + 1
         self._replay: list[TurnEvent] = recorded.turns
         self._lines: list[TranscriptLine] = []
+        self._transcript_bytes = 0
+        self._max_transcript_bytes = max_transcript_bytes
+        self._owner = owner
         self._bot_replies = 0
+        self._deadline = float("inf")
+        """The loop time at which remote calls stop (set when the run starts)."""
 
     @property
     def conversation_id(self) -> str:
@@ -175,18 +211,26 @@ class SimulationRun:
         started = self._recorded.started
         started_at = started.timestamp if started else datetime.now(UTC)
         remaining_s = self._deadline_s - (datetime.now(UTC) - started_at).total_seconds()
+        self._deadline = asyncio.get_running_loop().time() + max(remaining_s, 0)
         try:
-            async with asyncio.timeout(max(remaining_s, 0)):
-                if started is None:
-                    await self._open_conversation()
-                await self._converse()
+            if started is None:
+                await self._open_conversation()
+            await self._converse()
         except _Cancelled:
             return await self._emit(CancelledEvent, transcript=self._transcript())
         except SimulationFailure as failure:
             return await self._fail(failure.to_error_info())
         except (EventPublishError, HandBack):
             raise
-        except TimeoutError:
+        except _TranscriptTooLarge:
+            return await self._fail(
+                ErrorInfo(
+                    code="transcript_too_large",
+                    message=f"the transcript would exceed {self._max_transcript_bytes} bytes "
+                    f"(CONVSIM_MAX_TRANSCRIPT_BYTES) after {self._bot_replies} bot replies",
+                )
+            )
+        except _DeadlineExceeded:
             return await self._fail(
                 ErrorInfo(
                     code="deadline_exceeded",
@@ -210,6 +254,7 @@ class SimulationRun:
     async def give_up(self, error: ErrorInfo) -> SimulationEvent:
         """End with ``failed`` and the transcript recorded so far, without calling anyone."""
         self._lines = [(turn.role, turn.content) for turn in self._replay]
+        self._transcript_bytes = sum(_line_bytes(role, content) for role, content in self._lines)
         return await self._fail(error)
 
     async def _open_conversation(self) -> None:
@@ -262,7 +307,7 @@ class SimulationRun:
         recorded = self._replay[index]
         if recorded.role != role:
             raise RuntimeError(f"the log has a {recorded.role} line at {index}, expected {role}")
-        self._lines.append((recorded.role, recorded.content))
+        self._append_line(recorded.role, recorded.content)
         return recorded.content
 
     async def _call(self, what: str, call: Callable[[], Awaitable[T]]) -> T:
@@ -319,9 +364,12 @@ class SimulationRun:
 
     async def _pause(self, seconds: float) -> None:
         """The backoff before a retry; a cancel or an urgent hand-back cuts it short."""
+        await self._within_deadline(self._until_interrupted(seconds))
+        self._check_signals()
+
+    async def _until_interrupted(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._signals.interrupted.wait(), seconds)
-        self._check_signals()
 
     def _check_signals(self) -> None:
         """At a step boundary: stop here if asked to."""
@@ -334,9 +382,24 @@ class SimulationRun:
         """Await a remote call; abandon it when the run is cancelled or handed back now."""
         try:
             with self._signals.abandonable():
-                return await call
+                return await self._within_deadline(call)
         except HandBack:
             self._check_signals()  # cancelled: end with ``cancelled``
+            raise
+
+    async def _within_deadline(self, call: Awaitable[T]) -> T:
+        """Await a remote call (or a pause) no later than the simulation's deadline."""
+        if asyncio.get_running_loop().time() >= self._deadline:
+            if inspect.iscoroutine(call):
+                call.close()  # never started
+            raise _DeadlineExceeded
+        timeout = asyncio.timeout_at(self._deadline)
+        try:
+            async with timeout:
+                return await call
+        except TimeoutError:
+            if timeout.expired():
+                raise _DeadlineExceeded from None
             raise
 
     async def _turn(
@@ -344,6 +407,8 @@ class SimulationRun:
     ) -> None:
         if self._recorded_line(role) is not None:
             return
+        if self._transcript_bytes + _line_bytes(role, content) > self._max_transcript_bytes:
+            raise _TranscriptTooLarge
         await self._emit(
             TurnEvent,
             index=len(self._lines),
@@ -352,7 +417,11 @@ class SimulationRun:
             latency_ms=latency_ms,
             from_history=from_history,
         )
+        self._append_line(role, content)
+
+    def _append_line(self, role: TurnRole, content: str) -> None:
         self._lines.append((role, content))
+        self._transcript_bytes += _line_bytes(role, content)
 
     async def _fail(self, error: ErrorInfo) -> SimulationEvent:
         return await self._emit(FailedEvent, error=error, transcript=self._transcript())
@@ -360,9 +429,10 @@ class SimulationRun:
     def _transcript(self) -> str:
         return format_transcript(self._lines)
 
-    async def _emit(
-        self, event_type: Callable[..., SimulationEvent], **fields: Any
-    ) -> SimulationEvent:
+    async def _emit(self, event_type: type[_EventModel], **fields: Any) -> SimulationEvent:
+        if self._next_seq == 2 and "request" in event_type.model_fields:
+            # The first event after ``queued``: it can stand in for a ``queued`` never published.
+            fields.update(request=self._request, owner=self._owner)
         event = event_type(
             simulation_id=self._request.simulation_id,
             seq=self._next_seq,

@@ -10,6 +10,7 @@
   ``HANGING_BOT`` (never answers), ``HTML_BOT`` (200 text/html), ``EMPTY_BOT`` (no
   data.message), ``REJECTING_BOT`` (status 1), ``HUGE_BOT`` (5 MB of JSON),
   ``BAD_REQUEST_BOT`` (400).
+- ``LONG_WINDED_BOT``: every reply is ``LONG_REPLY_CHARS`` characters (a big transcript fast).
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ __all__ = [
     "HANGING_BOT",
     "HTML_BOT",
     "HUGE_BOT",
+    "LONG_REPLY_CHARS",
+    "LONG_WINDED_BOT",
     "NORMAL_BOT",
     "RATE_LIMITED_BOT",
     "REJECTING_BOT",
@@ -54,6 +57,8 @@ REJECTING_BOT = 17
 HUGE_BOT = 18
 BAD_REQUEST_BOT = 19
 HUGE_REPLY_BYTES = 5 * 1_048_576
+LONG_WINDED_BOT = 20
+LONG_REPLY_CHARS = 40_000
 PREFIX = "/robot-ai-lesson/api/v1/bot"
 
 
@@ -163,4 +168,10 @@ async def _fault(bot_id: int, n: int) -> Response | dict[str, Any] | None:
         )
     if bot_id == BAD_REQUEST_BOT:
         return JSONResponse({"detail": "bad request"}, status_code=400)
+    if bot_id == LONG_WINDED_BOT:
+        return {
+            "status": 0,
+            "msg": "Success",
+            "data": {"message": f"{n} " + "y" * LONG_REPLY_CHARS},
+        }
     return None

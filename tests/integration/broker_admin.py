@@ -35,6 +35,23 @@ class BrokerAdmin:
     def delete_vhost(self, name: str) -> None:
         self._http.delete(f"/api/vhosts/{quote(name, safe='')}")
 
+    def create_user(self, name: str, password: str) -> None:
+        self._http.put(
+            f"/api/users/{quote(name, safe='')}", json={"password": password, "tags": ""}
+        ).raise_for_status()
+
+    def delete_user(self, name: str) -> None:
+        self._http.delete(f"/api/users/{quote(name, safe='')}")
+
+    def set_permissions(
+        self, vhost: str, user: str, *, configure: str = ".*", write: str = ".*", read: str = ".*"
+    ) -> None:
+        """What ``user`` may declare, publish to and consume from in ``vhost`` (regexes)."""
+        self._http.put(
+            f"/api/permissions/{quote(vhost, safe='')}/{quote(user, safe='')}",
+            json={"configure": configure, "write": write, "read": read},
+        ).raise_for_status()
+
     def queue(self, vhost: str, name: str) -> dict[str, Any]:
         response = self._http.get(f"/api/queues/{quote(vhost, safe='')}/{quote(name, safe='')}")
         response.raise_for_status()

@@ -351,3 +351,86 @@ def test_retry_after_headers_in_seconds_or_as_a_date() -> None:
     assert retry_after_seconds(None) is None
     assert retry_after_seconds("soon") is None
     assert retry_after_seconds("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0  # in the past
+
+
+class SlowConfirmSink:
+    """Sends each event at once (its frame is out), but the broker confirms the first turn only
+    after ``confirm_s``: a deadline firing in between must not cut the publish short."""
+
+    def __init__(self, confirm_s: float) -> None:
+        self.sent: list[SimulationEvent] = []
+        self._confirm_s = confirm_s
+        self._slowed = False
+
+    async def publish(self, event: SimulationEvent) -> None:
+        self.sent.append(event)
+        if event.type == "turn" and not self._slowed:
+            self._slowed = True
+            await asyncio.sleep(self._confirm_s)
+
+
+async def test_the_deadline_never_cuts_a_publish_so_no_seq_is_published_twice() -> None:
+    sink = SlowConfirmSink(confirm_s=0.3)
+    terminal: SimulationEvent | None = None
+    with contextlib.suppress(EventPublishError):
+        terminal = await _simulation(FakeBot(), sink, deadline_s=0.1).run()  # type: ignore[arg-type]
+    seqs = [e.seq for e in sink.sent]
+    assert len(seqs) == len(set(seqs)), (
+        f"a seq published twice: {[(e.seq, e.type) for e in sink.sent]}"
+    )
+    assert seqs == list(range(2, 2 + len(seqs)))
+    # The deadline stops the next remote call instead.
+    assert isinstance(terminal, FailedEvent)
+    assert terminal.error.code == "deadline_exceeded"
+    assert [e.type for e in sink.sent] == ["started", "turn", "failed"]
+
+
+async def test_the_deadline_bounds_a_hanging_call() -> None:
+    sink = Recorder()
+    terminal = await _simulation(FakeBot(hang=True), sink, deadline_s=0.2).run()
+    assert isinstance(terminal, FailedEvent)
+    assert terminal.error.code == "deadline_exceeded"
+    assert [e.seq for e in sink.events] == list(range(2, 2 + len(sink.events)))
+
+
+async def test_a_transcript_over_its_bound_ends_with_transcript_too_large() -> None:
+    sink = Recorder()
+    limit = 40  # "User: sẵn sàng" and "Bot: bot 1" fit, "User: user 2" does not
+    terminal = await _simulation(FakeBot(), sink, max_transcript_bytes=limit).run()
+    assert isinstance(terminal, FailedEvent)
+    assert terminal.error.code == "transcript_too_large"
+    assert terminal.transcript == "User: sẵn sàng\nBot: bot 1\n"
+    assert len(terminal.transcript.encode()) <= limit
+    assert [e.type for e in sink.events] == ["started", "turn", "turn", "failed"]
+
+
+async def test_the_transcript_bound_counts_json_escapes() -> None:
+    sink = Recorder()
+    history = [{"role": "bot", "content": '"' * 30}]  # 30 characters, 60 bytes in JSON
+    terminal = await _simulation(
+        FakeBot(), sink, request=_request(history=history), max_transcript_bytes=60
+    ).run()
+    assert isinstance(terminal, FailedEvent)
+    assert terminal.error.code == "transcript_too_large"
+    assert terminal.transcript == ""
+
+
+async def test_seq_2_carries_the_request_and_owner_so_it_can_stand_in_for_queued() -> None:
+    sink, request = Recorder(), _request()
+    await _simulation(FakeBot(), sink, request=request, owner="owner-1").run()
+    started = sink.events[0]
+    assert started.type == "started"
+    assert started.seq == 2
+    assert started.request == request  # type: ignore[union-attr]
+    assert started.owner == "owner-1"  # type: ignore[union-attr]
+    for later in sink.events[1:]:  # only seq 2: the others stay as they were
+        assert "request" not in later.model_dump_json()
+
+
+async def test_a_cancel_before_the_start_still_carries_the_request_at_seq_2() -> None:
+    sink, signals, request = Recorder(), RunSignals(), _request()
+    signals.cancel()
+    terminal = await _simulation(FakeBot(), sink, request=request, signals=signals).run()
+    assert isinstance(terminal, CancelledEvent)
+    assert terminal.seq == 2
+    assert terminal.request == request

@@ -1,0 +1,160 @@
+"""The orchestrator's composition root: every collaborator, built once from the settings.
+
+``app.py`` only hands deliveries to what this builds; the turn loop, the request handler and
+the delivery policy take their collaborators as parameters, so tests can build them alike.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+
+import aio_pika
+from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
+from prometheus_client import CollectorRegistry
+
+from contracts.names import CONTROL_LOG_STREAM
+from contracts.topology import max_age_of
+from services.common.event_log import EventLogReader
+from services.common.naming import with_connection_name
+from services.common.stream_reader import StreamFollower
+from services.common.topology import declare_topology
+from services.orchestrator.bot_api import BotApiClient, build_bot_http_client
+from services.orchestrator.event_publisher import DeliveryEventSink
+from services.orchestrator.held_runs import HeldRuns
+from services.orchestrator.metrics import MeteredEventSink, OrchestratorMetrics, serve_metrics
+from services.orchestrator.request_handler import RequestHandler, RunLimits
+from services.orchestrator.retry_policy import RetryPolicy
+from services.orchestrator.settings import OrchestratorSettings
+from services.orchestrator.simulation import BotPort, EventSink
+from services.orchestrator.user_simulator import (
+    LLMUserSimulator,
+    ScriptedUserSimulator,
+    UserSimulator,
+    build_openai_client,
+)
+
+__all__ = ["Orchestration", "bootstrap"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Orchestration:
+    """What the app needs to handle deliveries, built by ``bootstrap``."""
+
+    handler: RequestHandler
+    held: HeldRuns
+    metrics: OrchestratorMetrics
+    sink_for: Callable[[AbstractIncomingMessage], EventSink]
+    """The event sink of one delivery: publishes on the channel holding it (the write fence)."""
+    owns_request: Callable[[AbstractIncomingMessage], bool]
+
+
+@asynccontextmanager
+async def bootstrap(settings: OrchestratorSettings) -> AsyncIterator[Orchestration]:
+    """Connect, declare the topology, follow the control log, open the clients; close all
+    of it when the context ends."""
+    async with AsyncExitStack() as stack:
+        # Its own connection for the logs, so reads never queue behind the run channel.
+        connection = await aio_pika.connect_robust(
+            with_connection_name(
+                settings.amqp_url, "orchestrator-log", heartbeat_s=settings.amqp_heartbeat_s
+            )
+        )
+        stack.push_async_callback(connection.close)
+        async with connection.channel() as channel:
+            await declare_topology(
+                channel, settings.event_log_max_age, settings.max_queued_simulations
+            )
+        held = HeldRuns(retention=max_age_of(settings.event_log_max_age))
+        metrics = OrchestratorMetrics(CollectorRegistry(), in_flight=lambda: len(held))
+        await stack.enter_async_context(
+            serve_metrics(metrics.registry, settings.metrics_host, settings.metrics_port)
+        )
+        await _follow_control_log(stack, connection, held, settings)
+        handler = RequestHandler(
+            log=EventLogReader(
+                connection,
+                timeout_s=settings.log_read_timeout_s,
+                prefetch=settings.log_read_prefetch,
+            ),
+            bot_for=await _bots(stack, settings),
+            user=await _user_simulator(stack, settings),
+            retry=RetryPolicy(
+                max_attempts=settings.max_attempts,
+                base_delay_s=settings.retry_base_delay_s,
+                max_delay_s=settings.retry_max_delay_s,
+            ),
+            limits=RunLimits(
+                deadline_s=settings.simulation_deadline_s,
+                max_transcript_bytes=settings.max_transcript_bytes,
+            ),
+        )
+
+        def sink_for(delivery: AbstractIncomingMessage) -> EventSink:
+            sink = DeliveryEventSink(
+                delivery,
+                timeout_s=settings.publish_timeout_s,
+                max_event_bytes=settings.max_event_bytes,
+            )
+            return MeteredEventSink(sink, metrics)
+
+        yield Orchestration(
+            handler=handler,
+            held=held,
+            metrics=metrics,
+            sink_for=sink_for,
+            owns_request=DeliveryEventSink.channel_open,
+        )
+
+
+async def _follow_control_log(
+    stack: AsyncExitStack,
+    connection: AbstractRobustConnection,
+    held: HeldRuns,
+    settings: OrchestratorSettings,
+) -> None:
+    control = StreamFollower(connection, CONTROL_LOG_STREAM, "first", held.on_control_message)
+    await control.start()
+    stack.push_async_callback(control.stop)
+    await control.sync(settings.log_read_timeout_s)  # every cancel so far is known
+
+
+async def _bots(
+    stack: AsyncExitStack, settings: OrchestratorSettings
+) -> Callable[[str | None], BotPort | None]:
+    """The bot API client of each configured target (None: the default)."""
+    http = build_bot_http_client(
+        read_timeout_s=settings.bot_timeout_s,
+        connect_timeout_s=settings.connect_timeout_s,
+        max_connections=settings.max_concurrent_simulations + 10,
+    )
+    stack.push_async_callback(http.aclose)
+    bots: dict[str | None, BotPort] = {}
+    for target in (None, *settings.bot_targets):
+        url = settings.bot_url_for(target)
+        if url is not None:
+            bots[target] = BotApiClient(
+                http, base_url=url, max_reply_bytes=settings.max_bot_reply_bytes
+            )
+    return bots.get
+
+
+async def _user_simulator(stack: AsyncExitStack, settings: OrchestratorSettings) -> UserSimulator:
+    if settings.simulator_kind == "llm" and settings.openai_api_key is not None:
+        llm = build_openai_client(
+            api_key=settings.openai_api_key.get_secret_value(),
+            base_url=settings.openai_base_url,
+            read_timeout_s=settings.llm_timeout_s,
+            connect_timeout_s=settings.connect_timeout_s,
+            max_connections=settings.max_concurrent_simulations + 10,
+        )
+        stack.push_async_callback(llm.close)
+        user: UserSimulator = LLMUserSimulator(llm, default_model=settings.llm_model)
+    else:
+        user = ScriptedUserSimulator(delay_s=settings.scripted_user_delay_s)
+    logger.info("simulated user: %s", user.kind)
+    return user

@@ -1,0 +1,111 @@
+"""Which simulations were cancelled, and the runs this process holds, to stop them.
+
+Cancel commands come from the control log (a stream read from its start), so a simulation
+cancelled while it waited in the queue, or between two attempts, is cancelled by whichever
+orchestrator picks it up next, and a held one at once. A cancel is remembered as long as the
+control log keeps it (its retention): after that a new orchestrator would not see it either,
+so the set does not grow with uptime.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+
+from aio_pika.abc import AbstractIncomingMessage
+from pydantic import ValidationError
+
+from contracts.commands import parse_command
+from services.orchestrator.simulation import RunSignals
+
+__all__ = ["HeldRuns"]
+
+logger = logging.getLogger(__name__)
+
+
+class HeldRuns:
+    """The runs of this process by simulation id, and the cancel commands still in the log."""
+
+    def __init__(
+        self,
+        retention: timedelta,
+        *,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._retention = retention
+        self._clock = clock
+        self._cancelled: OrderedDict[str, datetime] = OrderedDict()
+        """Cancelled ids by the time of their command, oldest first."""
+        self._held: dict[str, RunSignals] = {}
+        self._none_held = asyncio.Event()
+        self._none_held.set()
+
+    def hold(self, simulation_id: str) -> RunSignals:
+        """Register a run before its log is read, so no cancel falls in between."""
+        signals = self._held[simulation_id] = RunSignals()
+        self._none_held.clear()
+        if self.was_cancelled(simulation_id):
+            signals.cancel()
+        return signals
+
+    def release(self, simulation_id: str, signals: RunSignals) -> None:
+        if self._held.get(simulation_id) is signals:
+            del self._held[simulation_id]
+        if not self._held:
+            self._none_held.set()
+
+    async def wait_until_none_held(self, timeout_s: float) -> bool:
+        try:
+            await asyncio.wait_for(self._none_held.wait(), timeout_s)
+        except TimeoutError:
+            return False
+        return True
+
+    def __len__(self) -> int:
+        return len(self._held)
+
+    @property
+    def cancelled_count(self) -> int:
+        """Cancel commands remembered (those within the control log's retention)."""
+        self._forget_expired()
+        return len(self._cancelled)
+
+    def was_cancelled(self, simulation_id: str) -> bool:
+        self._forget_expired()
+        return simulation_id in self._cancelled
+
+    def all_signals(self) -> Iterator[RunSignals]:
+        return iter(list(self._held.values()))
+
+    def cancel(self, simulation_id: str, requested_at: datetime | None = None) -> None:
+        requested_at = requested_at or self._clock()
+        known = self._cancelled.get(simulation_id)
+        if known is None or known < requested_at:
+            self._cancelled[simulation_id] = requested_at
+            self._cancelled.move_to_end(simulation_id)
+        self._forget_expired()
+        signals = self._held.get(simulation_id)
+        if signals is not None and not signals.cancelled.is_set():
+            logger.info("simulation %s: cancel requested, stopping it", simulation_id)
+            signals.cancel()
+
+    async def on_control_message(self, message: AbstractIncomingMessage) -> None:
+        try:
+            command = parse_command(message.body)
+        except ValidationError:
+            logger.warning("ignoring an invalid control message %s", message.routing_key)
+            return
+        self.cancel(command.simulation_id, command.requested_at)
+
+    def _forget_expired(self) -> None:
+        """Drop the commands the control log has dropped too (its max age). Commands arrive in
+        log order, so the oldest are first; one out of order only waits for those before it."""
+        horizon = self._clock() - self._retention
+        while self._cancelled:
+            simulation_id, requested_at = next(iter(self._cancelled.items()))
+            if requested_at >= horizon:
+                return
+            del self._cancelled[simulation_id]
