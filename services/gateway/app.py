@@ -17,7 +17,12 @@ from services.gateway.cancellation import AlreadyFinished
 from services.gateway.idempotency import IdempotencyIndex
 from services.gateway.limits import BodySizeLimit
 from services.gateway.metrics import GatewayMetrics
-from services.gateway.relay import EventRelay, UnknownSimulation
+from services.gateway.relay import (
+    BrokerEventLog,
+    EventRelay,
+    RelaySubscriber,
+    UnknownSimulation,
+)
 from services.gateway.routes import health, page, simulate, simulations
 from services.gateway.settings import GatewaySettings
 from services.gateway.submission import IdempotencyConflict, IdempotencyKeyInUse
@@ -46,11 +51,17 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
                 broker.connection,
                 timeout_s=settings.log_read_timeout_s,
                 prefetch=settings.log_read_prefetch,
+                first_event_within=timedelta(seconds=settings.log_scan_window_s),
             )
             relay = EventRelay(
-                log, max_cached=settings.max_cached_simulations, metrics=app.state.metrics
+                BrokerEventLog(log),
+                max_cached=settings.max_cached_simulations,
+                max_cached_bytes=settings.max_cached_bytes,
+                max_concurrent_reads=settings.max_concurrent_log_reads,
+                read_wait_s=settings.log_read_timeout_s,
+                miss_ttl_s=settings.unknown_id_ttl_s,
             )
-            await relay.subscribe(broker.connection)
+            await RelaySubscriber(relay, app.state.metrics).start(broker.connection)
             idempotency = IdempotencyIndex(
                 broker.connection,
                 window=timedelta(seconds=settings.idempotency_window_s),
@@ -64,6 +75,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             logger.info("gateway ready")
             yield
             await idempotency.stop()
+            await relay.close()
         finally:
             await broker.close()
 

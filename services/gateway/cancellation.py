@@ -23,17 +23,24 @@ class AlreadyFinished(Exception):
 async def request_cancel(
     simulation_id: str, broker: GatewayBroker, relay: EventRelay, owner: str | None = None
 ) -> SimulationState:
-    """Ask for the simulation to end with ``cancelled``. Raises UnknownSimulation,
-    AlreadyFinished, or BrokerUnavailable (nothing was sent)."""
+    """Ask for the simulation to end with ``cancelled`` (one command per simulation from this
+    replica). Raises UnknownSimulation, AlreadyFinished, or BrokerUnavailable (nothing was
+    sent)."""
     state = await relay.state(simulation_id, owner)
     if state.status in ("completed", "failed", "cancelled"):
         raise AlreadyFinished(state)
-    command = CancelCommand(simulation_id=simulation_id)
-    await broker.publish_command(
-        simulation_id,
-        cancel_routing_key(simulation_id),
-        command.model_dump_json().encode(),
-        command.requested_at,
-        command.command,
-    )
+
+    async def send() -> None:
+        command = CancelCommand(simulation_id=simulation_id)
+        await broker.publish_command(
+            simulation_id,
+            cancel_routing_key(simulation_id),
+            command.model_dump_json().encode(),
+            command.requested_at,
+            command.command,
+        )
+
+    # A repeated DELETE (a retry, a double click) answers 202 again without a second command:
+    # the first one is in the control log already and reaches whichever orchestrator runs it.
+    await relay.send_once(simulation_id, send)
     return state

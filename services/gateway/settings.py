@@ -48,6 +48,36 @@ class GatewaySettings(SharedSettings):
         MAX_HISTORY_MESSAGES
     )
     max_turns: Annotated[int, Field(ge=1, le=MAX_TURNS_LIMIT)] = MAX_TURNS_LIMIT
+    max_cached_bytes: Annotated[int, Field(ge=1_048_576, le=64 * 1_073_741_824)] = Field(
+        default=256 * 1_048_576,
+        description="Bound of the relay's cache of recent simulations in (estimated) bytes, "
+        "next to max_cached_simulations; the least recently used one nobody follows goes first.",
+    )
+    max_concurrent_log_reads: Annotated[int, Field(ge=1, le=1_000)] = Field(
+        default=8,
+        description="Reads of the event log one gateway runs at once; a request waits up to "
+        "log_read_timeout_s for its turn, then gets 503.",
+    )
+    log_scan_window_s: Annotated[float, Field(ge=60, le=7 * 86_400)] = Field(
+        default=1_800.0,
+        description="A simulation has an event in the log within this long of its creation "
+        "(its id's time): a read that found none by then stops, and the id is unknown. Keep "
+        "it above the longest a request may wait in the queue.",
+    )
+    unknown_id_ttl_s: Annotated[float, Field(ge=0, le=3_600)] = Field(
+        default=10.0,
+        description="How long an id the event log did not know answers 404 without reading "
+        "the log again (any event of it ends that at once).",
+    )
+    sse_send_timeout_s: PositiveSeconds = Field(
+        default=30.0,
+        description="An SSE client that takes no data for this long is disconnected.",
+    )
+    sse_max_duration_s: PositiveSeconds = Field(
+        default=3_600.0,
+        description="GET .../events ends after this long; the client resumes with "
+        "Last-Event-ID (a browser's EventSource does so by itself).",
+    )
 
     @field_validator("api_keys", mode="before")
     @classmethod

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 from sse_starlette import EventSourceResponse, ServerSentEvent
@@ -9,7 +10,13 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 from contracts.events import CancelledEvent, FailedEvent, SimulationEvent, TurnEvent
 from contracts.transcript import transcript_line
 
-__all__ = ["STREAM_HEADERS", "event_stream_response", "sse_events", "transcript_text"]
+__all__ = [
+    "STREAM_HEADERS",
+    "event_stream_response",
+    "sse_events",
+    "transcript_text",
+    "until_deadline",
+]
 
 STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 """Keep reverse proxies from buffering a live stream."""
@@ -22,11 +29,43 @@ async def sse_events(events: AsyncIterator[SimulationEvent]) -> AsyncIterator[Se
 
 
 def event_stream_response(
-    events: AsyncIterator[SimulationEvent], *, ping_s: float, headers: dict[str, str] | None = None
+    events: AsyncIterator[SimulationEvent],
+    *,
+    ping_s: float,
+    headers: dict[str, str] | None = None,
+    send_timeout_s: float | None = None,
+    max_duration_s: float | None = None,
 ) -> EventSourceResponse:
+    """SSE of the events. A client that takes nothing for ``send_timeout_s`` is dropped; after
+    ``max_duration_s`` the stream ends cleanly between two events, and the client resumes with
+    ``Last-Event-ID`` (an EventSource reconnects by itself)."""
+    if max_duration_s is not None:
+        events = until_deadline(events, max_duration_s)
     return EventSourceResponse(
-        sse_events(events), ping=ping_s, headers={**STREAM_HEADERS, **(headers or {})}
+        sse_events(events),
+        ping=ping_s,
+        headers={**STREAM_HEADERS, **(headers or {})},
+        send_timeout=send_timeout_s,
     )
+
+
+async def until_deadline(
+    events: AsyncIterator[SimulationEvent], duration_s: float
+) -> AsyncIterator[SimulationEvent]:
+    """The same events until ``duration_s`` have passed; then the source is closed."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + duration_s
+    try:
+        while (remaining := deadline - loop.time()) > 0:
+            try:
+                event = await asyncio.wait_for(anext(events), remaining)
+            except (StopAsyncIteration, TimeoutError):
+                return
+            yield event
+    finally:
+        aclose = getattr(events, "aclose", None)
+        if aclose is not None:
+            await aclose()
 
 
 async def transcript_text(events: AsyncIterator[SimulationEvent]) -> AsyncIterator[str]:

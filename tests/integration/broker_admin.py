@@ -68,5 +68,23 @@ class BrokerAdmin:
         path = f"/api/bindings/{quote(vhost, safe='')}/e/{exchange}/q/{queue}/{routing_key}"
         self._http.delete(path).raise_for_status()
 
+    def connections_named(self, vhost: str, name: str) -> list[str]:
+        """The broker's names of the vhost's connections a client named ``name``."""
+        response = self._http.get(f"/api/vhosts/{quote(vhost, safe='')}/connections")
+        response.raise_for_status()
+        return [
+            c["name"]
+            for c in response.json()
+            if c.get("user_provided_name") == name
+            or c.get("client_properties", {}).get("connection_name") == name
+        ]
+
+    def force_close_connection(self, connection: str) -> None:
+        """What an operator (or a network fault) does: the broker closes it."""
+        self._http.delete(
+            f"/api/connections/{quote(connection, safe='')}",
+            headers={"X-Reason": "closed by a test"},
+        ).raise_for_status()
+
     def close(self) -> None:
         self._http.close()

@@ -47,7 +47,12 @@ async def simulate(
     events = metrics.counted_stream(await relay.follow(simulation.simulation_id))
     headers = {"X-Simulation-Id": simulation.simulation_id}
     if "text/event-stream" in request.headers.get("accept", ""):
-        return event_stream_response(events, ping_s=settings.sse_ping_s, headers=headers)
+        return event_stream_response(
+            events,
+            ping_s=settings.sse_ping_s,
+            headers=headers,
+            send_timeout_s=settings.sse_send_timeout_s,
+        )
     return StreamingResponse(
         transcript_text(events),
         media_type="text/plain; charset=utf-8",

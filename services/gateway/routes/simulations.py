@@ -35,6 +35,8 @@ from services.gateway.submission import submit_idempotent, submit_simulation
 
 __all__ = ["router"]
 
+TERMINAL_STATUSES = frozenset({"completed", "failed", "cancelled"})
+
 router = APIRouter(prefix="/v1/simulations", tags=["simulations"], responses=COMMON_RESPONSES)
 
 
@@ -100,7 +102,14 @@ async def get_simulation(simulation_id: str, relay: RelayDep, owner: OwnerDep) -
     "/{simulation_id}/events",
     summary="Server-Sent Events: every event from the first (or after Last-Event-ID), then live",
     response_class=EventSourceResponse,
-    responses={200: {"content": {"text/event-stream": {}}}, **NOT_FOUND},
+    responses={
+        200: {"content": {"text/event-stream": {}}},
+        204: {
+            "description": "The simulation ended and Last-Event-ID is its terminal event: "
+            "nothing more will come (an EventSource stops reconnecting)"
+        },
+        **NOT_FOUND,
+    },
 )
 async def stream_events(
     simulation_id: str,
@@ -121,12 +130,21 @@ async def stream_events(
             "an Authorization header, such as a browser's EventSource",
         ),
     ] = None,
-) -> EventSourceResponse:
+) -> Response:
     # The header wins: a browser's EventSource sends it on reconnect, with the newest id.
     after = last_event_id_header if last_event_id_header is not None else (last_event_id or 0)
-    await relay.state(simulation_id, owner)  # 404 for another key's simulation
+    state = await relay.state(simulation_id, owner)  # 404 for another key's simulation
+    if state.status in TERMINAL_STATUSES and after >= state.last_seq:
+        # The stream ends after the terminal event and an EventSource reconnects to any end
+        # of stream; 204 is how the WHATWG spec tells it to stop.
+        return Response(status_code=204)
     events = metrics.counted_stream(await relay.follow(simulation_id, after))
-    return event_stream_response(events, ping_s=settings.sse_ping_s)
+    return event_stream_response(
+        events,
+        ping_s=settings.sse_ping_s,
+        send_timeout_s=settings.sse_send_timeout_s,
+        max_duration_s=settings.sse_max_duration_s,
+    )
 
 
 @router.get(

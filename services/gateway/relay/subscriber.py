@@ -1,0 +1,74 @@
+"""The relay's AMQP side: every simulation event from the topic into the relay, the reconnect
+hook, and the event log as the relay's ``LogReader``. Thin on purpose: the decisions are in
+``event_relay.py``."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from datetime import datetime
+
+from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection, ExchangeType
+from aiormq.exceptions import AMQPError
+from pydantic import ValidationError
+
+from contracts.events import SimulationEvent, parse_event
+from contracts.names import ALL_SIMULATION_EVENTS, EVENTS_EXCHANGE
+from services.common.event_log import EventLogReader
+from services.gateway.broker import BrokerUnavailable
+from services.gateway.metrics import GatewayMetrics
+from services.gateway.relay.event_relay import EventRelay
+
+__all__ = ["BrokerEventLog", "RelaySubscriber"]
+
+logger = logging.getLogger(__name__)
+
+
+class BrokerEventLog:
+    """The event log as the relay reads it: transport errors become BrokerUnavailable."""
+
+    def __init__(self, reader: EventLogReader) -> None:
+        self._reader = reader
+
+    async def read(self, simulation_id: str, created_at: datetime) -> list[SimulationEvent]:
+        try:
+            return await self._reader.read(simulation_id, created_at)
+        except (TimeoutError, ConnectionError, AMQPError) as exc:
+            raise BrokerUnavailable("the event log could not be read") from exc
+
+
+class RelaySubscriber:
+    """This gateway's exclusive queue, bound to every simulation event."""
+
+    def __init__(self, relay: EventRelay, metrics: GatewayMetrics | None = None) -> None:
+        self._relay = relay
+        self._metrics = metrics
+
+    async def start(self, connection: AbstractRobustConnection) -> None:
+        channel = await connection.channel()
+        await channel.set_qos(prefetch_count=1_000)
+        exchange = await channel.declare_exchange(EVENTS_EXCHANGE, ExchangeType.TOPIC, durable=True)
+        queue = await channel.declare_queue(
+            f"convsim.gateway.{socket.gethostname()}.{os.getpid()}",
+            exclusive=True,
+            auto_delete=True,
+        )
+        await queue.bind(exchange, routing_key=ALL_SIMULATION_EVENTS)
+        await queue.consume(self._on_message, no_ack=True)
+        # Called once the robust connection has restored its channels and this consumer.
+        connection.reconnect_callbacks.add(self._on_reconnect)
+
+    def _on_reconnect(self, *_: object) -> None:
+        logger.info("reconnected to the broker: unfinished simulations will be read again")
+        self._relay.on_reconnect()
+
+    async def _on_message(self, message: AbstractIncomingMessage) -> None:
+        try:
+            event = parse_event(message.body)
+        except ValidationError:
+            logger.warning("ignoring an invalid event on %s", message.routing_key)
+            return
+        if self._metrics is not None:
+            self._metrics.relayed.labels(type=event.type).inc()
+        self._relay.accept(event)
