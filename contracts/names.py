@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 __all__ = [
+    "ACTIVITY_EVENTS",
+    "ACTIVITY_LOG_STREAM",
     "ALL_SIMULATION_EVENTS",
     "CONTROL_EXCHANGE",
     "CONTROL_LOG_STREAM",
@@ -35,6 +37,18 @@ REQUEST_LOG_STREAM = "convsim.requests.log"
 in order, kept two days (idempotency keys are looked up in it)."""
 
 QUEUED_EVENTS = "simulation.*.queued"
+
+ACTIVITY_LOG_STREAM = "convsim.activity.log"
+"""Stream queue bound to EVENTS_EXCHANGE with ACTIVITY_EVENTS: when each simulation began
+(``queued``, with its owner) and ended, kept a day. Gateways count each key's active
+simulations from it (CONVSIM_MAX_ACTIVE_PER_KEY) without reading every turn."""
+
+ACTIVITY_EVENTS = (
+    "simulation.*.queued",
+    "simulation.*.completed",
+    "simulation.*.failed",
+    "simulation.*.cancelled",
+)
 
 CONTROL_EXCHANGE = "convsim.control"
 """Topic exchange of commands to running simulations (``simulation.<id>.cancel``)."""

@@ -32,6 +32,22 @@ class BrokerAdmin:
         ).raise_for_status()
         return f"{self.amqp_base}/{vhost}"
 
+    def create_user(self, name: str, password: str, vhost: str) -> str:
+        """A broker user with a password and every permission on one vhost; its AMQP URL."""
+        self._http.put(
+            f"/api/users/{quote(name, safe='')}", json={"password": password, "tags": ""}
+        ).raise_for_status()
+        self._http.put(
+            f"/api/permissions/{quote(vhost, safe='')}/{quote(name, safe='')}",
+            json={"configure": ".*", "write": ".*", "read": ".*"},
+        ).raise_for_status()
+        host = self.amqp_base.rsplit("@", 1)[-1]
+        credentials = f"{quote(name, safe='')}:{quote(password, safe='')}"
+        return f"amqp://{credentials}@{host}/{quote(vhost, safe='')}"
+
+    def delete_user(self, name: str) -> None:
+        self._http.delete(f"/api/users/{quote(name, safe='')}")
+
     def delete_vhost(self, name: str) -> None:
         self._http.delete(f"/api/vhosts/{quote(name, safe='')}")
 

@@ -42,7 +42,7 @@ async def test_a_reply_cannot_forge_a_turn(client: httpx.AsyncClient) -> None:
     transcript = (await client.get(f"/v1/simulations/{simulation_id}/transcript")).text
     assert transcript.splitlines() == lines
     state = (await client.get(f"/v1/simulations/{simulation_id}")).json()
-    assert state["turns"][2]["content"] == f"Bot reply 1\n{FORGED_LINE}"
+    assert state["turns"][1]["content"] == f"Bot reply 1\n{FORGED_LINE}"
 
 
 async def test_an_error_message_cannot_forge_a_turn(client: httpx.AsyncClient) -> None:

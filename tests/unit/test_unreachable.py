@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager, suppress
 
 import pytest
 
@@ -70,13 +70,13 @@ async def _failure(call: Awaitable[object]) -> SimulationFailure:
 
 @pytest.mark.parametrize(("target", "kind", "reason"), CASES)
 async def test_the_bot_client_tells_down_from_slow(
-    target: Callable[[], Iterator[str]], kind: str, reason: str
+    target: Callable[[], AbstractContextManager[str]], kind: str, reason: str
 ) -> None:
     http = build_bot_http_client(
         read_timeout_s=5, connect_timeout_s=CONNECT_TIMEOUT_S, max_connections=4
     )
     try:
-        with target() as url:  # type: ignore[attr-defined]
+        with target() as url:
             bot = BotApiClient(http, base_url=url, max_reply_bytes=10_000)
             failure = await _failure(bot.init_conversation(1, "c1", {}))
     finally:
@@ -88,9 +88,9 @@ async def test_the_bot_client_tells_down_from_slow(
 
 @pytest.mark.parametrize(("target", "kind", "reason"), CASES)
 async def test_the_llm_client_tells_down_from_slow(
-    target: Callable[[], Iterator[str]], kind: str, reason: str
+    target: Callable[[], AbstractContextManager[str]], kind: str, reason: str
 ) -> None:
-    with target() as url:  # type: ignore[attr-defined]
+    with target() as url:
         client = build_openai_client(
             api_key="sk-unit",
             base_url=f"{url}/v1",
