@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 __all__ = [
+    "ACTIVITY_EVENTS",
+    "ACTIVITY_LOG_STREAM",
     "ALL_SIMULATION_EVENTS",
     "CONTROL_EXCHANGE",
     "CONTROL_LOG_STREAM",
@@ -54,6 +56,18 @@ FINGERPRINT_HEADER = "convsim-request-fingerprint"
 
 OWNER_HEADER = "convsim-owner"
 """Header of a request message: the owner recorded in ``queued`` (a digest of the API key)."""
+
+ACTIVITY_LOG_STREAM = "convsim.activity.log"
+"""Stream queue bound to EVENTS_EXCHANGE with ACTIVITY_EVENTS: when each simulation began
+(``queued``, with its owner) and ended, kept a day. Gateways count each key's active
+simulations from it (CONVSIM_MAX_ACTIVE_PER_KEY) without reading every turn."""
+
+ACTIVITY_EVENTS = (
+    "simulation.*.queued",
+    "simulation.*.completed",
+    "simulation.*.failed",
+    "simulation.*.cancelled",
+)
 
 CONTROL_EXCHANGE = "convsim.control"
 """Topic exchange of commands to running simulations (``simulation.<id>.cancel``)."""

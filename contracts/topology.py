@@ -12,10 +12,12 @@ from typing import Any
 from contracts.names import DEAD_LETTER_QUEUE
 
 __all__ = [
+    "ACTIVITY_LOG_MAX_AGE",
     "DEFAULT_EVENT_LOG_MAX_AGE",
     "DEFAULT_MAX_QUEUED_SIMULATIONS",
     "REQUEST_DELIVERY_LIMIT",
     "REQUEST_LOG_MAX_AGE",
+    "activity_log_arguments",
     "dead_letter_queue_arguments",
     "event_log_arguments",
     "max_age_of",
@@ -80,3 +82,12 @@ def max_age_of(max_age: str) -> timedelta:
 def request_log_arguments() -> dict[str, Any]:
     """Stream queue of every ``queued`` event (idempotency keys live in its headers)."""
     return {"x-queue-type": "stream", "x-max-age": REQUEST_LOG_MAX_AGE}
+
+
+ACTIVITY_LOG_MAX_AGE = "1D"
+"""The activity log is read from ``now - CONVSIM_ACTIVE_WINDOW_S`` (at most a day) back."""
+
+
+def activity_log_arguments() -> dict[str, Any]:
+    """Stream queue of every ``queued`` and terminal event (the per-key active count)."""
+    return {"x-queue-type": "stream", "x-max-age": ACTIVITY_LOG_MAX_AGE}

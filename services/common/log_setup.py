@@ -10,9 +10,23 @@ from typing import Literal
 
 from pythonjsonlogger.json import JsonFormatter
 
-__all__ = ["LogFormat", "configure_logging"]
+__all__ = ["LogFormat", "PathOnlyAccessLog", "configure_logging"]
 
 LogFormat = Literal["auto", "json", "text"]
+
+
+class PathOnlyAccessLog(logging.Filter):
+    """Logs the path of an HTTP request without its query string: a query may hold a
+    credential (a browser's EventSource sends its stream token as ``?access_token=``).
+
+    uvicorn's access records carry ``(client, method, path with query, version, status)``."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and len(args) == 5 and isinstance(args[2], str):
+            path, _, _ = args[2].partition("?")
+            record.args = (*args[:2], path, *args[3:])
+        return True
 
 
 def configure_logging(service: str, level: str, log_format: LogFormat) -> None:
@@ -41,3 +55,6 @@ def configure_logging(service: str, level: str, log_format: LogFormat) -> None:
     # reported by the simulation's own events and log lines.
     for chatty in ("httpx", "httpx2"):
         logging.getLogger(chatty).setLevel(max(logging.WARNING, root.level))
+    access = logging.getLogger("uvicorn.access")
+    if not any(isinstance(known, PathOnlyAccessLog) for known in access.filters):
+        access.addFilter(PathOnlyAccessLog())

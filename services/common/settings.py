@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from pydantic import AnyHttpUrl, Field
-from pydantic_settings import BaseSettings
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from contracts.topology import DEFAULT_EVENT_LOG_MAX_AGE, DEFAULT_MAX_QUEUED_SIMULATIONS
 
@@ -15,7 +15,13 @@ BotTargetName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
 
 
 class SharedSettings(BaseSettings):
-    """Broker and bot-target settings; every gateway and orchestrator must have the same."""
+    """Broker and bot-target settings; every gateway and orchestrator must have the same.
+
+    A settings error never shows what was given (``hide_input_in_errors``): the values hold
+    API keys, the OpenAI key and the AMQP URL's password. Subclasses' ``model_config`` is
+    merged with this one, so every service's settings inherit it."""
+
+    model_config = SettingsConfigDict(hide_input_in_errors=True)
 
     amqp_url: str = "amqp://guest:guest@localhost:5672/"
     event_log_max_age: Annotated[str, Field(pattern=r"^\d+[YMDhms]$")] = DEFAULT_EVENT_LOG_MAX_AGE

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from aio_pika.abc import AbstractChannel, AbstractExchange, ExchangeType
 
 from contracts.names import (
+    ACTIVITY_EVENTS,
+    ACTIVITY_LOG_STREAM,
     CONTROL_EXCHANGE,
     CONTROL_LOG_STREAM,
     DEAD_LETTER_QUEUE,
@@ -20,6 +22,7 @@ from contracts.names import (
     SIMULATIONS_QUEUE,
 )
 from contracts.topology import (
+    activity_log_arguments,
     dead_letter_queue_arguments,
     event_log_arguments,
     request_log_arguments,
@@ -63,4 +66,9 @@ async def declare_topology(
         CONTROL_LOG_STREAM, durable=True, arguments=event_log_arguments(event_log_max_age)
     )
     await control_log.bind(control, routing_key="#")
+    activity_log = await channel.declare_queue(
+        ACTIVITY_LOG_STREAM, durable=True, arguments=activity_log_arguments()
+    )
+    for routing_key in ACTIVITY_EVENTS:
+        await activity_log.bind(events, routing_key=routing_key)
     return Exchanges(requests=requests, events=events, control=control)

@@ -32,9 +32,12 @@ OPEN_PREFIXES = ("/ui/",)
 _EVENTS_PATH = re.compile(r"^/v1/simulations/(?P<id>[^/]+)/events$")
 
 
-def key_owner(key: str) -> str:
-    """The name a key's simulations are recorded under: a digest, never the key."""
-    return "key-" + hashlib.sha256(key.encode()).hexdigest()[:20]
+def key_owner(key: str, owner_secret: str) -> str:
+    """The name a key's simulations are recorded under (in events any subscriber may read):
+    an HMAC of the key under the server's owner secret, so it neither reveals the key nor lets
+    anyone test a guessed key against it. Replicas with the same secret agree."""
+    digest = hmac.new(owner_secret.encode(), key.encode(), hashlib.sha256).hexdigest()
+    return "key-" + digest[:20]
 
 
 @dataclass(frozen=True)
@@ -44,10 +47,19 @@ class StreamToken:
 
 
 class Access:
-    def __init__(self, keys: Sequence[SecretStr], *, token_ttl_s: float) -> None:
+    def __init__(
+        self,
+        keys: Sequence[SecretStr],
+        *,
+        token_ttl_s: float,
+        owner_secret: SecretStr | None = None,
+    ) -> None:
         secrets = sorted(key.get_secret_value() for key in keys)
+        if secrets and owner_secret is None:
+            raise ValueError("API keys need an owner secret (CONVSIM_OWNER_SECRET)")
+        salt = owner_secret.get_secret_value() if owner_secret is not None else ""
         self._digests = [hashlib.sha256(key.encode()).digest() for key in secrets]
-        self._owners = [key_owner(key) for key in secrets]
+        self._owners = [key_owner(key, salt) for key in secrets]
         # Every replica with the same keys derives the same signing key.
         self._signing_key = hashlib.sha256(
             b"convsim stream tokens\0" + b"\0".join(k.encode() for k in secrets)

@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 
 from services.common.event_log import EventLogReader
 from services.gateway.access import Access, AccessMiddleware
+from services.gateway.active import ActiveSimulations
 from services.gateway.broker import BrokerUnavailable, GatewayBroker
 from services.gateway.cancellation import AlreadyFinished
 from services.gateway.idempotency import IdempotencyIndex
@@ -68,12 +69,20 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
                 sync_timeout_s=settings.log_read_timeout_s,
             )
             await idempotency.start()
+            active = ActiveSimulations(
+                broker.connection,
+                window=timedelta(seconds=settings.active_window_s),
+                sync_timeout_s=settings.log_read_timeout_s,
+            )
+            await active.start()
+            app.state.active = active
             app.state.settings = settings
             app.state.broker = broker
             app.state.relay = relay
             app.state.idempotency = idempotency
             logger.info("gateway ready")
             yield
+            await active.stop()
             await idempotency.stop()
             await relay.close()
         finally:
@@ -88,7 +97,11 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.state.metrics = GatewayMetrics()
     app.state.asyncapi = health.load_asyncapi()
     app.state.page_html = page.load_page()
-    app.state.access = access = Access(settings.api_keys, token_ttl_s=settings.stream_token_ttl_s)
+    app.state.access = access = Access(
+        settings.api_keys,
+        token_ttl_s=settings.stream_token_ttl_s,
+        owner_secret=settings.owner_secret,
+    )
     # Outermost first: the size limit applies before anything, even to unauthorised callers.
     app.add_middleware(AccessMiddleware, access=access)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)

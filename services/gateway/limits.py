@@ -1,19 +1,27 @@
-"""Limits on what a client may send: body size (413) and the request's fields (422, naming
-the field and the setting), as configured; the contract's own bounds stay the ceiling."""
+"""Limits on what a client may send: body size (413), the request's fields (422, naming
+the field and the setting), as configured, the contract's own bounds staying the ceiling; and
+how many simulations one key may have active at once (429)."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import Depends, HTTPException
+from fastapi import Depends, HTTPException, Request, Response
 from fastapi.exceptions import RequestValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from contracts.requests import SimulationCreate
-from services.gateway.dependencies import SettingsDep
+from contracts.ids import created_at_of
+from contracts.requests import LLMOptions, SimulationCreate
+from services.gateway.active import ActiveSimulations, TooManyActive
+from services.gateway.dependencies import OwnerDep, SettingsDep
 from services.gateway.raw_responses import send_problem
 
-__all__ = ["BodySizeLimit", "CheckedCreate"]
+__all__ = ["ActiveSlot", "Admission", "BodySizeLimit", "CheckedCreate"]
+
+ACTIVE_RETRY_AFTER_S = 10
+"""A simulation takes seconds to minutes: a place is unlikely to free up much sooner."""
 
 
 class BodySizeLimit:
@@ -93,6 +101,10 @@ async def checked_create(body: SimulationCreate, settings: SettingsDep) -> Simul
         errors.append(
             _error(("max_turns",), f"at most {settings.max_turns} (CONVSIM_MAX_TURNS)", "less_than")
         )
+    if body.llm is not None:
+        errors.extend(
+            _llm_errors(body.llm, settings.permitted_llm_models(), settings.max_llm_tokens)
+        )
     if body.bot_target is not None and body.bot_target not in settings.bot_targets:
         known = ", ".join(sorted(settings.bot_targets)) or "none"
         errors.append(
@@ -107,4 +119,76 @@ async def checked_create(body: SimulationCreate, settings: SettingsDep) -> Simul
     return body
 
 
+def _llm_errors(llm: LLMOptions, permitted: list[str], max_tokens: int) -> list[dict[str, Any]]:
+    """The LLM options within CONVSIM_ALLOWED_LLM_MODELS and CONVSIM_MAX_LLM_TOKENS."""
+    errors: list[dict[str, Any]] = []
+    if llm.model is not None and llm.model not in permitted:
+        errors.append(
+            _error(
+                ("llm", "model"),
+                f"model {llm.model!r} is not allowed (CONVSIM_ALLOWED_LLM_MODELS: "
+                f"{', '.join(permitted)})",
+                "model_not_allowed",
+            )
+        )
+    if llm.max_tokens is not None and llm.max_tokens > max_tokens:
+        errors.append(
+            _error(
+                ("llm", "max_tokens"), f"at most {max_tokens} (CONVSIM_MAX_LLM_TOKENS)", "less_than"
+            )
+        )
+    return errors
+
+
 CheckedCreate = Annotated[SimulationCreate, Depends(checked_create)]
+
+
+class Admission:
+    """One place among the caller's active simulations, held while a request is accepted."""
+
+    def __init__(self) -> None:
+        self.simulation_id: str | None = None
+
+    def accepted(self, simulation_id: str) -> None:
+        """The simulation this place went to (it counts from now on)."""
+        self.simulation_id = simulation_id
+
+
+async def active_slot(
+    request: Request, response: Response, owner: OwnerDep, settings: SettingsDep
+) -> AsyncIterator[Admission]:
+    """429 with Retry-After when the caller has CONVSIM_MAX_ACTIVE_PER_KEY simulations queued
+    or running (all callers together while API keys are off). The simulation accepted is
+    named by ``Admission.accepted`` or, for a route answering 202, by its Location header;
+    an idempotent replay (``Idempotent-Replayed``) takes no place."""
+    active: ActiveSimulations = request.app.state.active
+    index = active.index
+    try:
+        index.reserve(owner, settings.max_active_per_key, datetime.now(UTC))
+    except TooManyActive as exc:
+        raise HTTPException(
+            429,
+            detail=f"this key has {exc.limit} simulations queued or running already "
+            "(CONVSIM_MAX_ACTIVE_PER_KEY); retry once one has ended",
+            headers={"Retry-After": str(ACTIVE_RETRY_AFTER_S)},
+        ) from exc
+    admission = Admission()
+    try:
+        yield admission
+    finally:
+        simulation_id = admission.simulation_id or _accepted_id(response)
+        if simulation_id is not None:
+            at = created_at_of(simulation_id) or datetime.now(UTC)
+            index.queued(simulation_id, owner, at)
+        index.release(owner)
+
+
+def _accepted_id(response: Response) -> str | None:
+    if response.headers.get("idempotent-replayed") == "true":
+        return None
+    location = response.headers.get("location")
+    return location.rsplit("/", 1)[-1] if location else None
+
+
+ActiveSlot = Annotated[Admission, Depends(active_slot, scope="function")]
+"""Exits as soon as the route returns (before a streamed body is sent)."""

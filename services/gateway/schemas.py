@@ -15,6 +15,7 @@ __all__ = [
     "COMMON_RESPONSES",
     "NOT_FOUND",
     "TOO_LARGE",
+    "TOO_MANY_ACTIVE",
     "UNAVAILABLE",
     "Problem",
     "SimulationAccepted",
@@ -60,6 +61,13 @@ UNAVAILABLE: Responses = {
     )
 }
 TOO_LARGE: Responses = {413: problem("The body is over CONVSIM_MAX_BODY_BYTES")}
+TOO_MANY_ACTIVE: Responses = {
+    429: problem(
+        "This key has CONVSIM_MAX_ACTIVE_PER_KEY simulations queued or running already: "
+        "nothing was queued; retry after Retry-After",
+        **{"Retry-After": "Seconds to wait before retrying"},
+    )
+}
 
 
 class SimulationLinks(BaseModel):

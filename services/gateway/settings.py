@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
 from contracts.requests import (
@@ -92,3 +92,51 @@ class GatewaySettings(SharedSettings):
         if any(len(key.get_secret_value()) < 16 for key in keys):
             raise ValueError("every CONVSIM_API_KEYS entry needs at least 16 characters")
         return keys
+
+    owner_secret: SecretStr | None = Field(
+        default=None,
+        min_length=32,
+        description="Server secret the owner of a simulation is derived under (an HMAC of "
+        "the API key): required with CONVSIM_API_KEYS, the same on every gateway, and kept: "
+        "changing it hides every earlier simulation from its key.",
+    )
+
+    @model_validator(mode="after")
+    def _keys_need_an_owner_secret(self) -> GatewaySettings:
+        if self.api_keys and self.owner_secret is None:
+            raise ValueError(
+                "CONVSIM_API_KEYS needs CONVSIM_OWNER_SECRET (32+ characters, the same on "
+                "every gateway), e.g. from `openssl rand -hex 32`"
+            )
+        return self
+
+    max_active_per_key: Annotated[int, Field(ge=1, le=10_000_000)] = Field(
+        default=1_000,
+        description="Simulations one API key may have queued or running at once (all callers "
+        "together while API keys are off); beyond it POST answers 429 with Retry-After.",
+    )
+    active_window_s: Annotated[float, Field(ge=60, le=86_400)] = Field(
+        default=3_600.0,
+        description="A simulation counts as active from queued to its end, at most this long "
+        "(at least CONVSIM_SIMULATION_DEADLINE_S plus the time a request may wait in the queue).",
+    )
+    llm_model: Annotated[str, Field(min_length=1)] = "gpt-4o-mini"
+    allowed_llm_models: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated LLM models a request may pick with llm.model; "
+        "default: CONVSIM_LLM_MODEL only.",
+    )
+    max_llm_tokens: Annotated[int, Field(ge=1, le=4_096)] = Field(
+        default=1_024, description="The largest llm.max_tokens a request may ask for."
+    )
+
+    @field_validator("allowed_llm_models", mode="before")
+    @classmethod
+    def _split_models(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [model.strip() for model in value.split(",") if model.strip()]
+        return value
+
+    def permitted_llm_models(self) -> list[str]:
+        """CONVSIM_ALLOWED_LLM_MODELS, or the configured model alone."""
+        return self.allowed_llm_models or [self.llm_model]

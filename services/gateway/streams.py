@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from contracts.events import CancelledEvent, FailedEvent, SimulationEvent, TurnEvent
-from contracts.transcript import transcript_line
+from contracts.transcript import error_line, transcript_line
 
 __all__ = [
     "STREAM_HEADERS",
@@ -75,7 +75,7 @@ async def transcript_text(events: AsyncIterator[SimulationEvent]) -> AsyncIterat
             case TurnEvent():
                 yield transcript_line(event.role, event.content) + "\n"
             case FailedEvent():
-                yield f"Error: {event.error.message}\n"
+                yield error_line(event.error.message) + "\n"
             case CancelledEvent():
                 yield "Error: the simulation was cancelled\n"
             case _:

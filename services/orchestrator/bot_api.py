@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 from httpx_aiohttp import HttpxAiohttpClient
 
+from services.orchestrator.connect_errors import unreachable_reason
 from services.orchestrator.errors import SimulationFailure, retry_after_seconds
 
 __all__ = ["INIT_PATH", "WEBHOOK_PATH", "BotApiClient", "build_bot_http_client"]
@@ -62,16 +63,8 @@ class BotApiClient:
         try:
             async with self._http.stream("POST", self._base_url + path, json=body) as response:
                 raw = await self._read_bounded(call, response)
-        except httpx.TimeoutException as exc:
-            raise SimulationFailure(
-                "bot_timeout", f"{call} timed out ({type(exc).__name__})", retryable=True
-            ) from exc
         except httpx.TransportError as exc:
-            raise SimulationFailure(
-                "bot_unreachable",
-                f"{call} could not reach the bot API ({type(exc).__name__})",
-                retryable=True,
-            ) from exc
+            raise _transport_failure(call, exc) from exc
         if response.status_code != 200:
             status = response.status_code
             raise SimulationFailure(
@@ -108,3 +101,18 @@ class BotApiClient:
                 )
             chunks.append(chunk)
         return b"".join(chunks)
+
+
+def _transport_failure(call: str, exc: httpx.TransportError) -> SimulationFailure:
+    """``bot_unreachable`` when nothing answers (refused, unknown host: the transport calls
+    those a connect timeout too), ``bot_timeout`` when the bot was too slow."""
+    reason = unreachable_reason(exc)
+    if reason is None and isinstance(exc, httpx.TimeoutException):
+        return SimulationFailure(
+            "bot_timeout", f"{call} timed out ({type(exc).__name__})", retryable=True
+        )
+    return SimulationFailure(
+        "bot_unreachable",
+        f"{call} could not reach the bot API ({reason or type(exc).__name__})",
+        retryable=True,
+    )

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from contracts.events import TurnRole
 from contracts.requests import LLMOptions
+from services.orchestrator.connect_errors import unreachable_reason
 from services.orchestrator.errors import SimulationFailure, retry_after_seconds
 
 __all__ = [
@@ -120,14 +121,8 @@ class LLMUserSimulator:
             # third of a busy orchestrator's CPU (the body is built from typed data already);
             # cast_to=object answers the decoded JSON, validated below.
             answer = await self._client.post("/chat/completions", cast_to=object, body=body)
-        except openai.APITimeoutError as exc:
-            raise SimulationFailure(
-                "llm_timeout", "the LLM did not answer in time", retryable=True
-            ) from exc
-        except openai.APIConnectionError as exc:
-            raise SimulationFailure(
-                "llm_unreachable", "could not reach the LLM", retryable=True
-            ) from exc
+        except openai.APIConnectionError as exc:  # APITimeoutError included
+            raise _connection_failure(exc) from exc
         except openai.RateLimitError as exc:
             raise SimulationFailure(
                 "llm_rate_limited",
@@ -156,6 +151,19 @@ class LLMUserSimulator:
         if not content or not content.strip():
             raise SimulationFailure("llm_error", "the LLM answered an empty message")
         return content.strip()
+
+
+def _connection_failure(exc: openai.APIConnectionError) -> SimulationFailure:
+    """``llm_unreachable`` when nothing answers (the SDK's aiohttp transport reports a refused
+    connection or an unknown host as a timeout), ``llm_timeout`` when the LLM was too slow."""
+    reason = unreachable_reason(exc)
+    if reason is None and isinstance(exc, openai.APITimeoutError):
+        return SimulationFailure("llm_timeout", "the LLM did not answer in time", retryable=True)
+    return SimulationFailure(
+        "llm_unreachable",
+        f"could not reach the LLM ({reason or 'connection error'})",
+        retryable=True,
+    )
 
 
 _QUOTED = re.compile(r"[\"“']([^\"”']{1,40})[\"”']")

@@ -18,7 +18,18 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-__all__ = ["FakeOpenAI"]
+__all__ = ["FAULT_MODELS", "FakeOpenAI"]
+
+FAULT_MODELS = (
+    "fail-once-500",
+    "rate-limited-once",
+    "always-500",
+    "hang",
+    "empty",
+    "bad-request",
+    "not-a-completion",
+)
+"""The models that pick a fault (a gateway must allow them: CONVSIM_ALLOWED_LLM_MODELS)."""
 
 
 @dataclass

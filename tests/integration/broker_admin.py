@@ -35,10 +35,17 @@ class BrokerAdmin:
     def delete_vhost(self, name: str) -> None:
         self._http.delete(f"/api/vhosts/{quote(name, safe='')}")
 
-    def create_user(self, name: str, password: str) -> None:
+    def create_user(self, name: str, password: str, vhost: str | None = None) -> str:
+        """A broker user with a password (and every permission on ``vhost`` when given); its
+        AMQP URL for ``vhost``."""
         self._http.put(
             f"/api/users/{quote(name, safe='')}", json={"password": password, "tags": ""}
         ).raise_for_status()
+        if vhost is not None:
+            self.set_permissions(vhost, name)
+        host = self.amqp_base.rsplit("@", 1)[-1]
+        credentials = f"{quote(name, safe='')}:{quote(password, safe='')}"
+        return f"amqp://{credentials}@{host}/{quote(vhost or '', safe='')}"
 
     def delete_user(self, name: str) -> None:
         self._http.delete(f"/api/users/{quote(name, safe='')}")

@@ -15,7 +15,7 @@ import pytest
 
 from contracts.names import SIMULATIONS_QUEUE
 from tests.fakes.bot_api import FakeBotApi
-from tests.fakes.openai_api import FakeOpenAI
+from tests.fakes.openai_api import FAULT_MODELS, FakeOpenAI
 from tests.fakes.server import free_port, serve_in_thread
 from tests.integration.broker_admin import BrokerAdmin
 from tests.integration.processes import ServiceProcess, wait_until
@@ -26,7 +26,9 @@ pytestmark = pytest.mark.integration
 OPENAI_TEST_KEY = "sk-test-not-a-real-key-3f9a"
 API_KEY_ALPHA = "ck-alpha-4c1f9e2b7a605d83"
 API_KEY_BETA = "ck-beta-91d0e6f3a2c84b57e0"
-SECRETS = (OPENAI_TEST_KEY, API_KEY_ALPHA, API_KEY_BETA)
+OWNER_TEST_SECRET = "owner-secret-8d2e61c0f4b9a7e35c1d"
+AMQP_TEST_PASSWORD = "amqp-pw-5f1e9c3b7a2d40e8"
+SECRETS = (OPENAI_TEST_KEY, API_KEY_ALPHA, API_KEY_BETA, OWNER_TEST_SECRET, AMQP_TEST_PASSWORD)
 """Every secret the suite hands to a service: none may appear in any log (test_secrets.py)."""
 
 
@@ -92,6 +94,8 @@ def stack(
         "CONVSIM_AMQP_HEARTBEAT_S": "2",
         "CONVSIM_GRACEFUL_TIMEOUT_S": "3",
         "CONVSIM_METRICS_PORT": "0",
+        "CONVSIM_OWNER_SECRET": OWNER_TEST_SECRET,
+        "CONVSIM_ALLOWED_LLM_MODELS": ",".join(("gpt-4o-mini", *FAULT_MODELS)),
     }
     processes: list[ServiceProcess] = []
 

@@ -101,7 +101,7 @@ def test_events_round_trip_through_the_union() -> None:
 
 
 def test_transcript_is_one_line_per_message() -> None:
-    assert transcript_line("bot", "Hello\nthere") == "Bot: Hello there"
+    assert transcript_line("bot", "Hello\nthere") == "Bot: Hello\\nthere"
     assert format_transcript([("user", "sẵn sàng"), ("bot", "Hi!")]) == "User: sẵn sàng\nBot: Hi!\n"
 
 

@@ -6,8 +6,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response, StreamingResponse
 
 from services.gateway.dependencies import BrokerDep, MetricsDep, OwnerDep, RelayDep, SettingsDep
-from services.gateway.limits import CheckedCreate
-from services.gateway.schemas import COMMON_RESPONSES, TOO_LARGE, UNAVAILABLE
+from services.gateway.limits import ActiveSlot, CheckedCreate
+from services.gateway.schemas import COMMON_RESPONSES, TOO_LARGE, TOO_MANY_ACTIVE, UNAVAILABLE
 from services.gateway.streams import STREAM_HEADERS, event_stream_response, transcript_text
 from services.gateway.submission import submit_simulation
 
@@ -29,6 +29,7 @@ router = APIRouter(tags=["original"])
         },
         **UNAVAILABLE,
         **TOO_LARGE,
+        **TOO_MANY_ACTIVE,
         **COMMON_RESPONSES,
     },
 )
@@ -40,9 +41,11 @@ async def simulate(
     settings: SettingsDep,
     owner: OwnerDep,
     metrics: MetricsDep,
+    admission: ActiveSlot,
 ) -> Response:
     # Streamed from this replica: the client need not wait for ``queued`` to reach the others.
     simulation = await submit_simulation(body, broker, relay, owner, announce_in_background=True)
+    admission.accepted(simulation.simulation_id)
     metrics.accepted.labels(route="/simulate").inc()
     events = metrics.counted_stream(await relay.follow(simulation.simulation_id))
     headers = {"X-Simulation-Id": simulation.simulation_id}

@@ -18,7 +18,7 @@ from services.gateway.dependencies import (
     RelayDep,
     SettingsDep,
 )
-from services.gateway.limits import CheckedCreate
+from services.gateway.limits import ActiveSlot, CheckedCreate
 from services.gateway.schemas import (
     COMMON_RESPONSES,
     NOT_FOUND,
@@ -56,6 +56,7 @@ router = APIRouter(prefix="/v1/simulations", tags=["simulations"], responses=COM
 )
 async def create_simulation(
     body: CheckedCreate,
+    _: ActiveSlot,  # 429 beyond CONVSIM_MAX_ACTIVE_PER_KEY; counts the id in Location
     broker: BrokerDep,
     relay: RelayDep,
     keys: IdempotencyDep,
