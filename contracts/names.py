@@ -14,6 +14,7 @@ __all__ = [
     "FINGERPRINT_HEADER",
     "IDEMPOTENCY_KEY_HEADER",
     "OWNER_HEADER",
+    "OWNER_SECRET_STREAM",
     "QUEUED_EVENTS",
     "REQUESTS_EXCHANGE",
     "REQUEST_LOG_BINDINGS",
@@ -56,6 +57,10 @@ FINGERPRINT_HEADER = "convsim-request-fingerprint"
 
 OWNER_HEADER = "convsim-owner"
 """Header of a request message: the owner recorded in ``queued`` (a digest of the API key)."""
+
+OWNER_SECRET_STREAM = "convsim.gateway.owner-secret"
+"""Stream queue whose first message is the owner secret the gateways generated and share, when
+CONVSIM_OWNER_SECRET is not set (services/gateway/owner_secret.py)."""
 
 ACTIVITY_LOG_STREAM = "convsim.activity.log"
 """Stream queue bound to EVENTS_EXCHANGE with ACTIVITY_EVENTS: when each simulation began

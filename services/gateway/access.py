@@ -54,17 +54,26 @@ class Access:
         token_ttl_s: float,
         owner_secret: SecretStr | None = None,
     ) -> None:
-        secrets = sorted(key.get_secret_value() for key in keys)
-        if secrets and owner_secret is None:
-            raise ValueError("API keys need an owner secret (CONVSIM_OWNER_SECRET)")
-        salt = owner_secret.get_secret_value() if owner_secret is not None else ""
-        self._digests = [hashlib.sha256(key.encode()).digest() for key in secrets]
-        self._owners = [key_owner(key, salt) for key in secrets]
+        self._keys = sorted(key.get_secret_value() for key in keys)
+        self._digests = [hashlib.sha256(key.encode()).digest() for key in self._keys]
+        self._owners: list[str] = []
+        if owner_secret is not None:
+            self.use_owner_secret(owner_secret)
         # Every replica with the same keys derives the same signing key.
         self._signing_key = hashlib.sha256(
-            b"convsim stream tokens\0" + b"\0".join(k.encode() for k in secrets)
+            b"convsim stream tokens\0" + b"\0".join(k.encode() for k in self._keys)
         ).digest()
         self._token_ttl_s = token_ttl_s
+
+    def use_owner_secret(self, owner_secret: SecretStr) -> None:
+        """Derive the owners under this secret (the configured one, or the one the gateways
+        share through the broker: see owner_secret.py). Needed before the first request."""
+        secret = owner_secret.get_secret_value()
+        self._owners = [key_owner(key, secret) for key in self._keys]
+
+    @property
+    def needs_owner_secret(self) -> bool:
+        return self.enabled and not self._owners
 
     @property
     def enabled(self) -> bool:
@@ -72,6 +81,8 @@ class Access:
 
     def owner_of_key(self, presented: str) -> str | None:
         """The owner of a presented key, compared in constant time with every known key."""
+        if self.needs_owner_secret:
+            raise RuntimeError("the owner secret is not known yet")
         digest = hashlib.sha256(presented.encode()).digest()
         owner = None
         for known, candidate in zip(self._digests, self._owners, strict=True):

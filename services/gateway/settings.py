@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
 from contracts.requests import (
@@ -97,18 +97,10 @@ class GatewaySettings(SharedSettings):
         default=None,
         min_length=32,
         description="Server secret the owner of a simulation is derived under (an HMAC of "
-        "the API key): required with CONVSIM_API_KEYS, the same on every gateway, and kept: "
-        "changing it hides every earlier simulation from its key.",
+        "the API key), the same on every gateway, and kept: changing it hides every earlier "
+        "simulation from its key. Unset: the gateways of the vhost generate one and share it "
+        "through the broker (stream convsim.gateway.owner-secret).",
     )
-
-    @model_validator(mode="after")
-    def _keys_need_an_owner_secret(self) -> GatewaySettings:
-        if self.api_keys and self.owner_secret is None:
-            raise ValueError(
-                "CONVSIM_API_KEYS needs CONVSIM_OWNER_SECRET (32+ characters, the same on "
-                "every gateway), e.g. from `openssl rand -hex 32`"
-            )
-        return self
 
     max_active_per_key: Annotated[int, Field(ge=1, le=10_000_000)] = Field(
         default=1_000,
