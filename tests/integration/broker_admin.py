@@ -51,5 +51,23 @@ class BrokerAdmin:
         path = f"/api/bindings/{quote(vhost, safe='')}/e/{exchange}/q/{queue}/{routing_key}"
         self._http.delete(path).raise_for_status()
 
+    def connections(self, vhost: str, service: str) -> list[str]:
+        """The broker's names of a service's connections in a vhost (named by
+        ``services.common.naming.connection_name``)."""
+        response = self._http.get(f"/api/vhosts/{quote(vhost, safe='')}/connections")
+        response.raise_for_status()
+        prefix = f"convsim-{service}@"
+        return [
+            connection["name"]
+            for connection in response.json()
+            if str(connection.get("client_properties", {}).get("connection_name", "")).startswith(
+                prefix
+            )
+        ]
+
+    def force_close(self, name: str) -> None:
+        """Close one connection as an operator would (CONNECTION_FORCED)."""
+        self._http.delete(f"/api/connections/{quote(name, safe='')}").raise_for_status()
+
     def close(self) -> None:
         self._http.close()
