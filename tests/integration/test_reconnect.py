@@ -56,7 +56,7 @@ async def test_every_consumer_and_follower_rides_out(
         first = await client.post("/v1/simulations", json=body, headers=key)
         assert first.status_code == 202, first.text
 
-        await _cause(fault, isolated)
+        await _cause(fault, isolated, client, body, key)
         await _wait_until_consumed_again(isolated, client)
 
         broken: list[str] = []
@@ -87,19 +87,34 @@ async def test_every_consumer_and_follower_rides_out(
     assert not broken, f"after {fault}: " + "; ".join(broken)
 
 
-async def _cause(fault: str, isolated: IsolatedStack) -> None:
-    admin, vhost = isolated.broker.admin, isolated.broker.vhost
+async def _cause(
+    fault: str,
+    isolated: IsolatedStack,
+    client: httpx.AsyncClient,
+    body: dict[str, object],
+    key: dict[str, str],
+) -> None:
+    admin = isolated.broker.admin
     if fault == "broker":
         rabbitmqctl("stop_app")
-        rabbitmqctl("start_app")
+        try:
+            await eventually(
+                lambda: _answers(client, "/readyz", 503), timeout_s=30, what="/readyz to say 503"
+            )
+            # Meanwhile an Idempotency-Key POST is refused at once, never a 500 or a hang.
+            refused = await client.post("/v1/simulations", json=body, headers=key)
+            assert refused.status_code == 503, refused.text
+            assert int(refused.headers["retry-after"]) > 0
+        finally:
+            rabbitmqctl("start_app")
         return
     await eventually(
-        partial(admin.connections, vhost, fault), timeout_s=30, what=f"the {fault} connection"
+        partial(_connections, isolated, fault), timeout_s=30, what=f"the {fault} connection"
     )
-    (before,) = admin.connections(vhost, fault)
+    (before,) = _connections(isolated, fault)
     admin.force_close(before)
     await eventually(
-        lambda: admin.connections(vhost, fault) not in ([], [before]),
+        lambda: _connections(isolated, fault) not in ([], [before]),
         timeout_s=30,
         what=f"the {fault} connection to be opened again",
     )
@@ -110,22 +125,18 @@ async def _wait_until_consumed_again(isolated: IsolatedStack, client: httpx.Asyn
     (whether a consumer reads from the right place, only the scenarios show)."""
     admin, vhost = isolated.broker.admin, isolated.broker.vhost
 
-    async def ready() -> bool:
-        try:
-            return (await client.get("/readyz")).status_code == 200
-        except httpx.HTTPError:
-            return False
-
     def consumed(queue: str) -> bool:
         try:
             return int(admin.queue(vhost, queue).get("consumers", 0)) >= 1
         except httpx.HTTPError:
             return False
 
-    await eventually(ready, timeout_s=60, what="/readyz to say 200")
+    await eventually(
+        lambda: _answers(client, "/readyz", 200), timeout_s=60, what="/readyz to say 200"
+    )
     for service in ("gateway", "orchestrator", "orchestrator-log"):
         await eventually(
-            partial(admin.connections, vhost, service),
+            partial(_connections, isolated, service),
             timeout_s=60,
             what=f"the {service} connection",
         )
@@ -137,6 +148,20 @@ async def _wait_until_consumed_again(isolated: IsolatedStack, client: httpx.Asyn
     await eventually(
         lambda: consumed(relay_queue), timeout_s=60, what="a consumer of the relay queue"
     )
+
+
+def _connections(isolated: IsolatedStack, service: str) -> list[str]:
+    try:
+        return isolated.broker.admin.connections(isolated.broker.vhost, service)
+    except httpx.HTTPError:  # the management API restarts with the broker
+        return []
+
+
+async def _answers(client: httpx.AsyncClient, path: str, status: int) -> bool:
+    try:
+        return (await client.get(path)).status_code == status
+    except httpx.HTTPError:
+        return False
 
 
 async def _create(client: httpx.AsyncClient, body: dict[str, object]) -> str:
