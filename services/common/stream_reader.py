@@ -10,26 +10,43 @@ seen. Readers of the logs skip markers (their routing key is the stream's name, 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import datetime
+from typing import cast
 
 import aio_pika
 from aio_pika.abc import (
     AbstractChannel,
     AbstractIncomingMessage,
-    AbstractQueue,
+    AbstractRobustChannel,
     AbstractRobustConnection,
+    AbstractRobustQueue,
 )
+from aiormq.exceptions import AMQPError, ChannelInvalidStateError
+from pamqp.commands import Basic
 
-__all__ = ["MARKER_TYPE", "StreamFollower", "StreamOffset", "is_marker", "read_stream"]
+__all__ = [
+    "MARKER_TYPE",
+    "FollowerUnavailable",
+    "StreamFollower",
+    "StreamOffset",
+    "is_marker",
+    "read_stream",
+]
 
 logger = logging.getLogger(__name__)
 
 MARKER_TYPE = "convsim.marker"
+OFFSET_HEADER = "x-stream-offset"
+"""Set by the broker on every message delivered from a stream: its offset."""
 ACK_EVERY = 100
 """Stream consumers need acks to keep credit flowing; acking in batches is cheaper."""
+
+RESUME_BACKOFF_MAX_S = 5.0
+"""The longest wait between two attempts to consume again after a failed one."""
 
 StreamOffset = datetime | str | int
 """``x-stream-offset``: a time, ``"first"``/``"last"``/``"next"``, or an offset."""
@@ -39,14 +56,18 @@ def is_marker(message: AbstractIncomingMessage) -> bool:
     return message.type == MARKER_TYPE
 
 
-async def _publish_marker(channel: AbstractChannel, stream: str) -> str:
-    marker_id = uuid.uuid4().hex
+async def _publish_marker(channel: AbstractChannel, stream: str, marker_id: str) -> None:
     await channel.default_exchange.publish(
         aio_pika.Message(b"", type=MARKER_TYPE, message_id=marker_id),
         routing_key=stream,
         mandatory=True,
     )
-    return marker_id
+
+
+async def _close(channel: AbstractChannel) -> None:
+    """Close for good, even while disconnected: a robust channel not closed is reopened."""
+    with contextlib.suppress(AMQPError, ConnectionError, ChannelInvalidStateError):
+        await channel.close()
 
 
 class _Batcher:
@@ -63,8 +84,12 @@ class _Batcher:
 
     async def flush(self) -> None:
         if self._last is not None and self._unacked:
-            await self._last.ack(multiple=True)
             self._unacked = 0
+            try:
+                await self._last.ack(multiple=True)
+            except (AMQPError, ConnectionError, ChannelInvalidStateError) as exc:
+                # Its channel is gone: so are its deliveries; the ack only kept credit flowing.
+                logger.debug("stream ack not sent: %r", exc)
 
 
 async def read_stream(
@@ -78,23 +103,24 @@ async def read_stream(
 ) -> bool:
     """Show every message from ``offset`` to the present to ``visit`` (markers excluded) until
     it returns False. Returns True when the read reached the present (or ``visit`` stopped it),
-    False when it ran out of time first."""
+    False when it ran out of time or lost its channel first (a one-off read is not resumed)."""
     channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
     try:
         await channel.set_qos(prefetch_count=prefetch)
-        queue = await channel.get_queue(stream, ensure=False)
-        inbox: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
+        queue = cast("AbstractRobustQueue", await channel.get_queue(stream, ensure=False))
+        inbox: asyncio.Queue[AbstractIncomingMessage | None] = asyncio.Queue()
+        channel.close_callbacks.add(lambda *_: inbox.put_nowait(None))  # None: channel lost
 
         async def deliver(message: AbstractIncomingMessage) -> None:
             inbox.put_nowait(message)
 
-        marker_id = await _publish_marker(channel, stream)
-        await queue.consume(deliver, arguments={"x-stream-offset": offset})
+        marker_id = uuid.uuid4().hex
+        await _publish_marker(channel, stream, marker_id)
+        await queue.consume(deliver, arguments={"x-stream-offset": offset}, robust=False)
         acks = _Batcher()
         try:
             async with asyncio.timeout(timeout_s):
-                while True:
-                    message = await inbox.get()
+                while (message := await inbox.get()) is not None:
                     await acks.seen(message)
                     if is_marker(message):
                         if message.message_id == marker_id:
@@ -102,19 +128,35 @@ async def read_stream(
                         continue
                     if not visit(message):
                         return True
+            logger.warning("reading %s stopped: its channel closed", stream)
+            return False
         except TimeoutError:
             logger.warning("reading %s did not reach the present within %s s", stream, timeout_s)
             return False
         finally:
             await acks.flush()
     finally:
-        await channel.close()
+        await _close(channel)
+
+
+class FollowerUnavailable(Exception):
+    """A follower could not confirm it is up to date: its connection is down, or its consumer
+    is not back (or the marker not seen) within the time allowed."""
 
 
 class StreamFollower:
-    """Follows a stream from an offset for as long as the connection lives (the robust
-    connection re-consumes from the same offset after a reconnect, so ``on_message`` must be
-    idempotent). ``sync()`` returns once everything confirmed before the call was seen."""
+    """Follows a stream from an offset for as long as it is started, through reconnects.
+
+    aio-pika does not restore this consumer by itself: a queue got with ``get_queue(ensure=
+    False)`` is not registered with its robust channel, and one that is would be re-consumed
+    with the *original* ``x-stream-offset``, reading everything again. So the follower keeps
+    its consumer out of aio-pika's restore (``robust=False``) and consumes again whenever its
+    channel reopens (after a broker restart, a force-closed connection or a channel error),
+    from the offset after the last message it saw (``x-stream-offset`` of each delivery).
+    ``on_message`` may still see a message twice (one delivered just before the loss), so it
+    must be idempotent. ``sync()`` returns once everything confirmed before the call was seen,
+    or raises FollowerUnavailable.
+    """
 
     def __init__(
         self,
@@ -127,51 +169,127 @@ class StreamFollower:
     ) -> None:
         self._connection = connection
         self._stream = stream
-        self._offset = offset
+        self._resume_at: StreamOffset = offset
         self._on_message = on_message
         self._prefetch = max(prefetch, 2 * ACK_EVERY)
         self._waiting: dict[str, asyncio.Future[None]] = {}
-        self._channel: AbstractChannel | None = None
-        self._queue: AbstractQueue | None = None
-        self._acks = _Batcher()
+        self._channel: AbstractRobustChannel | None = None
+        self._consuming = asyncio.Event()
+        self._resumes: set[asyncio.Task[None]] = set()
+        self._resuming = asyncio.Lock()
+        self._failed_resumes = 0
+        self._stopped = False
 
     async def start(self) -> None:
-        self._channel = await self._connection.channel(
+        channel = self._channel = self._connection.channel(
             publisher_confirms=True, on_return_raises=True
         )
-        await self._channel.set_qos(prefetch_count=self._prefetch)
-        self._queue = await self._channel.get_queue(self._stream, ensure=False)
-        await self._queue.consume(self._deliver, arguments={"x-stream-offset": self._offset})
+        await channel.initialize()
+        await channel.set_qos(prefetch_count=self._prefetch)  # the robust channel restores it
+        channel.close_callbacks.add(self._on_channel_lost)
+        channel.reopen_callbacks.add(self._on_channel_reopened)
+        await self._consume(channel)
 
     async def sync(self, timeout_s: float) -> None:
         """Wait until the follower has seen everything published before this call."""
-        if self._channel is None:
+        channel = self._channel
+        if channel is None:
             raise RuntimeError("the follower is not started")
-        loop = asyncio.get_running_loop()
+        if not self._connection.connected.is_set():
+            raise FollowerUnavailable(f"{self._stream}: not connected to the broker")
         marker_id = uuid.uuid4().hex
-        arrived = self._waiting[marker_id] = loop.create_future()
+        arrived = self._waiting[marker_id] = asyncio.get_running_loop().create_future()
         try:
-            await self._channel.default_exchange.publish(
-                aio_pika.Message(b"", type=MARKER_TYPE, message_id=marker_id),
-                routing_key=self._stream,
-                mandatory=True,
-            )
-            await asyncio.wait_for(arrived, timeout_s)
+            async with asyncio.timeout(timeout_s):
+                await self._consuming.wait()  # just after a reconnect: until it consumes again
+                await _publish_marker(channel, self._stream, marker_id)
+                await arrived
+        except TimeoutError as exc:
+            raise FollowerUnavailable(
+                f"{self._stream}: not up to date within {timeout_s} s"
+            ) from exc
+        except (AMQPError, ConnectionError, ChannelInvalidStateError) as exc:
+            raise FollowerUnavailable(f"{self._stream}: the marker was not published") from exc
         finally:
             self._waiting.pop(marker_id, None)
 
     async def stop(self) -> None:
-        if self._channel is not None and not self._channel.is_closed:
-            await self._channel.close()
-        self._channel = None
+        self._stopped = True
+        self._consuming.clear()
+        for task in list(self._resumes):
+            task.cancel()
+        channel, self._channel = self._channel, None
+        if channel is not None:
+            channel.reopen_callbacks.discard(self._on_channel_reopened)
+            await _close(channel)
+
+    async def _consume(self, channel: AbstractRobustChannel) -> None:
+        queue = cast("AbstractRobustQueue", await channel.get_queue(self._stream, ensure=False))
+        acks = _Batcher()  # delivery tags belong to one channel: a batch per consumer
+
+        async def deliver(message: AbstractIncomingMessage) -> None:
+            try:
+                await self._deliver(message)
+            finally:
+                await acks.seen(message)  # prefetch > ACK_EVERY: credit never runs out
+
+        # robust=False: aio-pika must not re-consume it from the original offset.
+        tag = await queue.consume(
+            deliver, arguments={"x-stream-offset": self._resume_at}, robust=False
+        )
+
+        def cancelled_by_broker(frame: Basic.Cancel) -> None:
+            if frame.consumer_tag == tag:  # e.g. the stream's member moved: consume again
+                self._resume_soon(channel)
+
+        underlay = await channel.get_underlay_channel()
+        underlay.on_consumer_cancel_callbacks.add(cancelled_by_broker)
+        self._consuming.set()
+
+    def _on_channel_lost(self, *_: object) -> None:
+        self._consuming.clear()
+
+    def _on_channel_reopened(self, channel: AbstractRobustChannel | None, /) -> None:
+        if channel is not None:
+            self._resume_soon(channel)
+
+    def _resume_soon(self, channel: AbstractRobustChannel) -> None:
+        if self._stopped:
+            return
+        self._consuming.clear()
+        task = asyncio.create_task(self._resume(channel))
+        self._resumes.add(task)
+        task.add_done_callback(self._resumes.discard)
+
+    async def _resume(self, channel: AbstractRobustChannel) -> None:
+        """Consume again (a task: the channel's reopen must not wait for it). One at a time;
+        after a failed attempt, back off: a channel the broker keeps closing is reopened at
+        once each time."""
+        async with self._resuming:
+            if self._failed_resumes:
+                await asyncio.sleep(min(RESUME_BACKOFF_MAX_S, 0.25 * 2**self._failed_resumes))
+            try:
+                await channel.ready()
+                if self._stopped or self._consuming.is_set():
+                    return
+                await self._consume(channel)
+            except (AMQPError, ConnectionError, ChannelInvalidStateError) as exc:
+                # Its channel closed again: the next reopen tries again.
+                self._failed_resumes += 1
+                logger.warning("could not follow %s again yet: %r", self._stream, exc)
+                return
+            self._failed_resumes = 0
+            logger.info("following %s again from offset %s", self._stream, self._resume_at)
 
     async def _deliver(self, message: AbstractIncomingMessage) -> None:
-        try:
-            if is_marker(message):
-                waiter = self._waiting.get(message.message_id or "")
-                if waiter is not None and not waiter.done():
-                    waiter.set_result(None)
-            else:
-                await self._on_message(message)
-        finally:
-            await self._acks.seen(message)  # prefetch > ACK_EVERY: credit never runs out
+        offset = (message.headers or {}).get(OFFSET_HEADER)
+        if isinstance(offset, int) and not isinstance(offset, bool):
+            resume_at = self._resume_at
+            if not isinstance(resume_at, int) or offset >= resume_at:
+                self._resume_at = offset + 1
+        if is_marker(message):
+            waiter = self._waiting.get(message.message_id or "")
+            if waiter is not None and not waiter.done():
+                waiter.set_result(None)
+        else:
+            await self._on_message(message)

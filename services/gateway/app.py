@@ -18,6 +18,7 @@ from services.gateway.cancellation import AlreadyFinished
 from services.gateway.idempotency import IdempotencyIndex
 from services.gateway.limits import BodySizeLimit
 from services.gateway.metrics import GatewayMetrics
+from services.gateway.owner_secret import shared_owner_secret
 from services.gateway.relay import (
     BrokerEventLog,
     EventRelay,
@@ -48,6 +49,12 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         )
         await broker.open()
         try:
+            if access.needs_owner_secret:
+                access.use_owner_secret(
+                    await shared_owner_secret(
+                        broker.connection, timeout_s=settings.log_read_timeout_s
+                    )
+                )
             log = EventLogReader(
                 broker.connection,
                 timeout_s=settings.log_read_timeout_s,

@@ -16,23 +16,27 @@ from datetime import UTC, datetime, timedelta
 
 from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
 
-from contracts.names import REQUEST_LOG_STREAM, simulation_id_from_routing_key
+from contracts.names import (
+    FINGERPRINT_HEADER,
+    IDEMPOTENCY_KEY_HEADER,
+    REQUEST_LOG_STREAM,
+    simulation_id_from_routing_key,
+)
 from contracts.requests import SimulationCreate
-from services.common.stream_reader import StreamFollower
+from services.common.stream_reader import FollowerUnavailable, StreamFollower
+from services.gateway.broker import BrokerUnavailable
 
 __all__ = [
     "FINGERPRINT_HEADER",
     "IDEMPOTENCY_KEY_HEADER",
     "IdempotencyIndex",
+    "IndexUnavailable",
     "KeyRecord",
     "fingerprint_of",
     "lock_name",
 ]
 
 logger = logging.getLogger(__name__)
-
-IDEMPOTENCY_KEY_HEADER = "convsim-idempotency-key"
-FINGERPRINT_HEADER = "convsim-request-fingerprint"
 
 
 def fingerprint_of(create: SimulationCreate) -> str:
@@ -42,6 +46,10 @@ def fingerprint_of(create: SimulationCreate) -> str:
 
 def lock_name(key: str) -> str:
     return f"convsim.idempotency.lock.{hashlib.sha256(key.encode()).hexdigest()}"
+
+
+class IndexUnavailable(BrokerUnavailable):
+    """The index could not be brought up to date: nothing was queued; retry later."""
 
 
 @dataclass(frozen=True)
@@ -57,6 +65,7 @@ class IdempotencyIndex:
     def __init__(
         self, connection: AbstractRobustConnection, *, window: timedelta, sync_timeout_s: float
     ) -> None:
+        # Followed from a window back once; after a reconnect, from where it left off.
         self._window = window
         self._sync_timeout_s = sync_timeout_s
         self._records: OrderedDict[str, KeyRecord] = OrderedDict()
@@ -72,14 +81,26 @@ class IdempotencyIndex:
         await self._follower.stop()
 
     async def sync(self) -> None:
-        """Return once every key recorded before the call is known here."""
-        await self._follower.sync(self._sync_timeout_s)
+        """Return once every key recorded before the call is known here; raise
+        IndexUnavailable (a BrokerUnavailable: 503) when that cannot be known in time."""
+        try:
+            await self._follower.sync(self._sync_timeout_s)
+        except FollowerUnavailable as exc:
+            raise IndexUnavailable("the idempotency keys could not be brought up to date") from exc
 
     def lookup(self, key: str) -> KeyRecord | None:
+        """The key's record, unless it is older than the window (records need not arrive in
+        time order: the age of each is checked, not only of the oldest)."""
         self._forget_expired()
-        return self._records.get(key)
+        record = self._records.get(key)
+        if record is not None and self._expired(record):
+            del self._records[key]
+            return None
+        return record
 
     def remember(self, key: str, record: KeyRecord) -> None:
+        if self._expired(record):
+            return  # read again from the log (e.g. after a reconnect): no longer a key
         self._records.setdefault(key, record)  # the first request with a key wins
 
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
@@ -92,10 +113,12 @@ class IdempotencyIndex:
             key, KeyRecord(simulation_id, fingerprint, message.timestamp or datetime.now(UTC))
         )
 
+    def _expired(self, record: KeyRecord) -> bool:
+        return record.recorded_at.astimezone(UTC) < datetime.now(UTC) - self._window
+
     def _forget_expired(self) -> None:
-        horizon = datetime.now(UTC) - self._window
         while self._records:
             key, record = next(iter(self._records.items()))
-            if record.recorded_at.astimezone(UTC) >= horizon:
+            if not self._expired(record):
                 return
             del self._records[key]

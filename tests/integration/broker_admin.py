@@ -75,22 +75,28 @@ class BrokerAdmin:
         path = f"/api/bindings/{quote(vhost, safe='')}/e/{exchange}/q/{queue}/{routing_key}"
         self._http.delete(path).raise_for_status()
 
-    def connections_named(self, vhost: str, name: str) -> list[str]:
-        """The broker's names of the vhost's connections a client named ``name``."""
+    def connections(self, vhost: str, service: str, pid: int | None = None) -> list[str]:
+        """The broker's names of a service's connections in a vhost (named by
+        ``services.common.naming.connection_name``), of one process when ``pid`` is given."""
         response = self._http.get(f"/api/vhosts/{quote(vhost, safe='')}/connections")
         response.raise_for_status()
+        prefix = f"convsim-{service}@"
         return [
-            c["name"]
-            for c in response.json()
-            if c.get("user_provided_name") == name
-            or c.get("client_properties", {}).get("connection_name") == name
+            connection["name"]
+            for connection in response.json()
+            if str(connection.get("client_properties", {}).get("connection_name", "")).startswith(
+                prefix
+            )
+            and (
+                pid is None
+                or connection["client_properties"]["connection_name"].endswith(f":{pid}")
+            )
         ]
 
-    def force_close_connection(self, connection: str) -> None:
-        """What an operator (or a network fault) does: the broker closes it."""
+    def force_close(self, name: str) -> None:
+        """Close one connection as an operator (or a network fault) would (CONNECTION_FORCED)."""
         self._http.delete(
-            f"/api/connections/{quote(connection, safe='')}",
-            headers={"X-Reason": "closed by a test"},
+            f"/api/connections/{quote(name, safe='')}", headers={"X-Reason": "closed by a test"}
         ).raise_for_status()
 
     def close(self) -> None:

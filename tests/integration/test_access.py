@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from contracts.names import SIMULATIONS_QUEUE
+from contracts.names import OWNER_SECRET_STREAM, SIMULATIONS_QUEUE
 from tests.fakes.bot_api import NORMAL_BOT
 from tests.integration.client import create_simulation, read_events, request_body
 from tests.integration.conftest import (
@@ -185,3 +185,30 @@ async def test_a_full_request_queue_answers_503(isolated: IsolatedStack) -> None
         assert (await client.post("/simulate", json=body)).status_code == 503
     queue = isolated.broker.admin.queue(isolated.broker.vhost, SIMULATIONS_QUEUE)
     assert queue["arguments"]["x-max-length"] == 2
+
+
+async def test_without_an_owner_secret_the_gateways_share_one_through_the_broker(
+    stack: Stack, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """API keys alone start a gateway (as before CONVSIM_OWNER_SECRET existed): the gateways of
+    the vhost generate one secret and agree on it, so a key's simulation is its own on both."""
+    with isolated_stack(stack, tmp_path_factory) as isolated:
+        env = {"CONVSIM_API_KEYS": f"{API_KEY_ALPHA},{API_KEY_BETA}"}
+        isolated.env.pop("CONVSIM_OWNER_SECRET", None)
+        isolated.start_orchestrator("orchestrator-shared-secret", **env)
+        _, first = isolated.start_gateway("gateway-a", **env)
+        _, second = isolated.start_gateway("gateway-b", **env)
+        async with httpx.AsyncClient(timeout=30) as http:
+            created = await http.post(
+                f"{first}/v1/simulations", json=request_body(NORMAL_BOT, max_turns=1), headers=ALPHA
+            )
+            assert created.status_code == 202, created.text
+            simulation_id = created.json()["simulation_id"]
+            seen = await http.get(f"{second}/v1/simulations/{simulation_id}", headers=ALPHA)
+            assert seen.status_code == 200, seen.text
+            view = seen.json()
+            hidden = await http.get(f"{second}/v1/simulations/{simulation_id}", headers=BETA)
+            assert hidden.status_code == 404
+        queue = isolated.broker.admin.queue(isolated.broker.vhost, OWNER_SECRET_STREAM)
+        assert queue["arguments"]["x-queue-type"] == "stream"
+        assert view["simulation_id"] == simulation_id

@@ -4,7 +4,6 @@ made-up ids that would scan the event log, repeated cancels, and the limits of S
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 import uuid
 from collections.abc import Awaitable
@@ -36,7 +35,7 @@ def made_up_id(days_back: float) -> str:
 
 def gateway_connection(isolated: IsolatedStack, pid: int) -> list[str]:
     admin, vhost = isolated.broker.admin, isolated.broker.vhost
-    return admin.connections_named(vhost, f"convsim-gateway@{socket.gethostname()}:{pid}")
+    return admin.connections(vhost, "gateway", pid)
 
 
 async def test_a_gateway_that_lost_its_connection_while_a_simulation_ended_knows_the_end(
@@ -72,7 +71,7 @@ async def test_a_gateway_that_lost_its_connection_while_a_simulation_ended_knows
 
         await eventually(lambda: bool(a_connection()), timeout_s=10, what="A's connection")
         (connection,) = a_connection()
-        isolated.broker.admin.force_close_connection(connection)
+        isolated.broker.admin.force_close(connection)
         await eventually(
             lambda: _not(a_ready()), timeout_s=10, what="A to notice it is disconnected"
         )

@@ -54,11 +54,19 @@ def test_an_orchestrator_settings_error_shows_no_input(monkeypatch: pytest.Monke
         assert secret not in text
 
 
-def test_api_keys_need_an_owner_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_api_keys_start_without_an_owner_secret_and_wait_for_the_shared_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setenv("CONVSIM_API_KEYS", KEY)
     monkeypatch.delenv("CONVSIM_OWNER_SECRET", raising=False)
-    with pytest.raises(ValidationError, match="CONVSIM_OWNER_SECRET"):
-        GatewaySettings()
+    settings = GatewaySettings()  # API keys alone are enough, as before
+    access = Access(settings.api_keys, token_ttl_s=60)
+    assert access.needs_owner_secret
+    with pytest.raises(RuntimeError):
+        access.owner_of_key(KEY)
+    access.use_owner_secret(SecretStr(OWNER_SECRET))
+    assert not access.needs_owner_secret
+    assert access.owner_of_key(KEY) is not None
     monkeypatch.setenv("CONVSIM_OWNER_SECRET", "too-short")
     with pytest.raises(ValidationError):
         GatewaySettings()
