@@ -87,7 +87,17 @@ def test_a_keys_owner_is_an_hmac_under_the_server_secret() -> None:
     assert named != "key-" + hashlib.sha256(KEY.encode()).hexdigest()[:20]  # not guessable
 
 
-def test_access_logs_keep_the_path_without_its_query(capsys: pytest.CaptureFixture[str]) -> None:
+def test_access_logs_keep_the_path_without_its_query(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As in the gateway (uvicorn with log_config=None); uvicorn servers started by other tests
+    # (the fakes, with uvicorn's own logging config) leave this logger on a handler of its own.
+    for name in ("uvicorn", "uvicorn.access"):
+        logger = logging.getLogger(name)
+        monkeypatch.setattr(logger, "handlers", [])
+        monkeypatch.setattr(logger, "propagate", True)
+        monkeypatch.setattr(logger, "disabled", False)
+        monkeypatch.setattr(logger, "level", logging.NOTSET)
     configure_logging("gateway", "INFO", "json")
     logging.getLogger("uvicorn.access").info(
         '%s - "%s %s HTTP/%s" %d',
