@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -13,7 +14,14 @@ import httpx
 import pytest
 
 from tests.fakes.bot_api import NORMAL_BOT, REJECTING_BOT
-from tests.integration.conftest import API_KEY_ALPHA, API_KEY_BETA, Stack, isolated_stack
+from tests.integration.conftest import (
+    API_KEY_ALPHA,
+    API_KEY_BETA,
+    IsolatedStack,
+    Stack,
+    isolated_stack,
+)
+from tests.integration.log_tap import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -169,3 +177,26 @@ async def test_api_simulate_is_held_to_the_configured_limits(keyed: httpx.AsyncC
         [error] = response.json()["detail"]
         assert error["loc"] == ["body", field]
         assert setting in error["msg"], json.dumps(error)
+
+
+async def test_api_simulate_counts_once_against_the_active_limit(isolated: IsolatedStack) -> None:
+    """The route waits for the end, but its simulation takes one place, not two (the place
+    held while it is accepted is given back once ``queued`` counts it)."""
+    _, url = isolated.start_gateway("gateway-original-limit", CONVSIM_MAX_ACTIVE_PER_KEY="2")
+    async with httpx.AsyncClient(base_url=url, timeout=60) as http:
+        waiting = asyncio.create_task(  # no orchestrator yet: it stays queued
+            http.post("/api/simulate", json={"bot_id": NORMAL_BOT, "max_turns": 1})
+        )
+
+        async def announced() -> bool:
+            text = (await http.get("/metrics")).text
+            return 'convsim_events_relayed_total{type="queued"} 1.0' in text
+
+        await eventually(announced, timeout_s=10, what="the queued event of /api/simulate")
+        body = {"bot_id": NORMAL_BOT, "user_prompt": "hi", "max_turns": 1}
+        assert (await http.post("/v1/simulations", json=body)).status_code == 202
+        assert (await http.post("/v1/simulations", json=body)).status_code == 429
+        isolated.start_orchestrator("orchestrator-original-limit")
+        response = await asyncio.wait_for(waiting, 60)
+    assert response.status_code == 200, response.text
+    assert len(response.json()["history"]) == 2
