@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 import httpx
 import typer
+import yaml
 from httpx_sse import connect_sse
 from rich.console import Console
 
@@ -78,21 +79,69 @@ def _follow(client: httpx.Client, simulation_id: str, as_json: bool, after: int 
 
 @app.command()
 def run(
-    bot_id: Annotated[int, typer.Option("--bot-id", help="The bot under test.")],
-    prompt: Annotated[str, typer.Option("--prompt", help="The opening user message.")],
+    bot_id: Annotated[
+        int | None,
+        typer.Option("--bot-id", help="The bot under test (robot_ai_lesson targets)."),
+    ] = None,
+    prompt: Annotated[
+        str | None, typer.Option("--prompt", help="The opening user message.")
+    ] = None,
     max_turns: Annotated[int, typer.Option("--max-turns", min=1, max=50)] = 5,
+    min_turns: Annotated[
+        int | None,
+        typer.Option("--min-turns", min=0, max=50, help="Bot replies before either may end."),
+    ] = None,
     persona: Annotated[
         Path | None,
         typer.Option("--persona", exists=True, dir_okay=False, help="A file with the persona."),
+    ] = None,
+    bot_target: Annotated[
+        str | None,
+        typer.Option("--bot-target", help="A configured bot target (default: `default`)."),
+    ] = None,
+    bot_prompt: Annotated[
+        Path | None,
+        typer.Option(
+            "--bot-prompt",
+            exists=True,
+            dir_okay=False,
+            help="A file with the bot's system prompt (openai_chat targets).",
+        ),
+    ] = None,
+    goal: Annotated[
+        str | None,
+        typer.Option("--goal", help="What the simulated user tries to achieve."),
+    ] = None,
+    script: Annotated[
+        Path | None,
+        typer.Option(
+            "--script",
+            exists=True,
+            dir_okay=False,
+            help="A YAML or JSON list of user messages; null lets the simulated user speak. "
+            "Quote a message holding ' #' (YAML reads the rest as a comment).",
+        ),
     ] = None,
     gateway: GatewayOption = "http://127.0.0.1:8000",
     api_key: ApiKeyOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Start a simulation and print its turns as they happen."""
-    body: dict[str, Any] = {"bot_id": bot_id, "user_prompt": prompt, "max_turns": max_turns}
+    body: dict[str, Any] = {"max_turns": max_turns}
+    optional = {
+        "bot_id": bot_id,
+        "user_prompt": prompt,
+        "min_turns": min_turns,
+        "bot_target": bot_target,
+        "goal": goal,
+    }
+    body.update({name: value for name, value in optional.items() if value is not None})
     if persona is not None:
         body["persona"] = persona.read_text(encoding="utf-8")
+    if bot_prompt is not None:
+        body["bot_prompt"] = bot_prompt.read_text(encoding="utf-8")
+    if script is not None:
+        body["script"] = read_script(script)
     with _client(gateway, api_key) as client:
         response = _request(client, "POST", "/v1/simulations", json=body)
         if response.status_code != 202:
@@ -150,6 +199,19 @@ def cancel(
     if response.status_code != 202:
         raise _fail(console, response)
     console.print(f"cancel requested for {simulation_id}")
+
+
+def read_script(path: Path) -> list[str | None]:
+    """A script file: a YAML (or JSON) list whose items are messages or null."""
+    try:
+        items = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise typer.BadParameter(f"{path}: not YAML: {exc}", param_hint="--script") from exc
+    if not isinstance(items, list) or not all(i is None or isinstance(i, str) for i in items):
+        raise typer.BadParameter(
+            f"{path}: a script is a list of messages (strings) or null", param_hint="--script"
+        )
+    return items
 
 
 def _request(client: httpx.Client, method: str, path: str, **kwargs: Any) -> httpx.Response:

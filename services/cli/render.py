@@ -46,7 +46,7 @@ class TurnPrinter:
         elif kind == "completed":
             self._console.print(
                 f"[green]completed[/green]: {event['turn_count']} bot replies "
-                f"in {event['duration_ms'] / 1000:.1f} s"
+                f"in {event['duration_ms'] / 1000:.1f} s ({event['stop_reason']})"
             )
         elif kind == "failed":
             error = event["error"]

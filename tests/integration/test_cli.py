@@ -25,7 +25,7 @@ def convsim(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "services.cli", *args],
         cwd=REPO,
-        env={**os.environ, "CONVSIM_GATEWAY_URL": stack.gateway_url},
+        env={**os.environ, "CONVSIM_GATEWAY_URL": stack.gateway_url, "COLUMNS": "300"},
         capture_output=True,
         text=True,
         timeout=120,
@@ -97,3 +97,46 @@ def test_an_unreachable_gateway_is_said_plainly(stack: Stack) -> None:
     )
     assert result.returncode == 3
     assert "cannot reach the gateway" in result.stderr
+
+
+def test_run_with_a_goal_and_a_script(stack: Stack, tmp_path: Path) -> None:
+    script = tmp_path / "script.yaml"
+    # Quoted: in YAML an unquoted " #" starts a comment.
+    script.write_text('- What is con mèo in English?\n- null\n- "Thank you! ###STOP###"\n')
+    done = convsim(
+        stack,
+        "run",
+        "--bot-id",
+        str(NORMAL_BOT),
+        "--prompt",
+        "sẵn sàng",
+        "--max-turns",
+        "6",
+        "--goal",
+        "Learn the word for a cat. CLI goal 5d1a.",
+        "--script",
+        str(script),
+        "--json",
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    events = [json.loads(line) for line in done.stdout.splitlines()]
+    users = [e["content"] for e in events if e["type"] == "turn" and e["role"] == "user"]
+    assert users[0] == "sẵn sàng"
+    assert users[1] == "What is con mèo in English?"
+    assert users[2].startswith("Learner line")  # null: the simulated user speaks
+    assert users[3] == "Thank you!"  # the stop phrase is stripped, then the talk ends
+    assert events[1]["type"] == "started"
+    assert events[1]["goal"] == "Learn the word for a cat. CLI goal 5d1a."
+    assert events[-1]["type"] == "completed"
+    assert events[-1]["stop_reason"] == "user_ended"
+    assert stack.llm.requests_with("CLI goal 5d1a")
+
+
+def test_a_script_that_is_not_a_list_is_refused_before_anything_runs(
+    stack: Stack, tmp_path: Path
+) -> None:
+    script = tmp_path / "script.yaml"
+    script.write_text("opening: hello\n")
+    refused = convsim(stack, "run", "--bot-id", str(NORMAL_BOT), "--script", str(script))
+    assert refused.returncode == 2
+    assert "a script is a list of messages" in refused.stderr
