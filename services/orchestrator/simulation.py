@@ -34,12 +34,14 @@ from contracts.events import (
     RetryingEvent,
     SimulationEvent,
     StartedEvent,
+    StopReason,
     TurnEvent,
     TurnRole,
 )
 from contracts.requests import SimulationRequest
 from contracts.transcript import format_transcript, speaker_role
 from services.orchestrator.errors import SimulationFailure
+from services.orchestrator.ports import BotPort
 from services.orchestrator.recorded_run import RecordedRun
 from services.orchestrator.retry_policy import RetryPolicy
 from services.orchestrator.user_simulator import TranscriptLine, UserSimulator
@@ -145,14 +147,6 @@ def _line_bytes(role: TurnRole, content: str) -> int:
     return len(json.dumps(content, ensure_ascii=False).encode()) - 2 + len(role) + 4
 
 
-class BotPort(Protocol):
-    async def init_conversation(
-        self, bot_id: int, conversation_id: str, input_slots: dict[str, Any]
-    ) -> None: ...
-
-    async def send_message(self, conversation_id: str, message: str) -> str: ...
-
-
 class EventSink(Protocol):
     async def publish(self, event: SimulationEvent) -> None:
         """Return once the event is safely recorded (broker-confirmed)."""
@@ -194,6 +188,7 @@ class SimulationRun:
         self._max_transcript_bytes = max_transcript_bytes
         self._owner = owner
         self._bot_replies = 0
+        self._stop_reason: StopReason = "max_turns"
         self._deadline = float("inf")
         """The loop time at which remote calls stop (set when the run starts)."""
 
@@ -245,7 +240,7 @@ class SimulationRun:
             )
         return await self._emit(
             CompletedEvent,
-            stop_reason="max_turns",
+            stop_reason=self._stop_reason,
             transcript=self._transcript(),
             turn_count=self._bot_replies,
             duration_ms=max(0, round((datetime.now(UTC) - started_at).total_seconds() * 1000)),
@@ -258,13 +253,7 @@ class SimulationRun:
         return await self._fail(error)
 
     async def _open_conversation(self) -> None:
-        request = self._request
-        await self._call(
-            "initConversation",
-            lambda: self._bot.init_conversation(
-                request.bot_id, self.conversation_id, dict(request.input_slots)
-            ),
-        )
+        await self._call("initConversation", lambda: self._bot.open(self._request))
         await self._emit(
             StartedEvent, conversation_id=self.conversation_id, user_simulator=self._user.kind
         )
@@ -277,12 +266,11 @@ class SimulationRun:
         if not request.opening_is_in_history():
             await self._turn("user", message, 0)
         for turn in range(1, request.max_turns + 1):
-            await self._step(
-                "bot",
-                f"bot reply {turn}",
-                partial(self._bot.send_message, self.conversation_id, message),
-            )
+            reply = await self._bot_reply(f"bot reply {turn}", message)
             self._bot_replies += 1
+            if self._bot.ends_conversation(reply):
+                self._stop_reason = "bot_ended"
+                return
             if turn == request.max_turns:
                 return
             message = await self._step(
@@ -299,6 +287,48 @@ class SimulationRun:
         content, latency_ms = await self._timed(what, call)
         await self._turn(role, content, latency_ms)
         return content
+
+    async def _bot_reply(self, what: str, message: str) -> list[str]:
+        """The bot's reply to ``message``, one transcript line per message: from the record
+        if it is there. A reply a crash cut short (its first parts recorded, not all) is
+        finished from its first part's ``following``, without asking the bot again."""
+        recorded = self._recorded_reply()
+        if recorded is not None:
+            reply, done = recorded
+            await self._reply_turns(reply, done + 1, 0)
+            return reply
+        lines = self._lines
+        earlier = lines[:-1] if lines and lines[-1][0] == "user" else lines
+        reply, latency_ms = await self._timed(
+            what, partial(self._bot.reply, self._request, message, list(earlier))
+        )
+        await self._reply_turns(reply, 1, latency_ms)
+        return reply
+
+    def _recorded_reply(self) -> tuple[list[str], int] | None:
+        """The recorded reply at this point and how many of its messages are recorded."""
+        first_index = len(self._lines)
+        first = self._recorded_line("bot")
+        if first is None:
+            return None
+        head = self._replay[first_index]
+        if head.parts is None:
+            return [first], 1
+        done = 1
+        while done < head.parts and self._recorded_line("bot") is not None:
+            done += 1
+        return [first, *(head.following or [])], done
+
+    async def _reply_turns(self, reply: list[str], first_part: int, latency_ms: int) -> None:
+        """Publish the reply's messages from ``first_part`` on, one ``turn`` each."""
+        parts = len(reply)
+        for part in range(first_part, parts + 1):
+            extra: dict[str, Any] = {}
+            if parts > 1:
+                extra = {"part": part, "parts": parts}
+                if part == 1:
+                    extra["following"] = reply[1:]
+            await self._turn("bot", reply[part - 1], latency_ms if part == 1 else 0, **extra)
 
     def _recorded_line(self, role: TurnRole) -> str | None:
         index = len(self._lines)
@@ -403,7 +433,13 @@ class SimulationRun:
             raise
 
     async def _turn(
-        self, role: TurnRole, content: str, latency_ms: int, *, from_history: bool = False
+        self,
+        role: TurnRole,
+        content: str,
+        latency_ms: int,
+        *,
+        from_history: bool = False,
+        **parts: Any,
     ) -> None:
         if self._recorded_line(role) is not None:
             return
@@ -416,6 +452,7 @@ class SimulationRun:
             content=content,
             latency_ms=latency_ms,
             from_history=from_history,
+            **parts,
         )
         self._append_line(role, content)
 
