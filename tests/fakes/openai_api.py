@@ -4,6 +4,7 @@ The requested model picks a fault: ``fail-once-500``, ``rate-limited-once`` (429
 Retry-After: 1), ``always-500``, ``hang``, ``empty`` (an empty message), ``bad-request`` (400),
 ``not-a-completion`` (200 with JSON that is no chat completion).
 "Once" counts per persona (the system message), so each test has its own.
+The model ``BOT_MODEL`` plays a bot (an openai_chat target): ``"Tutor line <k> to: <last>"``.
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-__all__ = ["FAULT_MODELS", "FakeOpenAI"]
+__all__ = ["BOT_MODEL", "FAULT_MODELS", "FakeOpenAI"]
+
+BOT_MODEL = "fake-bot"
 
 FAULT_MODELS = (
     "fail-once-500",
@@ -45,9 +48,12 @@ class FakeOpenAI:
             return [r for r in self.requests if any(text in m["content"] for m in r["messages"])]
 
     @staticmethod
-    def reply_for(messages: list[dict[str, Any]]) -> str:
-        """Learner line k answers the bot's k-th line (bot lines are role 'user' here)."""
+    def reply_for(messages: list[dict[str, Any]], model: str = "") -> str:
+        """Learner line k answers the bot's k-th line (bot lines are role 'user' here); as
+        BOT_MODEL, tutor line k answers the user's k-th line."""
         k = sum(1 for m in messages if m["role"] == "user")
+        if model == BOT_MODEL:
+            return f"Tutor line {k} to: {messages[-1]['content']}"
         return f"Learner line {k} after: {messages[-1]['content']}"
 
     def app(self) -> FastAPI:
@@ -77,7 +83,7 @@ class FakeOpenAI:
                             "role": "assistant",
                             "content": ""
                             if body["model"] == "empty"
-                            else self.reply_for(body["messages"]),
+                            else self.reply_for(body["messages"], body["model"]),
                         },
                         "finish_reason": "stop",
                     }
