@@ -7,8 +7,12 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
+from contracts.requests import SimulationRequest
+from services.common.bot_targets import OpenAIChatTarget
 from services.demo_bot.app import create_app
+from services.demo_bot.chat_completions import DEMO_TEACHER_MODEL
 from services.demo_bot.settings import DemoBotSettings
+from services.orchestrator.bots.openai_chat import OpenAIChatBot
 from services.orchestrator.bots.robot_ai_lesson import RobotAiLessonBot
 from services.orchestrator.errors import SimulationFailure
 from tests.fakes.server import serve_in_thread
@@ -42,3 +46,29 @@ async def test_an_unknown_conversation_is_rejected(bot: RobotAiLessonBot) -> Non
     with pytest.raises(SimulationFailure) as caught:
         await bot.send_message("never-initialised", "hello")
     assert caught.value.code == "bot_rejected"
+
+
+async def test_the_demo_teacher_answers_chat_completions_without_a_key() -> None:
+    app = create_app(DemoBotSettings(reply_delay_s=0))
+    with serve_in_thread(app, lifespan="on") as (url, _):
+        async with httpx.AsyncClient(timeout=10) as http:
+            bot = OpenAIChatBot(
+                http,
+                OpenAIChatTarget(),
+                base_url=f"{url}/v1",
+                model=DEMO_TEACHER_MODEL,
+                api_key=None,
+                max_reply_bytes=100_000,
+            )
+            request = SimulationRequest(
+                simulation_id="two-prompts",
+                user_prompt="ready",
+                bot_prompt="You teach the colours lesson.",
+            )
+            opening = await bot.reply(request, "ready", [])
+            assert "colour" in opening[0]
+            assert "ready" in opening[0]
+            again = await bot.reply(request, "ready", [])
+            assert again == opening  # deterministic: same conversation, same reply
+            nxt = await bot.reply(request, "blue", [("user", "ready"), ("bot", opening[0])])
+            assert nxt != opening
