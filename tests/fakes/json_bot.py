@@ -5,10 +5,13 @@ from the history it is sent, with no state of its own.
 and answers ``{"result": {"messages": [...]}}``: two messages per reply,
 ``"Reply <k> to: <last message>"`` and ``"Anything else?"``, where k counts the user messages
 in the history; the second message of reply ``GOODBYE_AT`` is ``"Goodbye!"`` instead.
+A body with ``"gated": true`` holds every reply after the first until the test calls
+``open(session)``, so a test can hold a conversation mid-way without sleeping.
 """
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +28,19 @@ class FakeJsonBot:
     calls: list[tuple[dict[str, Any], dict[str, str]]] = field(default_factory=list)
     """Each call's JSON body and its headers."""
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _gates: dict[str, asyncio.Event] = field(default_factory=dict)
+    _loop: asyncio.AbstractEventLoop | None = None
+
+    def bind(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+
+    def open(self, session: str) -> None:
+        """Let every reply of the gated conversation go, from now on (thread-safe)."""
+        assert self._loop is not None
+        self._loop.call_soon_threadsafe(self._gate(session).set)
+
+    def _gate(self, session: str) -> asyncio.Event:
+        return self._gates.setdefault(session, asyncio.Event())
 
     def calls_of(self, session: str) -> list[tuple[dict[str, Any], dict[str, str]]]:
         with self._lock:
@@ -40,6 +56,8 @@ class FakeJsonBot:
                 self.calls.append((body, dict(request.headers)))
             history = body["messages"]
             k = sum(1 for message in history if message["role"] == "user")
+            if body.get("gated") is True and k > 1:
+                await self._gate(body["session"]).wait()
             second = "Goodbye!" if k == GOODBYE_AT else "Anything else?"
             return {"result": {"messages": [f"Reply {k} to: {history[-1]['content']}", second]}}
 

@@ -5,6 +5,7 @@ an object; a reply of several messages; a bot ending the conversation (end_patte
 from __future__ import annotations
 
 import json
+import signal
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -16,8 +17,9 @@ from tests.fakes.bot_api import NORMAL_BOT
 from tests.fakes.json_bot import FakeJsonBot
 from tests.fakes.openai_api import BOT_MODEL
 from tests.fakes.server import serve_in_thread
-from tests.integration.client import create_simulation, read_events
-from tests.integration.conftest import Stack, isolated_stack
+from tests.integration.client import EventWatcher, create_simulation, read_events
+from tests.integration.conftest import IsolatedStack, Stack, isolated_stack
+from tests.integration.log_tap import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -29,7 +31,8 @@ BOT_PROMPT = "You are Tutor Owl, a patient English teacher for children."
 @pytest.fixture(scope="module")
 def json_bot() -> Iterator[tuple[FakeJsonBot, str]]:
     bot = FakeJsonBot()
-    with serve_in_thread(bot.app()) as (url, _):
+    with serve_in_thread(bot.app()) as (url, loop):
+        bot.bind(loop)
         yield bot, url
 
 
@@ -224,3 +227,43 @@ async def test_an_unknown_target_is_answered_with_the_names_configured(
     message = response.json()["detail"][0]["msg"]
     for name in ("default", "ender", "hooks", "llm", "split", "staging", "tutor"):
         assert name in message
+
+
+async def test_a_multi_message_reply_is_not_asked_again_after_an_orchestrator_is_killed(
+    isolated: IsolatedStack, json_bot: tuple[FakeJsonBot, str]
+) -> None:
+    gated = {
+        "kind": "http_json",
+        "url": f"{json_bot[1]}/chat",
+        "body": {"session": "{conversation_id}", "messages": "{history}", "gated": True},
+        "reply_path": "result.messages",
+    }
+    settings = {"CONVSIM_BOT_TARGETS": json.dumps({"gated": gated})}
+    holder = isolated.start_orchestrator("orchestrator-holder", **settings)
+    _, url = isolated.start_gateway(**settings)
+    async with httpx.AsyncClient(base_url=url, timeout=30) as gateway:
+        body = {"bot_target": "gated", "user_prompt": "Hello bot", "max_turns": 2}
+        simulation_id = await create_simulation(gateway, body)
+        watcher = EventWatcher(gateway, simulation_id)
+        # user, the two messages of reply 1, user: reply 2 is in flight (held by the fake).
+        await watcher.wait_for(lambda events: len(_turns(events)) >= 4)
+        isolated.start_orchestrator("orchestrator-standby", **settings)
+        holder.stop(signal.SIGKILL)
+        await eventually(
+            lambda: len(json_bot[0].calls_of(simulation_id)) == 3,
+            timeout_s=30,
+            what="the resumed run to ask for reply 2 again",
+        )
+        json_bot[0].open(simulation_id)
+        events = await watcher.finished()
+    turns = _turns(events)
+    assert [t.content for t in turns if t.role == "bot"] == [
+        "Reply 1 to: Hello bot",
+        "Anything else?",
+        f"Reply 2 to: {turns[3].content}",
+        "Goodbye!",  # no end_pattern on this target: not an ending
+    ]
+    assert [t.index for t in turns] == list(range(6))
+    assert _completed(events).turn_count == 2
+    # Reply 1 (recorded) is never asked again; reply 2 (in flight at the kill) is, once.
+    assert len(json_bot[0].calls_of(simulation_id)) == 3
