@@ -85,6 +85,6 @@ def _transport_failure(call: str, exc: httpx.TransportError) -> SimulationFailur
         )
     return SimulationFailure(
         "bot_unreachable",
-        f"{call} could not reach the bot ({reason or type(exc).__name__})",
+        f"{call} could not reach the bot API ({reason or type(exc).__name__})",
         retryable=True,
     )
