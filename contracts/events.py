@@ -46,6 +46,9 @@ TERMINAL_EVENT_TYPES: frozenset[str] = frozenset({"completed", "failed", "cancel
 
 TurnRole = Literal["user", "bot"]
 StopReason = Literal["max_turns", "user_ended", "bot_ended"]
+"""``max_turns``: the bot gave ``max_turns`` replies; ``user_ended``: the simulated user said
+the stop phrase (CONVSIM_STOP_PHRASE); ``bot_ended``: the bot's reply matched its target's
+``end_pattern``."""
 
 ErrorCode = Literal[
     "bot_unreachable",
@@ -136,6 +139,9 @@ class StartedEvent(_OpensSimulation):
     type: Literal["started"] = "started"
     conversation_id: str
     user_simulator: Annotated[str, Field(description="'llm' or 'scripted'")]
+    goal: Annotated[
+        str | None, Field(description="The request's goal, given to the simulated user")
+    ] = None
 
 
 class TurnEvent(_Event):
@@ -152,6 +158,13 @@ class TurnEvent(_Event):
     content: str
     latency_ms: Annotated[int, Field(ge=0, description="Time the call that produced it took")]
     from_history: bool = False
+    ends_conversation: Annotated[
+        bool,
+        Field(
+            description="A user line that carried the stop phrase (stripped): the bot's answer "
+            "to it is the last line, then the simulation completes with `user_ended`"
+        ),
+    ] = False
     part: Annotated[
         int | None, Field(ge=1, description="Which message of a multi-message bot reply (1...)")
     ] = None

@@ -5,7 +5,15 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 __all__ = [
     "DEFAULT_MAX_TURNS",
@@ -13,6 +21,7 @@ __all__ = [
     "MAX_HISTORY_MESSAGES",
     "MAX_MESSAGE_CHARS",
     "MAX_PERSONA_CHARS",
+    "MAX_SCRIPT_MESSAGES",
     "MAX_TURNS_LIMIT",
     "HistoryMessage",
     "LLMOptions",
@@ -26,6 +35,9 @@ DEFAULT_MAX_TURNS = 5
 MAX_MESSAGE_CHARS = 4_000
 MAX_PERSONA_CHARS = 8_000
 MAX_HISTORY_MESSAGES = 200
+MAX_SCRIPT_MESSAGES = MAX_TURNS_LIMIT
+"""A script fills user turns: a run has at most ``max_turns`` of them."""
+DEFAULT_MIN_TURNS = 1
 
 DEFAULT_PERSONA = (
     "You are a Vietnamese child, about ten years old, learning English with an English-teaching "
@@ -84,6 +96,15 @@ class SimulationCreate(BaseModel):
         int,
         Field(ge=1, le=MAX_TURNS_LIMIT, description="How many bot replies to collect."),
     ] = DEFAULT_MAX_TURNS
+    min_turns: Annotated[
+        int,
+        Field(
+            ge=0,
+            le=MAX_TURNS_LIMIT,
+            description="Neither side may end the conversation before this many bot replies "
+            "(at most max_turns).",
+        ),
+    ] = DEFAULT_MIN_TURNS
     history: Annotated[
         list[HistoryMessage],
         Field(
@@ -99,6 +120,24 @@ class SimulationCreate(BaseModel):
             description="Instructions of the simulated user (its system message).",
         ),
     ] = DEFAULT_PERSONA
+    goal: Annotated[
+        str | None,
+        Field(
+            min_length=1,
+            max_length=MAX_PERSONA_CHARS,
+            description="What the simulated user is trying to achieve: added to its "
+            "instructions, recorded in `started`.",
+        ),
+    ] = None
+    script: Annotated[
+        list[Annotated[str, Field(min_length=1, max_length=MAX_MESSAGE_CHARS)] | None],
+        Field(
+            max_length=MAX_SCRIPT_MESSAGES,
+            description="User turns in order, from the first message sent (after user_prompt "
+            "when one is given): a string is sent as it is, null lets the simulated user speak. "
+            "Turns beyond the script are simulated.",
+        ),
+    ] = []
     input_slots: Annotated[
         dict[str, JsonValue], Field(description="Passed to the bot's initConversation.")
     ] = {}
@@ -143,17 +182,31 @@ class SimulationCreate(BaseModel):
                 raise ValueError(f"history is a string but not JSON: {exc.msg}") from exc
         return value
 
+    @field_validator("min_turns")
+    @classmethod
+    def _min_turns_within_max_turns(cls, value: int, info: ValidationInfo) -> int:
+        max_turns = info.data.get("max_turns")
+        if max_turns is not None and value > max_turns:
+            raise ValueError(f"min_turns ({value}) is more than max_turns ({max_turns})")
+        return value
+
     @model_validator(mode="after")
     def _has_an_opening_message(self) -> SimulationCreate:
-        if not self.user_prompt.strip() and not (self.history and self.history[-1].is_user):
+        if not self.has_fixed_opening() and not self.script:
             raise ValueError(
-                "user_prompt is empty and history does not end with a user message: "
-                "there is nothing to send to the bot"
+                "user_prompt is empty, history does not end with a user message and there is "
+                "no script: there is nothing to send to the bot"
             )
         return self
 
+    def has_fixed_opening(self) -> bool:
+        """The first message sent is history's last (a user's) or user_prompt: the script, if
+        any, fills the user turns after it. Otherwise the script's first item is the first."""
+        return bool(self.user_prompt.strip()) or self.opening_is_in_history()
+
     def opening_message(self) -> str:
-        """The first message sent: history's last message if the user's, else user_prompt."""
+        """The first message sent: history's last message if the user's, else user_prompt
+        (empty when the script opens the conversation)."""
         if self.history and self.history[-1].is_user:
             return self.history[-1].content
         return self.user_prompt

@@ -25,7 +25,7 @@ from services.gateway.relay import (
     RelaySubscriber,
     UnknownSimulation,
 )
-from services.gateway.routes import health, page, simulate, simulations
+from services.gateway.routes import health, original_api, page, simulate, simulations
 from services.gateway.settings import GatewaySettings
 from services.gateway.submission import IdempotencyConflict, IdempotencyKeyInUse
 
@@ -115,6 +115,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.include_router(simulate.router)
     app.include_router(simulations.router)
     app.include_router(health.router)
+    app.include_router(original_api.router)
     app.include_router(page.router)
     app.mount(page.PAGE_ASSETS_PATH, page.page_assets(), name="page-assets")
 

@@ -93,6 +93,18 @@ async def checked_create(body: SimulationCreate, settings: SettingsDep) -> Simul
                     f"at most {chars} characters (CONVSIM_MAX_MESSAGE_CHARS)",
                 )
             )
+    if len(body.script) > settings.max_turns:
+        errors.append(
+            _error(("script",), f"at most {settings.max_turns} messages (CONVSIM_MAX_TURNS)")
+        )
+    for index, item in enumerate(body.script):
+        if item is not None and len(item) > chars:
+            errors.append(
+                _error(("script", index), f"at most {chars} characters (CONVSIM_MAX_MESSAGE_CHARS)")
+            )
+    if body.goal is not None and len(body.goal) > settings.max_persona_chars:
+        limit = settings.max_persona_chars
+        errors.append(_error(("goal",), f"at most {limit} characters (CONVSIM_MAX_PERSONA_CHARS)"))
     # The default persona is ours, not the client's: only a persona sent is held to the limit.
     if "persona" in body.model_fields_set and len(body.persona) > settings.max_persona_chars:
         limit = settings.max_persona_chars

@@ -96,6 +96,7 @@ async def bootstrap(settings: OrchestratorSettings) -> AsyncIterator[Orchestrati
             limits=RunLimits(
                 deadline_s=settings.simulation_deadline_s,
                 max_transcript_bytes=settings.max_transcript_bytes,
+                stop_phrase=settings.stop_phrase,
             ),
         )
 
@@ -174,6 +175,8 @@ async def _user_simulator(stack: AsyncExitStack, settings: OrchestratorSettings)
         stack.push_async_callback(llm.close)
         user: UserSimulator = LLMUserSimulator(llm, default_model=settings.llm_model)
     else:
-        user = ScriptedUserSimulator(delay_s=settings.scripted_user_delay_s)
+        user = ScriptedUserSimulator(
+            delay_s=settings.scripted_user_delay_s, stop_phrase=settings.stop_phrase
+        )
     logger.info("simulated user: %s", user.kind)
     return user

@@ -16,6 +16,7 @@ from contracts.requests import SimulationRequest
 from contracts.topology import REQUEST_DELIVERY_LIMIT
 from services.common.bot_targets import DEFAULT_TARGET
 from services.common.event_log import EventLogReader
+from services.orchestrator.endings import DEFAULT_STOP_PHRASE
 from services.orchestrator.ports import BotPort, TranscriptLine
 from services.orchestrator.recorded_run import RecordedRun
 from services.orchestrator.retry_policy import RetryPolicy
@@ -44,6 +45,7 @@ def owner_of(delivery: AbstractIncomingMessage) -> str | None:
 class RunLimits:
     deadline_s: float
     max_transcript_bytes: int
+    stop_phrase: str = DEFAULT_STOP_PHRASE
 
 
 class RequestHandler:
@@ -96,6 +98,7 @@ class RequestHandler:
             retry=self._retry,
             owner=owner_of(delivery),
             max_transcript_bytes=self._limits.max_transcript_bytes,
+            stop_phrase=self._limits.stop_phrase,
         )
         if bot is None:
             return await run.give_up(

@@ -9,6 +9,7 @@ from pydantic_settings import SettingsConfigDict
 
 from contracts.topology import REQUEST_DELIVERY_LIMIT
 from services.common.settings import SharedSettings
+from services.orchestrator.endings import DEFAULT_STOP_PHRASE
 from services.orchestrator.simulation import DEFAULT_MAX_TRANSCRIPT_BYTES
 
 __all__ = ["EVENT_OVERHEAD_BYTES", "OrchestratorSettings"]
@@ -70,6 +71,11 @@ class OrchestratorSettings(SharedSettings):
     log_read_timeout_s: PositiveSeconds = 60.0
     log_read_prefetch: Annotated[int, Field(ge=200, le=10_000)] = 1_000
     scripted_user_delay_s: Annotated[float, Field(ge=0, le=60)] = 0.0
+    stop_phrase: Annotated[str, Field(min_length=1, max_length=100)] = Field(
+        default=DEFAULT_STOP_PHRASE,
+        description="What the simulated user says to end the conversation (it is told so); "
+        "stripped before anything reaches the bot.",
+    )
     max_bot_reply_bytes: Annotated[int, Field(ge=1_024, le=64 * 1_048_576)] = 1_048_576
     max_transcript_bytes: Annotated[int, Field(ge=1_024, le=MAX_TRANSCRIPT_BYTES_LIMIT)] = Field(
         default=DEFAULT_MAX_TRANSCRIPT_BYTES,

@@ -40,10 +40,19 @@ from contracts.events import (
 )
 from contracts.requests import SimulationRequest
 from contracts.transcript import format_transcript, speaker_role
+from services.orchestrator.endings import (
+    DEFAULT_STOP_PHRASE,
+    MAX_STOP_ONLY_REASKS,
+    UserMove,
+    may_end,
+    read_user_message,
+    user_instructions,
+)
 from services.orchestrator.errors import SimulationFailure
 from services.orchestrator.ports import BotPort
 from services.orchestrator.recorded_run import RecordedRun
 from services.orchestrator.retry_policy import RetryPolicy
+from services.orchestrator.script import scripted_message
 from services.orchestrator.user_simulator import TranscriptLine, UserSimulator
 
 __all__ = [
@@ -170,6 +179,7 @@ class SimulationRun:
         retry: RetryPolicy | None = None,
         owner: str | None = None,
         max_transcript_bytes: int = DEFAULT_MAX_TRANSCRIPT_BYTES,
+        stop_phrase: str = DEFAULT_STOP_PHRASE,
     ) -> None:
         recorded = recorded or RecordedRun.fresh(request)
         self._request = request
@@ -188,6 +198,11 @@ class SimulationRun:
         self._max_transcript_bytes = max_transcript_bytes
         self._owner = owner
         self._bot_replies = 0
+        self._stop_phrase = stop_phrase
+        self._instructions = user_instructions(request.persona, request.goal, stop_phrase)
+        """The simulated user's system message: persona, goal, and how to end the talk."""
+        self._user_ends = False
+        """The last user line carried the stop phrase: the bot's answer to it is the last."""
         self._stop_reason: StopReason = "max_turns"
         self._deadline = float("inf")
         """The loop time at which remote calls stop (set when the run starts)."""
@@ -255,38 +270,77 @@ class SimulationRun:
     async def _open_conversation(self) -> None:
         await self._call("initConversation", lambda: self._bot.open(self._request))
         await self._emit(
-            StartedEvent, conversation_id=self.conversation_id, user_simulator=self._user.kind
+            StartedEvent,
+            conversation_id=self.conversation_id,
+            user_simulator=self._user.kind,
+            goal=self._request.goal,
         )
 
     async def _converse(self) -> None:
         request = self._request
         for earlier in request.history:
             await self._turn(speaker_role(earlier.role), earlier.content, 0, from_history=True)
-        message = request.opening_message()
-        if not request.opening_is_in_history():
-            await self._turn("user", message, 0)
+        message: str | None = request.opening_message()
+        if not request.has_fixed_opening():
+            message = await self._user_message(1)  # the script (or the simulated user) opens
+        elif not request.opening_is_in_history():
+            await self._turn("user", request.opening_message(), 0)
         for turn in range(1, request.max_turns + 1):
+            if message is None:  # the user ended it with nothing left to send
+                self._stop_reason = "user_ended"
+                return
             reply = await self._bot_reply(f"bot reply {turn}", message)
             self._bot_replies += 1
-            if self._bot.ends_conversation(reply):
+            if self._user_ends:
+                self._stop_reason = "user_ended"
+                return
+            if self._bot.ends_conversation(reply) and may_end(self._bot_replies, request.min_turns):
                 self._stop_reason = "bot_ended"
                 return
             if turn == request.max_turns:
                 return
-            message = await self._step(
-                "user",
-                f"user message {turn + 1}",
-                lambda: self._user.next_message(request.persona, list(self._lines), request.llm),
-            )
+            message = await self._user_message(turn + 1)
 
-    async def _step(self, role: TurnRole, what: str, call: Callable[[], Awaitable[str]]) -> str:
-        """One transcript line produced by a call: from the record if it is there."""
-        recorded = self._recorded_line(role)
+    async def _user_message(self, number: int) -> str | None:
+        """User message ``number`` (1 = the first sent): from the record, the script or the
+        simulated user, with the stop phrase read (endings.py). None: the user ended the
+        conversation with nothing left to send."""
+        recorded = self._recorded_turn("user")
         if recorded is not None:
-            return recorded
-        content, latency_ms = await self._timed(what, call)
-        await self._turn(role, content, latency_ms)
-        return content
+            self._user_ends = recorded.ends_conversation
+            return recorded.content
+        fixed = scripted_message(self._request, number)
+        if fixed is not None and (move := self._read_user(fixed)) is not None:
+            return await self._user_move(move, 0)
+        # A fixed message that was only the stop phrase before min_turns falls to the user.
+        request = self._request
+        for _ in range(MAX_STOP_ONLY_REASKS + 1):
+            content, latency_ms = await self._timed(
+                f"user message {number}",
+                lambda: self._user.next_message(self._instructions, list(self._lines), request.llm),
+            )
+            if (move := self._read_user(content)) is not None:
+                return await self._user_move(move, latency_ms)
+        raise SimulationFailure(
+            "llm_error",
+            f"the simulated user said only the stop phrase {MAX_STOP_ONLY_REASKS + 1} times "
+            f"for user message {number}, before min_turns ({request.min_turns}) bot replies",
+        )
+
+    def _read_user(self, content: str) -> UserMove | None:
+        return read_user_message(
+            content,
+            self._stop_phrase,
+            bot_replies=self._bot_replies,
+            min_turns=self._request.min_turns,
+        )
+
+    async def _user_move(self, move: UserMove, latency_ms: int) -> str | None:
+        self._user_ends = move.ends
+        if not move.text:
+            return None
+        await self._turn("user", move.text, latency_ms, ends_conversation=move.ends)
+        return move.text
 
     async def _bot_reply(self, what: str, message: str) -> list[str]:
         """The bot's reply to ``message``, one transcript line per message: from the record
@@ -331,6 +385,10 @@ class SimulationRun:
             await self._turn("bot", reply[part - 1], latency_ms if part == 1 else 0, **extra)
 
     def _recorded_line(self, role: TurnRole) -> str | None:
+        recorded = self._recorded_turn(role)
+        return None if recorded is None else recorded.content
+
+    def _recorded_turn(self, role: TurnRole) -> TurnEvent | None:
         index = len(self._lines)
         if index >= len(self._replay):
             return None
@@ -338,7 +396,7 @@ class SimulationRun:
         if recorded.role != role:
             raise RuntimeError(f"the log has a {recorded.role} line at {index}, expected {role}")
         self._append_line(recorded.role, recorded.content)
-        return recorded.content
+        return recorded
 
     async def _call(self, what: str, call: Callable[[], Awaitable[T]]) -> T:
         result, _ = await self._timed(what, call)
@@ -439,6 +497,7 @@ class SimulationRun:
         latency_ms: int,
         *,
         from_history: bool = False,
+        ends_conversation: bool = False,
         **parts: Any,
     ) -> None:
         if self._recorded_line(role) is not None:
@@ -452,6 +511,7 @@ class SimulationRun:
             content=content,
             latency_ms=latency_ms,
             from_history=from_history,
+            ends_conversation=ends_conversation,
             **parts,
         )
         self._append_line(role, content)

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from contracts.events import TurnRole
 from contracts.requests import LLMOptions
 from services.orchestrator.connect_errors import unreachable_reason
+from services.orchestrator.endings import DEFAULT_STOP_PHRASE
 from services.orchestrator.errors import SimulationFailure, retry_after_seconds
 
 __all__ = [
@@ -194,13 +195,22 @@ _ANSWERS = (
 _ACKNOWLEDGEMENTS = ("Ok!", "Wow, cool.", "Yes teacher.", "I understand.", "Hmm, ok.")
 
 
+_GOODBYES = ("bye", "goodbye", "see you")
+_FAREWELL = "Bye bye teacher!"
+
+
 class ScriptedUserSimulator:
-    """An offline, deterministic learner: the same conversation gives the same replies."""
+    """An offline, deterministic learner: the same conversation gives the same replies.
+
+    It ends the conversation the way the LLM is told to: when the bot says goodbye (the demo
+    bot's lesson is over), it answers "Bye bye teacher!" followed by the stop phrase, which is
+    sent without the phrase, answered, and ends the simulation with ``user_ended``."""
 
     kind = "scripted"
 
-    def __init__(self, *, delay_s: float = 0.0) -> None:
+    def __init__(self, *, delay_s: float = 0.0, stop_phrase: str = DEFAULT_STOP_PHRASE) -> None:
         self._delay_s = delay_s
+        self._stop_phrase = stop_phrase
 
     async def next_message(
         self, persona: str, lines: Sequence[TranscriptLine], options: LLMOptions | None
@@ -208,6 +218,8 @@ class ScriptedUserSimulator:
         if self._delay_s:
             await asyncio.sleep(self._delay_s)  # a human-like pause for the offline demo
         bot_said = next((content for role, content in reversed(lines) if role == "bot"), "")
+        if any(word in bot_said.lower() for word in _GOODBYES):
+            return f"{_FAREWELL} {self._stop_phrase}"
         return self.reply_to(bot_said, turn=len(lines))
 
     @staticmethod

@@ -5,11 +5,17 @@ Retry-After: 1), ``always-500``, ``hang``, ``empty`` (an empty message), ``bad-r
 ``not-a-completion`` (200 with JSON that is no chat completion).
 "Once" counts per persona (the system message), so each test has its own.
 The model ``BOT_MODEL`` plays a bot (an openai_chat target): ``"Tutor line <k> to: <last>"``.
+
+A marker in the persona makes the learner say the stop phrase (``###STOP###``) at learner line
+``N`` (the one answering the bot's N-th line): ``[stop-at N]`` with text left ("Thank you,
+bye! ###STOP###"), ``[stop-only-at N]`` only the phrase, the first time that line is asked for
+(asked again, it answers as usual), ``[stop-only-from N]`` only the phrase, from that line on.
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 import threading
 import time
 from collections import defaultdict
@@ -19,9 +25,13 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-__all__ = ["BOT_MODEL", "FAULT_MODELS", "FakeOpenAI"]
+__all__ = ["BOT_MODEL", "FAREWELL", "FAULT_MODELS", "STOP_PHRASE", "FakeOpenAI"]
 
 BOT_MODEL = "fake-bot"
+
+STOP_PHRASE = "###STOP###"
+FAREWELL = "Thank you, bye!"
+_STOP_MARKER = re.compile(r"\[(stop-at|stop-only-at|stop-only-from) (\d+)\]")
 
 FAULT_MODELS = (
     "fail-once-500",
@@ -41,6 +51,9 @@ class FakeOpenAI:
     authorizations: list[str] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _calls: defaultdict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
+    _lines_asked: defaultdict[tuple[str, int], int] = field(
+        default_factory=lambda: defaultdict(int)
+    )
 
     def requests_with(self, text: str) -> list[dict[str, Any]]:
         """The requests whose messages mention ``text``."""
@@ -55,6 +68,23 @@ class FakeOpenAI:
         if model == BOT_MODEL:
             return f"Tutor line {k} to: {messages[-1]['content']}"
         return f"Learner line {k} after: {messages[-1]['content']}"
+
+    def _answer(self, messages: list[dict[str, Any]], model: str) -> str:
+        """The reply, or the stop phrase when the persona's marker says so."""
+        system = messages[0]["content"] if messages[0]["role"] == "system" else ""
+        k = sum(1 for m in messages if m["role"] == "user")
+        with self._lock:
+            self._lines_asked[(system, k)] += 1
+            asked = self._lines_asked[(system, k)]
+        for kind, line in _STOP_MARKER.findall(system):
+            n = int(line)
+            if kind == "stop-at" and k == n:
+                return f"{FAREWELL} {STOP_PHRASE}"
+            if (kind == "stop-only-at" and k == n and asked == 1) or (
+                kind == "stop-only-from" and k >= n
+            ):
+                return STOP_PHRASE
+        return self.reply_for(messages, model)
 
     def app(self) -> FastAPI:
         api = FastAPI()
@@ -83,7 +113,7 @@ class FakeOpenAI:
                             "role": "assistant",
                             "content": ""
                             if body["model"] == "empty"
-                            else self.reply_for(body["messages"], body["model"]),
+                            else self._answer(body["messages"], body["model"]),
                         },
                         "finish_reason": "stop",
                     }

@@ -18,12 +18,11 @@ from tests.fakes.json_bot import FakeJsonBot
 from tests.fakes.openai_api import BOT_MODEL
 from tests.fakes.server import serve_in_thread
 from tests.integration.client import EventWatcher, create_simulation, read_events
-from tests.integration.conftest import IsolatedStack, Stack, isolated_stack
+from tests.integration.conftest import OPENAI_TEST_KEY, IsolatedStack, Stack, isolated_stack
 from tests.integration.log_tap import eventually
 
 pytestmark = pytest.mark.integration
 
-TUTOR_KEY = "tutor-key-not-secret-1"
 JSON_BOT_KEY = "json-bot-key-not-secret-2"
 BOT_PROMPT = "You are Tutor Owl, a patient English teacher for children."
 
@@ -56,7 +55,8 @@ def targets_url(
             "kind": "openai_chat",
             "base_url": stack.env["OPENAI_BASE_URL"],
             "model": BOT_MODEL,
-            "api_key_env": "CONVSIM_TEST_TUTOR_KEY",
+            # The session's fake LLM sees one key (test_pipeline checks that): the same here.
+            "api_key_env": "OPENAI_API_KEY",
         },
         "hooks": hooks,
         "ender": {**hooks, "end_pattern": "(?i)goodbye"},
@@ -69,7 +69,6 @@ def targets_url(
     }
     settings = {
         "CONVSIM_BOT_TARGETS": json.dumps(targets),
-        "CONVSIM_TEST_TUTOR_KEY": TUTOR_KEY,
         "CONVSIM_TEST_JSON_BOT_KEY": JSON_BOT_KEY,
     }
     with isolated_stack(stack, tmp_path_factory) as isolated:
@@ -118,7 +117,10 @@ async def test_two_prompts_talk_through_an_openai_chat_target(
         {"role": "assistant", "content": "Tutor line 1 to: Hi!"},
         {"role": "user", "content": learner},
     ]
-    assert f"Bearer {TUTOR_KEY}" in stack.llm.authorizations
+    with stack.llm._lock:
+        sent = list(zip(stack.llm.requests, stack.llm.authorizations, strict=True))
+    keys = {auth for request, auth in sent if request["model"] == BOT_MODEL}
+    assert keys == {f"Bearer {OPENAI_TEST_KEY}"}  # from the variable api_key_env names
 
 
 async def test_an_http_json_bot_gets_its_template_and_answers_several_messages(

@@ -51,6 +51,16 @@ def _epmd_listens(port: int, *, on_all: bool) -> bool:
     return bool(addresses) and (any(a not in LOOPBACK for a in addresses) == on_all)
 
 
+def _secure_epmd(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["bash", str(REPO / "scripts" / "broker.sh"), "secure-epmd"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+
 def test_an_epmd_left_on_every_interface_by_the_package_is_stopped(tmp_path: Path) -> None:
     """The Debian package's postinst starts an epmd on 0.0.0.0 and [::]; broker.sh must not
     leave it there (it would serve our node too). Here: a stray epmd on a free port."""
@@ -61,13 +71,7 @@ def test_an_epmd_left_on_every_interface_by_the_package_is_stopped(tmp_path: Pat
     subprocess.run(["epmd", "-daemon"], env=env, check=True)
     try:
         wait_until(lambda: _epmd_listens(port, on_all=True), timeout_s=10, what="a stray epmd")
-        done = subprocess.run(
-            ["bash", str(REPO / "scripts" / "broker.sh"), "secure-epmd"],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=30,
-        )
+        done = _secure_epmd(env)
         assert done.returncode == 0, done.stderr
         assert "stopping an epmd" in done.stderr
         assert not _epmd_listens(port, on_all=True), _listening_addresses(port)
@@ -83,13 +87,7 @@ def test_a_loopback_epmd_is_left_alone() -> None:
     subprocess.run(["epmd", "-daemon"], env=env, check=True)
     try:
         wait_until(lambda: _epmd_listens(port, on_all=False), timeout_s=10, what="epmd")
-        done = subprocess.run(
-            ["bash", str(REPO / "scripts" / "broker.sh"), "secure-epmd"],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=30,
-        )
+        done = _secure_epmd(env)
         assert done.returncode == 0, done.stderr
         assert _epmd_listens(port, on_all=False), _listening_addresses(port)
     finally:

@@ -117,7 +117,8 @@ async def test_llm_plays_the_user_with_the_persona_as_system(
     requests = stack.llm.requests_with("Persona marker 7d1c")
     assert len(requests) == 2  # a user message after each bot reply but the last
     messages = requests[-1]["messages"]
-    assert messages[0] == {"role": "system", "content": persona}
+    assert messages[0]["role"] == "system"
+    assert messages[0]["content"].startswith(persona)  # then how to end the talk
     assert [m["role"] for m in messages[1:]] == ["assistant", "user", "assistant", "user"]
     assert messages[1]["content"] == "sẵn sàng"
     assert messages[2]["content"].startswith("Bot reply 1")
@@ -140,7 +141,8 @@ async def test_nothing_the_bot_says_replaces_the_persona(
     await read_events(client, simulation_id)
     for request in stack.llm.requests_with("Persona marker 51e0"):
         messages = request["messages"]
-        assert messages[0] == {"role": "system", "content": persona}
+        assert messages[0]["role"] == "system"
+        assert messages[0]["content"].startswith(persona)  # then how to end the talk
         assert [m for m in messages if m["role"] == "system"] == [messages[0]]
         bot_lines = [m for m in messages if injection in m["content"]]
         assert [m["role"] for m in bot_lines] == ["user"]  # the bot's words stay the bot's

@@ -133,3 +133,13 @@ async def test_a_reply_recorded_whole_is_not_asked_again_and_still_ends_the_talk
     assert isinstance(terminal, CompletedEvent)
     assert terminal.stop_reason == "bot_ended"
     assert [e.type for e in sink.events] == ["completed"]
+
+
+async def test_the_bot_may_not_end_the_conversation_before_min_turns() -> None:
+    sink = Recorder()
+    request = REQUEST.model_copy(update={"min_turns": 3})
+    run = SimulationRun(request, bot=ChattyBot(ends_at=2), user=User(), events=sink, deadline_s=30)
+    terminal = await run.run()
+    assert isinstance(terminal, CompletedEvent)
+    # Reply 2 said goodbye before min_turns: the talk went on to max_turns (3).
+    assert (terminal.stop_reason, terminal.turn_count) == ("max_turns", 3)
