@@ -37,7 +37,8 @@ from contracts.events import TurnEvent, parse_event
 from contracts.ids import new_simulation_id
 from contracts.names import ALL_SIMULATION_EVENTS, EVENTS_EXCHANGE
 from services.common.topology import declare_topology
-from services.orchestrator.bot_api import WEBHOOK_PATH, BotApiClient, build_bot_http_client
+from services.orchestrator.bots.robot_ai_lesson import WEBHOOK_PATH, RobotAiLessonBot
+from services.orchestrator.bots.transport import build_bot_http_client
 from services.orchestrator.event_publisher import DeliveryEventSink
 from services.orchestrator.user_simulator import (
     LLMUserSimulator,
@@ -80,7 +81,7 @@ async def _run(url: str, n: int, rounds: int) -> None:
         connect_timeout_s=10,
         max_connections=n + 10,
     )
-    bot = BotApiClient(http, base_url=url, max_reply_bytes=1_048_576)
+    bot = RobotAiLessonBot(http, base_url=url, max_reply_bytes=1_048_576)
     user = LLMUserSimulator(llm, default_model="bench")
     async with aiohttp.ClientSession(
         connector=aiohttp.TCPConnector(limit=n + 10), timeout=aiohttp.ClientTimeout(total=60)

@@ -145,7 +145,12 @@ class StartedEvent(_OpensSimulation):
 
 
 class TurnEvent(_Event):
-    """One transcript line: a message of the user or of the bot."""
+    """One transcript line: a message of the user or of the bot.
+
+    A bot reply of several messages is one ``turn`` per message, with ``part`` and ``parts``
+    (absent for a reply of one message). Its first message also carries the ``following``
+    ones, so an attempt that resumes after only part of the reply was recorded finishes it
+    without asking the bot again."""
 
     type: Literal["turn"] = "turn"
     index: Annotated[int, Field(ge=0, description="Position of the line in the transcript")]
@@ -160,6 +165,24 @@ class TurnEvent(_Event):
             "to it is the last line, then the simulation completes with `user_ended`"
         ),
     ] = False
+    part: Annotated[
+        int | None, Field(ge=1, description="Which message of a multi-message bot reply (1...)")
+    ] = None
+    parts: Annotated[
+        int | None, Field(ge=2, description="How many messages the bot reply holds")
+    ] = None
+    following: Annotated[
+        list[str] | None,
+        Field(description="On part 1 only: the reply's later messages (parts 2...)"),
+    ] = None
+
+    @model_serializer(mode="wrap")
+    def _omit_absent_parts(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        for name in ("part", "parts", "following"):
+            if data.get(name) is None:
+                data.pop(name, None)
+        return data
 
 
 class RetryingEvent(_OpensSimulation):

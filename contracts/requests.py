@@ -65,7 +65,8 @@ class HistoryMessage(BaseModel):
 
 
 class LLMOptions(BaseModel):
-    """Optional settings of the LLM that plays the user."""
+    """Optional settings of an LLM: the one playing the user (``llm``) or an openai_chat bot
+    (``bot_llm``)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -79,7 +80,14 @@ class SimulationCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    bot_id: Annotated[int, Field(ge=0, le=2**31 - 1, description="The bot under test.")]
+    bot_id: Annotated[
+        int | None,
+        Field(
+            ge=0,
+            le=2**31 - 1,
+            description="The bot under test (required by robot_ai_lesson targets only).",
+        ),
+    ] = None
     user_prompt: Annotated[
         str,
         Field(max_length=MAX_MESSAGE_CHARS, description="The opening user message."),
@@ -134,14 +142,27 @@ class SimulationCreate(BaseModel):
         dict[str, JsonValue], Field(description="Passed to the bot's initConversation.")
     ] = {}
     llm: LLMOptions | None = None
+    bot_prompt: Annotated[
+        str | None,
+        Field(
+            min_length=1,
+            max_length=MAX_PERSONA_CHARS,
+            description="The bot's system message (openai_chat targets: required).",
+        ),
+    ] = None
+    bot_llm: Annotated[
+        LLMOptions | None,
+        Field(description="Model settings of an openai_chat bot (default: the target's)."),
+    ] = None
     bot_target: Annotated[
         str | None,
         Field(
             min_length=1,
             max_length=64,
             pattern=r"^[A-Za-z0-9_.-]+$",
-            description="Which configured bot API to test (CONVSIM_BOT_TARGETS), by name; "
-            "default: CONVSIM_BOT_API_URL. A URL is never taken from a request.",
+            description="Which configured bot to test (CONVSIM_BOT_TARGETS, or the built-in "
+            "'default' and 'llm'), by name; default: 'default' (CONVSIM_BOT_API_URL). A URL "
+            "is never taken from a request.",
         ),
     ] = None
     client_id: Annotated[

@@ -12,6 +12,16 @@ gateway="http://${CONVSIM_GATEWAY_HOST:-127.0.0.1}:${CONVSIM_GATEWAY_PORT:-8000}
 # The offline demo reads better with a learner who pauses like one.
 export CONVSIM_SCRIPTED_USER_DELAY_S="${CONVSIM_SCRIPTED_USER_DELAY_S:-0.8}"
 export CONVSIM_LOG_FORMAT="${CONVSIM_LOG_FORMAT:-text}"  # .run/*.log are read by people
+# Offline, the built-in bot target "llm" (openai_chat) talks to the demo bot's deterministic
+# teacher at /v1/chat/completions: two prompts talking need no key. With OPENAI_API_KEY set
+# (or CONVSIM_BOT_TARGETS given), the configuration is left as it is.
+demo_bot_url="http://${CONVSIM_DEMO_BOT_HOST:-127.0.0.1}:${CONVSIM_DEMO_BOT_PORT:-9404}"
+if [ -z "${OPENAI_API_KEY:-}" ] && [ -z "${CONVSIM_BOT_TARGETS:-}" ]; then
+  export CONVSIM_BOT_TARGETS="{\"llm\": {\"kind\": \"openai_chat\", \"base_url\": \"$demo_bot_url/v1\", \"model\": \"demo-teacher\"}}"
+fi
+two_prompts='{"bot_target": "llm", "max_turns": 3, "user_prompt": "Hello! I am ready.",
+  "bot_prompt": "You are Teacher Bee, a kind English teacher. Teach the colours lesson.",
+  "persona": "You are Minh, ten years old, learning English. Answer briefly."}'
 
 alive() { [ -f "$run/$1.pid" ] && kill -0 "$(cat "$run/$1.pid")" 2>/dev/null; }
 
@@ -52,6 +62,9 @@ convsim is running:
   command line             .venv/bin/convsim run --bot-id 16 --prompt "sẵn sàng" --max-turns 3
   original call            curl -N -X POST $gateway/simulate -H 'content-type: application/json' \\
                              -d '{"bot_id": 16, "user_prompt": "sẵn sàng", "max_turns": 3}'
+  two prompts talking      curl -N -X POST $gateway/simulate -H 'content-type: application/json' \\
+                             -d '{"bot_target": "llm", "bot_prompt": "You are a kind English teacher.",
+                                  "persona": "You are a ten-year-old learner.", "user_prompt": "Hello!"}'
   RabbitMQ management UI   http://127.0.0.1:15672/  (guest / guest)
   logs                     $run/*.log          stop it all with: make down
 EOT
@@ -75,6 +88,11 @@ case "${1:-}" in
     echo "A lesson with demo bot 16, three turns, streamed as it happens:"
     echo
     .venv/bin/convsim run --gateway "$gateway" --bot-id 16 --prompt "sẵn sàng" --max-turns 3
+    echo
+    echo "Two prompts talking: bot target 'llm' (openai_chat) plays the teacher's prompt, the"
+    echo "simulated user plays the learner's persona, streamed as it happens:"
+    echo
+    curl -sS -N -X POST "$gateway/simulate" -H 'content-type: application/json' -d "$two_prompts"
     echo
     urls
     ;;

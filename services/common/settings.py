@@ -8,10 +8,14 @@ from pydantic import AnyHttpUrl, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from contracts.topology import DEFAULT_EVENT_LOG_MAX_AGE, DEFAULT_MAX_QUEUED_SIMULATIONS
+from services.common.bot_targets import (
+    BotTarget,
+    BotTargetName,
+    BotTargetSetting,
+    resolve_bot_targets,
+)
 
 __all__ = ["BotTargetName", "SharedSettings"]
-
-BotTargetName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
 
 
 class SharedSettings(BaseSettings):
@@ -37,8 +41,20 @@ class SharedSettings(BaseSettings):
         description="json: one JSON object per line; text: for people; auto: text on a "
         "terminal, JSON otherwise.",
     )
-    bot_targets: dict[BotTargetName, AnyHttpUrl] = Field(
-        default_factory=dict,
-        description='Named bot APIs a request may pick with "bot_target", as JSON: '
-        '{"staging": "https://bots.example/api"}.',
+    bot_api_url: AnyHttpUrl = Field(
+        default=AnyHttpUrl("http://127.0.0.1:9404"),
+        description="The robot-ai-lesson bot API of the built-in target 'default'.",
     )
+    bot_targets: dict[BotTargetName, BotTargetSetting] = Field(
+        default_factory=dict,
+        description='Named bots a request may pick with "bot_target", as JSON: a URL (a '
+        'robot_ai_lesson bot API) or an object with "kind" (robot_ai_lesson, openai_chat, '
+        'http_json): {"staging": "https://bots.example/api", "tutor": {"kind": '
+        '"openai_chat", "base_url": "https://api.openai.com/v1", "model": "gpt-4o-mini", '
+        '"api_key_env": "OPENAI_API_KEY"}}. Built in: "default" (CONVSIM_BOT_API_URL) and '
+        '"llm" (openai_chat on OPENAI_BASE_URL), unless configured.',
+    )
+
+    def targets(self) -> dict[str, BotTarget]:
+        """Every bot target a request may name, built-ins included."""
+        return resolve_bot_targets(self.bot_targets, self.bot_api_url)

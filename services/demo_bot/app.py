@@ -1,4 +1,5 @@
-"""The demo bot's HTTP API: the bot API contract of INTERFACE.md."""
+"""The demo bot's HTTP API: the bot API contract of INTERFACE.md, and an OpenAI-compatible
+chat completion playing the same teacher (chat_completions.py)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from pydantic import BaseModel, Field, JsonValue
 
+from services.demo_bot.chat_completions import chat_completions_router
 from services.demo_bot.settings import DemoBotSettings
 from services.demo_bot.teacher import Teacher
 
@@ -66,6 +68,8 @@ def create_app(settings: DemoBotSettings | None = None) -> FastAPI:
             await asyncio.sleep(settings.reply_delay_s)  # the teacher thinks
         reply = teacher.reply(body.message)
         return _answer(0, "Success", {"conversation_id": body.conversation_id, "message": reply})
+
+    app.include_router(chat_completions_router(settings.reply_delay_s))
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:

@@ -14,9 +14,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from contracts.ids import created_at_of
 from contracts.requests import LLMOptions, SimulationCreate
+from services.common.bot_targets import DEFAULT_TARGET
 from services.gateway.active import ActiveSimulations, TooManyActive
 from services.gateway.dependencies import OwnerDep, SettingsDep
 from services.gateway.raw_responses import send_problem
+from services.gateway.settings import GatewaySettings
 
 __all__ = ["ActiveSlot", "Admission", "BodySizeLimit", "CheckedCreate"]
 
@@ -117,27 +119,65 @@ async def checked_create(body: SimulationCreate, settings: SettingsDep) -> Simul
         errors.extend(
             _llm_errors(body.llm, settings.permitted_llm_models(), settings.max_llm_tokens)
         )
-    if body.bot_target is not None and body.bot_target not in settings.bot_targets:
-        known = ", ".join(sorted(settings.bot_targets)) or "none"
-        errors.append(
-            _error(
-                ("bot_target",),
-                f"no bot target named {body.bot_target!r} (configured: {known})",
-                "unknown_bot_target",
-            )
-        )
+    errors.extend(_bot_errors(body, settings))
     if errors:
         raise RequestValidationError(errors)
     return body
 
 
-def _llm_errors(llm: LLMOptions, permitted: list[str], max_tokens: int) -> list[dict[str, Any]]:
+def _bot_errors(body: SimulationCreate, settings: GatewaySettings) -> list[dict[str, Any]]:
+    """The bot target exists, and the request has what its kind needs: ``bot_id`` for a
+    robot_ai_lesson bot, ``bot_prompt`` for an openai_chat one; ``bot_llm`` within the limits
+    of the simulated user's LLM."""
+    targets = settings.targets()
+    name = body.bot_target or DEFAULT_TARGET
+    target = targets.get(name)
+    if target is None:
+        return [
+            _error(
+                ("bot_target",),
+                f"no bot target named {name!r} (configured: {', '.join(sorted(targets))})",
+                "unknown_bot_target",
+            )
+        ]
+    errors: list[dict[str, Any]] = []
+    if target.kind == "robot_ai_lesson" and body.bot_id is None:
+        errors.append(
+            _error(("bot_id",), f"bot target {name!r} (robot_ai_lesson) needs bot_id", "missing")
+        )
+    if target.kind == "openai_chat":
+        prompt = body.bot_prompt or ""
+        if not prompt.strip():
+            errors.append(
+                _error(
+                    ("bot_prompt",),
+                    f"bot target {name!r} (openai_chat) needs bot_prompt, the bot's system message",
+                    "missing",
+                )
+            )
+        elif len(prompt) > settings.max_persona_chars:
+            limit = settings.max_persona_chars
+            errors.append(
+                _error(("bot_prompt",), f"at most {limit} characters (CONVSIM_MAX_PERSONA_CHARS)")
+            )
+    if body.bot_llm is not None:
+        errors.extend(
+            _llm_errors(
+                body.bot_llm, settings.permitted_llm_models(), settings.max_llm_tokens, "bot_llm"
+            )
+        )
+    return errors
+
+
+def _llm_errors(
+    llm: LLMOptions, permitted: list[str], max_tokens: int, field: str = "llm"
+) -> list[dict[str, Any]]:
     """The LLM options within CONVSIM_ALLOWED_LLM_MODELS and CONVSIM_MAX_LLM_TOKENS."""
     errors: list[dict[str, Any]] = []
     if llm.model is not None and llm.model not in permitted:
         errors.append(
             _error(
-                ("llm", "model"),
+                (field, "model"),
                 f"model {llm.model!r} is not allowed (CONVSIM_ALLOWED_LLM_MODELS: "
                 f"{', '.join(permitted)})",
                 "model_not_allowed",
@@ -146,7 +186,7 @@ def _llm_errors(llm: LLMOptions, permitted: list[str], max_tokens: int) -> list[
     if llm.max_tokens is not None and llm.max_tokens > max_tokens:
         errors.append(
             _error(
-                ("llm", "max_tokens"), f"at most {max_tokens} (CONVSIM_MAX_LLM_TOKENS)", "less_than"
+                (field, "max_tokens"), f"at most {max_tokens} (CONVSIM_MAX_LLM_TOKENS)", "less_than"
             )
         )
     return errors

@@ -7,28 +7,33 @@ the delivery policy take their collaborators as parameters, so tests can build t
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 
 import aio_pika
+import httpx
 from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
 from prometheus_client import CollectorRegistry
 
 from contracts.names import CONTROL_LOG_STREAM
 from contracts.topology import max_age_of
+from services.common.bot_targets import BotTargetKind
 from services.common.event_log import EventLogReader
 from services.common.naming import with_connection_name
 from services.common.stream_reader import StreamFollower
 from services.common.topology import declare_topology
-from services.orchestrator.bot_api import BotApiClient, build_bot_http_client
+from services.orchestrator.bots.registry import BotDefaults, build_bots
+from services.orchestrator.bots.transport import build_bot_http_client
 from services.orchestrator.event_publisher import DeliveryEventSink
 from services.orchestrator.held_runs import HeldRuns
 from services.orchestrator.metrics import MeteredEventSink, OrchestratorMetrics, serve_metrics
+from services.orchestrator.ports import BotPort
 from services.orchestrator.request_handler import RequestHandler, RunLimits
 from services.orchestrator.retry_policy import RetryPolicy
 from services.orchestrator.settings import OrchestratorSettings
-from services.orchestrator.simulation import BotPort, EventSink
+from services.orchestrator.simulation import EventSink
 from services.orchestrator.user_simulator import (
     LLMUserSimulator,
     ScriptedUserSimulator,
@@ -126,21 +131,35 @@ async def _follow_control_log(
 
 async def _bots(
     stack: AsyncExitStack, settings: OrchestratorSettings
-) -> Callable[[str | None], BotPort | None]:
-    """The bot API client of each configured target (None: the default)."""
-    http = build_bot_http_client(
-        read_timeout_s=settings.bot_timeout_s,
-        connect_timeout_s=settings.connect_timeout_s,
-        max_connections=settings.max_concurrent_simulations + 10,
-    )
-    stack.push_async_callback(http.aclose)
-    bots: dict[str | None, BotPort] = {}
-    for target in (None, *settings.bot_targets):
-        url = settings.bot_url_for(target)
-        if url is not None:
-            bots[target] = BotApiClient(
-                http, base_url=url, max_reply_bytes=settings.max_bot_reply_bytes
+) -> Callable[[str], BotPort | None]:
+    """The bot of each target a request may name (built-ins included), over one pooled
+    client per kind of bot, opened only for the kinds configured."""
+    clients: dict[BotTargetKind, httpx.AsyncClient] = {}
+
+    def client_for(kind: BotTargetKind) -> httpx.AsyncClient:
+        if kind not in clients:
+            read_timeout_s = settings.llm_timeout_s if kind == "openai_chat" else None
+            clients[kind] = build_bot_http_client(
+                read_timeout_s=read_timeout_s or settings.bot_timeout_s,
+                connect_timeout_s=settings.connect_timeout_s,
+                max_connections=settings.max_concurrent_simulations + 10,
             )
+            stack.push_async_callback(clients[kind].aclose)
+        return clients[kind]
+
+    bots = build_bots(
+        settings.targets(),
+        client_for=client_for,
+        defaults=BotDefaults(
+            openai_base_url=settings.openai_base_url,
+            llm_model=settings.llm_model,
+            max_reply_bytes=settings.max_bot_reply_bytes,
+        ),
+        environ=os.environ,
+    )
+    logger.info(
+        "bot targets: %s", ", ".join(f"{n} ({t.kind})" for n, t in settings.targets().items())
+    )
     return bots.get
 
 

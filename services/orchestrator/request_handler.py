@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from aio_pika.abc import AbstractIncomingMessage
 
@@ -15,11 +14,13 @@ from contracts.ids import created_at_of
 from contracts.names import OWNER_HEADER
 from contracts.requests import SimulationRequest
 from contracts.topology import REQUEST_DELIVERY_LIMIT
+from services.common.bot_targets import DEFAULT_TARGET
 from services.common.event_log import EventLogReader
 from services.orchestrator.endings import DEFAULT_STOP_PHRASE
+from services.orchestrator.ports import BotPort, TranscriptLine
 from services.orchestrator.recorded_run import RecordedRun
 from services.orchestrator.retry_policy import RetryPolicy
-from services.orchestrator.simulation import BotPort, EventSink, RunSignals, SimulationRun
+from services.orchestrator.simulation import EventSink, RunSignals, SimulationRun
 from services.orchestrator.user_simulator import UserSimulator
 
 __all__ = ["RequestHandler", "RunLimits", "delivery_number", "owner_of"]
@@ -54,7 +55,7 @@ class RequestHandler:
         self,
         *,
         log: EventLogReader,
-        bot_for: Callable[[str | None], BotPort | None],
+        bot_for: Callable[[str], BotPort | None],
         user: UserSimulator,
         retry: RetryPolicy,
         limits: RunLimits,
@@ -84,7 +85,7 @@ class RequestHandler:
             )
             return None
         attempt = max(number, recorded.last_attempt + 1)
-        bot = self._bot_for(request.bot_target)
+        bot = self._bot_for(request.bot_target or DEFAULT_TARGET)
         run = SimulationRun(
             request,
             bot=bot or _NoBot(),
@@ -140,10 +141,13 @@ class RequestHandler:
 class _NoBot:
     """Stands in for a bot target that is not configured: the run gives up before any call."""
 
-    async def init_conversation(
-        self, bot_id: int, conversation_id: str, input_slots: dict[str, Any]
-    ) -> None:
+    async def open(self, request: SimulationRequest) -> None:
         raise RuntimeError("no bot is configured for this request")
 
-    async def send_message(self, conversation_id: str, message: str) -> str:
+    async def reply(
+        self, request: SimulationRequest, message: str, earlier: Sequence[TranscriptLine]
+    ) -> list[str]:
         raise RuntimeError("no bot is configured for this request")
+
+    def ends_conversation(self, messages: Sequence[str]) -> bool:
+        return False

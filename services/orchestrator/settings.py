@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import AliasChoices, AnyHttpUrl, Field, SecretStr, model_validator
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from contracts.topology import REQUEST_DELIVERY_LIMIT
@@ -27,12 +27,6 @@ PositiveSeconds = Annotated[float, Field(gt=0, le=86_400)]
 class OrchestratorSettings(SharedSettings):
     model_config = SettingsConfigDict(env_prefix="CONVSIM_", extra="ignore", populate_by_name=True)
 
-    bot_api_url: AnyHttpUrl = AnyHttpUrl("http://127.0.0.1:9404")
-    bot_targets: dict[Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")], AnyHttpUrl] = Field(
-        default_factory=dict,
-        description='Named bot APIs a request may pick with "bot_target", as JSON: '
-        '{"staging": "https://bots.example/api"}.',
-    )
     bot_timeout_s: PositiveSeconds = 30.0
     llm_timeout_s: PositiveSeconds = 60.0
     connect_timeout_s: PositiveSeconds = 5.0
@@ -111,13 +105,6 @@ class OrchestratorSettings(SharedSettings):
                 f"{REQUEST_DELIVERY_LIMIT // 2} (each lease end is one redelivery of the request)"
             )
         return self
-
-    def bot_url_for(self, target: str | None) -> str | None:
-        """The configured base URL of a bot target (None: no target of that name)."""
-        if target is None:
-            return str(self.bot_api_url)
-        url = self.bot_targets.get(target)
-        return None if url is None else str(url)
 
     @property
     def max_event_bytes(self) -> int:

@@ -44,10 +44,12 @@ from services.orchestrator.endings import (
     DEFAULT_STOP_PHRASE,
     MAX_STOP_ONLY_REASKS,
     UserMove,
+    may_end,
     read_user_message,
     user_instructions,
 )
 from services.orchestrator.errors import SimulationFailure
+from services.orchestrator.ports import BotPort
 from services.orchestrator.recorded_run import RecordedRun
 from services.orchestrator.retry_policy import RetryPolicy
 from services.orchestrator.script import scripted_message
@@ -152,14 +154,6 @@ def _line_bytes(role: TurnRole, content: str) -> int:
     """What one line adds to a terminal event's ``transcript``, as encoded JSON (escapes
     included): ``Bot: <content>`` and its newline."""
     return len(json.dumps(content, ensure_ascii=False).encode()) - 2 + len(role) + 4
-
-
-class BotPort(Protocol):
-    async def init_conversation(
-        self, bot_id: int, conversation_id: str, input_slots: dict[str, Any]
-    ) -> None: ...
-
-    async def send_message(self, conversation_id: str, message: str) -> str: ...
 
 
 class EventSink(Protocol):
@@ -274,18 +268,12 @@ class SimulationRun:
         return await self._fail(error)
 
     async def _open_conversation(self) -> None:
-        request = self._request
-        await self._call(
-            "initConversation",
-            lambda: self._bot.init_conversation(
-                request.bot_id, self.conversation_id, dict(request.input_slots)
-            ),
-        )
+        await self._call("initConversation", lambda: self._bot.open(self._request))
         await self._emit(
             StartedEvent,
             conversation_id=self.conversation_id,
             user_simulator=self._user.kind,
-            goal=request.goal,
+            goal=self._request.goal,
         )
 
     async def _converse(self) -> None:
@@ -301,14 +289,13 @@ class SimulationRun:
             if message is None:  # the user ended it with nothing left to send
                 self._stop_reason = "user_ended"
                 return
-            await self._step(
-                "bot",
-                f"bot reply {turn}",
-                partial(self._bot.send_message, self.conversation_id, message),
-            )
+            reply = await self._bot_reply(f"bot reply {turn}", message)
             self._bot_replies += 1
             if self._user_ends:
                 self._stop_reason = "user_ended"
+                return
+            if self._bot.ends_conversation(reply) and may_end(self._bot_replies, request.min_turns):
+                self._stop_reason = "bot_ended"
                 return
             if turn == request.max_turns:
                 return
@@ -355,14 +342,47 @@ class SimulationRun:
         await self._turn("user", move.text, latency_ms, ends_conversation=move.ends)
         return move.text
 
-    async def _step(self, role: TurnRole, what: str, call: Callable[[], Awaitable[str]]) -> str:
-        """One transcript line produced by a call: from the record if it is there."""
-        recorded = self._recorded_line(role)
+    async def _bot_reply(self, what: str, message: str) -> list[str]:
+        """The bot's reply to ``message``, one transcript line per message: from the record
+        if it is there. A reply a crash cut short (its first parts recorded, not all) is
+        finished from its first part's ``following``, without asking the bot again."""
+        recorded = self._recorded_reply()
         if recorded is not None:
-            return recorded
-        content, latency_ms = await self._timed(what, call)
-        await self._turn(role, content, latency_ms)
-        return content
+            reply, done = recorded
+            await self._reply_turns(reply, done + 1, 0)
+            return reply
+        lines = self._lines
+        earlier = lines[:-1] if lines and lines[-1][0] == "user" else lines
+        reply, latency_ms = await self._timed(
+            what, partial(self._bot.reply, self._request, message, list(earlier))
+        )
+        await self._reply_turns(reply, 1, latency_ms)
+        return reply
+
+    def _recorded_reply(self) -> tuple[list[str], int] | None:
+        """The recorded reply at this point and how many of its messages are recorded."""
+        first_index = len(self._lines)
+        first = self._recorded_line("bot")
+        if first is None:
+            return None
+        head = self._replay[first_index]
+        if head.parts is None:
+            return [first], 1
+        done = 1
+        while done < head.parts and self._recorded_line("bot") is not None:
+            done += 1
+        return [first, *(head.following or [])], done
+
+    async def _reply_turns(self, reply: list[str], first_part: int, latency_ms: int) -> None:
+        """Publish the reply's messages from ``first_part`` on, one ``turn`` each."""
+        parts = len(reply)
+        for part in range(first_part, parts + 1):
+            extra: dict[str, Any] = {}
+            if parts > 1:
+                extra = {"part": part, "parts": parts}
+                if part == 1:
+                    extra["following"] = reply[1:]
+            await self._turn("bot", reply[part - 1], latency_ms if part == 1 else 0, **extra)
 
     def _recorded_line(self, role: TurnRole) -> str | None:
         recorded = self._recorded_turn(role)
@@ -478,6 +498,7 @@ class SimulationRun:
         *,
         from_history: bool = False,
         ends_conversation: bool = False,
+        **parts: Any,
     ) -> None:
         if self._recorded_line(role) is not None:
             return
@@ -491,6 +512,7 @@ class SimulationRun:
             latency_ms=latency_ms,
             from_history=from_history,
             ends_conversation=ends_conversation,
+            **parts,
         )
         self._append_line(role, content)
 

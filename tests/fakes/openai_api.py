@@ -4,6 +4,7 @@ The requested model picks a fault: ``fail-once-500``, ``rate-limited-once`` (429
 Retry-After: 1), ``always-500``, ``hang``, ``empty`` (an empty message), ``bad-request`` (400),
 ``not-a-completion`` (200 with JSON that is no chat completion).
 "Once" counts per persona (the system message), so each test has its own.
+The model ``BOT_MODEL`` plays a bot (an openai_chat target): ``"Tutor line <k> to: <last>"``.
 
 A marker in the persona makes the learner say the stop phrase (``###STOP###``) at learner line
 ``N`` (the one answering the bot's N-th line): ``[stop-at N]`` with text left ("Thank you,
@@ -24,7 +25,9 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-__all__ = ["FAREWELL", "FAULT_MODELS", "STOP_PHRASE", "FakeOpenAI"]
+__all__ = ["BOT_MODEL", "FAREWELL", "FAULT_MODELS", "STOP_PHRASE", "FakeOpenAI"]
+
+BOT_MODEL = "fake-bot"
 
 STOP_PHRASE = "###STOP###"
 FAREWELL = "Thank you, bye!"
@@ -58,12 +61,15 @@ class FakeOpenAI:
             return [r for r in self.requests if any(text in m["content"] for m in r["messages"])]
 
     @staticmethod
-    def reply_for(messages: list[dict[str, Any]]) -> str:
-        """Learner line k answers the bot's k-th line (bot lines are role 'user' here)."""
+    def reply_for(messages: list[dict[str, Any]], model: str = "") -> str:
+        """Learner line k answers the bot's k-th line (bot lines are role 'user' here); as
+        BOT_MODEL, tutor line k answers the user's k-th line."""
         k = sum(1 for m in messages if m["role"] == "user")
+        if model == BOT_MODEL:
+            return f"Tutor line {k} to: {messages[-1]['content']}"
         return f"Learner line {k} after: {messages[-1]['content']}"
 
-    def _answer(self, messages: list[dict[str, Any]]) -> str:
+    def _answer(self, messages: list[dict[str, Any]], model: str) -> str:
         """The reply, or the stop phrase when the persona's marker says so."""
         system = messages[0]["content"] if messages[0]["role"] == "system" else ""
         k = sum(1 for m in messages if m["role"] == "user")
@@ -78,7 +84,7 @@ class FakeOpenAI:
                 kind == "stop-only-from" and k >= n
             ):
                 return STOP_PHRASE
-        return self.reply_for(messages)
+        return self.reply_for(messages, model)
 
     def app(self) -> FastAPI:
         api = FastAPI()
@@ -107,7 +113,7 @@ class FakeOpenAI:
                             "role": "assistant",
                             "content": ""
                             if body["model"] == "empty"
-                            else self._answer(body["messages"]),
+                            else self._answer(body["messages"], body["model"]),
                         },
                         "finish_reason": "stop",
                     }

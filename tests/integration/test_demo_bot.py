@@ -7,22 +7,26 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
+from contracts.requests import SimulationRequest
+from services.common.bot_targets import OpenAIChatTarget
 from services.demo_bot.app import create_app
+from services.demo_bot.chat_completions import DEMO_TEACHER_MODEL
 from services.demo_bot.settings import DemoBotSettings
-from services.orchestrator.bot_api import BotApiClient
+from services.orchestrator.bots.openai_chat import OpenAIChatBot
+from services.orchestrator.bots.robot_ai_lesson import RobotAiLessonBot
 from services.orchestrator.errors import SimulationFailure
 from tests.fakes.server import serve_in_thread
 
 
 @pytest.fixture
-async def bot() -> AsyncIterator[BotApiClient]:
+async def bot() -> AsyncIterator[RobotAiLessonBot]:
     app = create_app(DemoBotSettings(reply_delay_s=0))
     with serve_in_thread(app, lifespan="on") as (url, _):
         async with httpx.AsyncClient(timeout=10) as http:
-            yield BotApiClient(http, base_url=url, max_reply_bytes=100_000)
+            yield RobotAiLessonBot(http, base_url=url, max_reply_bytes=100_000)
 
 
-async def test_a_lesson_reacts_to_what_it_is_told(bot: BotApiClient) -> None:
+async def test_a_lesson_reacts_to_what_it_is_told(bot: RobotAiLessonBot) -> None:
     await bot.init_conversation(16, "c-animals", {})
     opening = await bot.send_message("c-animals", "sẵn sàng")
     assert "animal" in opening
@@ -33,12 +37,38 @@ async def test_a_lesson_reacts_to_what_it_is_told(bot: BotApiClient) -> None:
     assert "dog" in wrong
 
 
-async def test_each_bot_id_teaches_its_own_lesson(bot: BotApiClient) -> None:
+async def test_each_bot_id_teaches_its_own_lesson(bot: RobotAiLessonBot) -> None:
     await bot.init_conversation(17, "c-colours", {})
     assert "colour" in await bot.send_message("c-colours", "hello")
 
 
-async def test_an_unknown_conversation_is_rejected(bot: BotApiClient) -> None:
+async def test_an_unknown_conversation_is_rejected(bot: RobotAiLessonBot) -> None:
     with pytest.raises(SimulationFailure) as caught:
         await bot.send_message("never-initialised", "hello")
     assert caught.value.code == "bot_rejected"
+
+
+async def test_the_demo_teacher_answers_chat_completions_without_a_key() -> None:
+    app = create_app(DemoBotSettings(reply_delay_s=0))
+    with serve_in_thread(app, lifespan="on") as (url, _):
+        async with httpx.AsyncClient(timeout=10) as http:
+            bot = OpenAIChatBot(
+                http,
+                OpenAIChatTarget(),
+                base_url=f"{url}/v1",
+                model=DEMO_TEACHER_MODEL,
+                api_key=None,
+                max_reply_bytes=100_000,
+            )
+            request = SimulationRequest(
+                simulation_id="two-prompts",
+                user_prompt="ready",
+                bot_prompt="You teach the colours lesson.",
+            )
+            opening = await bot.reply(request, "ready", [])
+            assert "colour" in opening[0]
+            assert "ready" in opening[0]
+            again = await bot.reply(request, "ready", [])
+            assert again == opening  # deterministic: same conversation, same reply
+            nxt = await bot.reply(request, "blue", [("user", "ready"), ("bot", opening[0])])
+            assert nxt != opening

@@ -16,17 +16,21 @@ STOP = "###STOP###"
 
 
 class EchoBot:
-    def __init__(self) -> None:
+    def __init__(self, end_pattern: str | None = None) -> None:
         self.sent: list[str] = []
+        self._end_pattern = end_pattern
 
-    async def init_conversation(
-        self, bot_id: int, conversation_id: str, input_slots: dict[str, Any]
-    ) -> None:
+    async def open(self, request: SimulationRequest) -> None:
         return None
 
-    async def send_message(self, conversation_id: str, message: str) -> str:
+    async def reply(
+        self, request: SimulationRequest, message: str, earlier: Sequence[TranscriptLine]
+    ) -> list[str]:
         self.sent.append(message)
-        return f"bot to {message}"
+        return [f"bot to {message}"]
+
+    def ends_conversation(self, messages: Sequence[str]) -> bool:
+        return self._end_pattern is not None and any(self._end_pattern in m for m in messages)
 
 
 class ListUser:

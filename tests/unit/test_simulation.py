@@ -54,6 +54,20 @@ class FakeBot:
             raise SimulationFailure("bot_http_error", "webhook answered HTTP 500")
         return f"bot {replies}"
 
+    # The BotPort, over the two calls of the robot-ai-lesson contract above.
+    async def open(self, request: SimulationRequest) -> None:
+        await self.init_conversation(
+            request.bot_id or 0, request.simulation_id, dict(request.input_slots)
+        )
+
+    async def reply(
+        self, request: SimulationRequest, message: str, earlier: Sequence[TranscriptLine]
+    ) -> list[str]:
+        return [await self.send_message(request.simulation_id, message)]
+
+    def ends_conversation(self, messages: Sequence[str]) -> bool:
+        return False
+
 
 class FakeUser:
     kind = "fake"

@@ -10,7 +10,8 @@ from contextlib import AbstractContextManager, contextmanager, suppress
 
 import pytest
 
-from services.orchestrator.bot_api import BotApiClient, build_bot_http_client
+from services.orchestrator.bots.robot_ai_lesson import RobotAiLessonBot
+from services.orchestrator.bots.transport import build_bot_http_client
 from services.orchestrator.errors import SimulationFailure
 from services.orchestrator.user_simulator import LLMUserSimulator, build_openai_client
 
@@ -77,7 +78,7 @@ async def test_the_bot_client_tells_down_from_slow(
     )
     try:
         with target() as url:
-            bot = BotApiClient(http, base_url=url, max_reply_bytes=10_000)
+            bot = RobotAiLessonBot(http, base_url=url, max_reply_bytes=10_000)
             failure = await _failure(bot.init_conversation(1, "c1", {}))
     finally:
         await http.aclose()

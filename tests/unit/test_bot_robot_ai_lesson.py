@@ -8,15 +8,15 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from services.orchestrator.bot_api import INIT_PATH, WEBHOOK_PATH, BotApiClient
+from services.orchestrator.bots.robot_ai_lesson import INIT_PATH, WEBHOOK_PATH, RobotAiLessonBot
 from services.orchestrator.errors import SimulationFailure
 
 Handler = Callable[[httpx.Request], httpx.Response]
 
 
-def _client(handler: Handler, max_reply_bytes: int = 10_000) -> BotApiClient:
+def _client(handler: Handler, max_reply_bytes: int = 10_000) -> RobotAiLessonBot:
     http = httpx.AsyncClient(transport=httpx.MockTransport(handler))
-    return BotApiClient(http, base_url="http://bot", max_reply_bytes=max_reply_bytes)
+    return RobotAiLessonBot(http, base_url="http://bot", max_reply_bytes=max_reply_bytes)
 
 
 async def test_the_two_calls_of_the_contract() -> None:
