@@ -140,3 +140,33 @@ def test_a_script_that_is_not_a_list_is_refused_before_anything_runs(
     refused = convsim(stack, "run", "--bot-id", str(NORMAL_BOT), "--script", str(script))
     assert refused.returncode == 2
     assert "a script is a list of messages" in refused.stderr
+
+
+def test_run_two_prompts_against_each_other(stack: Stack, tmp_path: Path) -> None:
+    """The built-in `llm` target: the bot is a prompt on the OpenAI-compatible endpoint."""
+    bot_prompt = tmp_path / "bot.txt"
+    bot_prompt.write_text("You are a patient maths tutor. CLI bot prompt 77c1.", encoding="utf-8")
+    done = convsim(
+        stack,
+        "run",
+        "--bot-target",
+        "llm",
+        "--bot-prompt",
+        str(bot_prompt),
+        "--prompt",
+        "What is 2 + 2?",
+        "--max-turns",
+        "2",
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[1] == "User: What is 2 + 2?"
+    assert lines[2].startswith("Bot: ")
+    assert lines[-1].startswith("completed: 2 bot replies")
+    bot_calls = stack.llm.requests_with("CLI bot prompt 77c1")
+    assert len(bot_calls) == 2
+    assert bot_calls[0]["messages"][0] == {
+        "role": "system",
+        "content": "You are a patient maths tutor. CLI bot prompt 77c1.",
+    }
+    assert bot_calls[0]["messages"][1] == {"role": "user", "content": "What is 2 + 2?"}
