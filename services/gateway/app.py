@@ -25,7 +25,14 @@ from services.gateway.relay import (
     RelaySubscriber,
     UnknownSimulation,
 )
-from services.gateway.routes import health, original_api, page, simulate, simulations
+from services.gateway.routes import (
+    bot_targets,
+    health,
+    original_api,
+    page,
+    simulate,
+    simulations,
+)
 from services.gateway.settings import GatewaySettings
 from services.gateway.submission import IdempotencyConflict, IdempotencyKeyInUse
 
@@ -114,6 +121,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.include_router(simulate.router)
     app.include_router(simulations.router)
+    app.include_router(bot_targets.router)
     app.include_router(health.router)
     app.include_router(original_api.router)
     app.include_router(page.router)
