@@ -4,8 +4,10 @@ API keys on and on a phone."""
 
 from __future__ import annotations
 
+import os
 import re
 import signal
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -242,3 +244,80 @@ async def test_the_page_is_served_without_a_key_and_allows_only_its_own_scripts(
         response = await client.get(asset)
         assert response.status_code == 200, asset
         assert response.headers["cache-control"] == "no-cache"
+
+
+async def test_two_prompts_against_each_other_from_the_page(
+    stack: Stack, chromium: Browser, client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    """The built-in `llm` target: the page shows the bot's prompt beside the simulated user's,
+    runs them against each other, and says why the conversation stopped."""
+    bot_prompt = "You are Teacher Bee, a kind English teacher. Page bot prompt 5e1d."
+    persona = "You are Minh, ten, learning English. Answer briefly. [stop-at 2]"
+    watched = await open_page(chromium, stack.gateway_url)
+    page = watched.page
+    target = page.get_by_label("Bot target")
+    await expect(target.locator("option[value='llm']")).to_have_text("llm (openai_chat)")
+    await expect(page.get_by_label("Bot id")).to_be_visible()
+    await target.select_option("llm")
+    await expect(page.get_by_label("Bot id")).to_be_hidden()
+    await page.get_by_label("Bot's prompt").fill(bot_prompt)
+    await page.get_by_label("Persona").fill(persona)
+    await page.get_by_label("Goal").fill("Learn two colours")
+    await page.get_by_label("Opening message").fill("Hello! I am ready.")
+    await page.get_by_label("Max turns").fill("4")
+    await page.get_by_role("button", name="Start simulation").click()
+    await expect(page).to_have_url(re.compile(r"#/simulations/[A-Za-z0-9_-]+$"), timeout=WAIT_MS)
+    simulation_id = page.url.rsplit("/", 1)[-1]
+
+    await expect_status(page, "Completed")
+    # The simulated user said goodbye after the bot's second reply; the bot answered it.
+    await expect(page.locator("#stop-reason")).to_have_text(
+        "Stop reason: user_ended (the simulated user ended it)"
+    )
+    await expect(page.locator("#outcome")).to_contain_text("Completed: 3 bot replies")
+    await expect(page.locator("#prompts")).to_be_visible()
+    await expect(page.locator("#prompt-bot")).to_have_text(bot_prompt)
+    await expect(page.locator("#prompt-user")).to_have_text(persona)
+    await expect(page.locator("#prompt-goal")).to_have_text("Goal: Learn two colours")
+    await expect(page.locator("#fact-bot")).to_have_text("llm")  # no bot_id: null
+
+    shown = await bubble_texts(page)
+    state = (await client.get(f"/v1/simulations/{simulation_id}")).json()
+    assert state["request"]["bot_id"] is None
+    assert shown == [
+        ("Bot" if turn["role"] == "bot" else "Simulated user", turn["content"])
+        for turn in state["turns"]
+    ]
+    assert [speaker for speaker, _ in shown] == ["Simulated user", "Bot"] * 3
+    assert shown[0] == ("Simulated user", "Hello! I am ready.")
+    assert shown[4][1].startswith("Thank you, bye!")
+
+    # The bot is the prompt: its every call has the prompt as the system message, its own
+    # lines as `assistant`, the simulated user's as `user`.
+    bot_calls = stack.llm.requests_with("Page bot prompt 5e1d")
+    assert len(bot_calls) == 3
+    assert bot_calls[0]["messages"] == [
+        {"role": "system", "content": bot_prompt},
+        {"role": "user", "content": "Hello! I am ready."},
+    ]
+    assert [m["role"] for m in bot_calls[-1]["messages"]] == [
+        "system",
+        "user",
+        "assistant",
+        "user",
+        "assistant",
+        "user",
+    ]
+    # CONVSIM_SCREENSHOTS: a directory to keep the picture in, to look at.
+    shots = Path(os.environ.get("CONVSIM_SCREENSHOTS") or tmp_path)
+    await page.screenshot(path=shots / "two-prompts.png", full_page=True)
+
+    # Reloaded, the page shows the same: prompts, bubbles and stop reason from the events.
+    await page.reload()
+    await expect_status(page, "Completed")
+    await expect(page.locator("#prompt-bot")).to_have_text(bot_prompt)
+    await expect(page.locator("#stop-reason")).to_contain_text("user_ended")
+    assert await bubble_texts(page) == shown
+    recent = page.get_by_role("link", name=re.compile("Hello! I am ready."))
+    await expect(recent).to_contain_text("llm · completed")
+    watched.assert_no_errors()

@@ -1,5 +1,6 @@
 // convsim's live page: a plain ES module, no build step. It speaks only the public HTTP API:
-// POST /v1/simulations, POST .../stream-token, GET .../events (Server-Sent Events), DELETE.
+// GET /v1/bot-targets, POST /v1/simulations, POST .../stream-token, GET .../events
+// (Server-Sent Events), DELETE.
 const RECENT_STORAGE = "convsim.recent"; // localStorage: this browser's recent simulations
 const KEY_STORAGE = "convsim.apiKey"; // sessionStorage: this tab only
 const MAX_RECENT = 20;
@@ -8,11 +9,34 @@ const MAX_RETRY_MS = 15000;
 const EVENT_TYPES = ["queued", "started", "turn", "retrying", "completed", "failed", "cancelled"];
 const TERMINAL = new Set(["completed", "failed", "cancelled"]);
 const SIMULATION_HASH = /^#\/simulations\/([A-Za-z0-9_-]{1,64})$/;
+// What a gateway offers unless it says otherwise (GET /v1/bot-targets): its two built-ins.
+const BUILT_IN_TARGETS = [
+  { name: "default", kind: "robot_ai_lesson" },
+  { name: "llm", kind: "openai_chat" },
+];
+const KIND_HINTS = {
+  robot_ai_lesson: "A robot-ai-lesson bot API: pick the bot by its id.",
+  openai_chat: "A prompt on an LLM: write the bot's prompt, the simulated user's persona " +
+    "plays against it.",
+  http_json: "A JSON webhook configured on the server.",
+};
+const STOP_REASONS = {
+  max_turns: "the bot gave the most replies asked for",
+  user_ended: "the simulated user ended it",
+  bot_ended: "the bot ended it",
+};
 
 const $ = (id) => document.getElementById(id);
 
 class NeedsKey extends Error {}
 class NotFound extends Error {}
+
+/** How a request names its bot: "bot 16 (default)", "llm", "bot 16". */
+function botLabel(request) {
+  const target = request.bot_target || "";
+  if (request.bot_id === null || request.bot_id === undefined) return target || "default";
+  return `bot ${request.bot_id}${target ? ` (${target})` : ""}`;
+}
 class ApiError extends Error {
   constructor(message, status, data, retryAfter) {
     super(message);
@@ -109,8 +133,8 @@ class RecentList {
       const meta = document.createElement("span");
       meta.className = "recent-meta";
       const when = entry.createdAt ? new Date(entry.createdAt).toLocaleString() : "";
-      meta.textContent = [entry.botId !== undefined ? `bot ${entry.botId}` : "",
-        entry.status || "", when].filter(Boolean).join(" · ");
+      const bot = entry.bot || (typeof entry.botId === "number" ? `bot ${entry.botId}` : "");
+      meta.textContent = [bot, entry.status || "", when].filter(Boolean).join(" · ");
       link.append(title, meta);
       item.append(link);
       return item;
@@ -145,6 +169,7 @@ class Viewer {
     $("facts").hidden = false;
     $("fact-id").textContent = id;
     $("fact-bot").textContent = "…";
+    $("prompts").hidden = true;
     $("cancel").disabled = false;
     this.setStatus("connecting", "Connecting…");
     this.setConnection("connecting");
@@ -230,16 +255,13 @@ class Viewer {
     this.lastSeq = event.seq;
     switch (event.type) {
       case "queued":
-        this.request = event.request;
-        $("fact-bot").textContent = `${event.request.bot_id}` +
-          (event.request.bot_target ? ` (${event.request.bot_target})` : "");
+        this.learnRequest(event.request, event.timestamp);
         this.setStatus("queued", "Queued: waiting for an orchestrator");
-        this.recent.remember(this.id, {
-          botId: event.request.bot_id, prompt: event.request.user_prompt,
-          createdAt: event.timestamp, status: "queued",
-        });
+        this.recent.remember(this.id, { status: "queued" });
         break;
       case "started":
+        // At seq 2 it carries the request when `queued` is missing.
+        if (event.request && !this.request) this.learnRequest(event.request, event.timestamp);
         this.setStatus("running", "Running");
         this.recent.remember(this.id, { status: "running" });
         this.setWaiting("Sending the opening message…");
@@ -251,14 +273,37 @@ class Viewer {
         this.addNotice(event);
         break;
       default:
+        if (event.request && !this.request) this.learnRequest(event.request, event.timestamp);
         if (TERMINAL.has(event.type)) this.finish(event);
     }
+  }
+
+  learnRequest(request, timestamp) {
+    this.request = request;
+    $("fact-bot").textContent = botLabel(request);
+    this.recent.remember(this.id, {
+      bot: botLabel(request), prompt: request.user_prompt, createdAt: timestamp,
+    });
+    // Two prompts talking: the bot's prompt and the simulated user's, side by side.
+    const twoPrompts = typeof request.bot_prompt === "string" && request.bot_prompt !== "";
+    $("prompts").hidden = !twoPrompts;
+    if (!twoPrompts) return;
+    $("prompt-bot").textContent = request.bot_prompt;
+    $("prompt-user").textContent = request.persona || "(the default persona)";
+    $("prompt-goal").hidden = !request.goal;
+    $("prompt-goal").textContent = request.goal ? `Goal: ${request.goal}` : "";
   }
 
   addBubble(turn) {
     const item = document.createElement("li");
     item.className = `bubble ${turn.role}`;
     item.dataset.index = String(turn.index);
+    // One bot reply of several messages: consecutive bubbles, each saying which part it is.
+    const part = typeof turn.part === "number" ? turn.part : null;
+    if (part !== null) {
+      item.dataset.part = String(part);
+      if (part > 1) item.classList.add("part-next");
+    }
     const speaker = document.createElement("p");
     speaker.className = "speaker";
     speaker.textContent = turn.role === "bot" ? "Bot" : "Simulated user";
@@ -274,11 +319,15 @@ class Viewer {
     latency.className = "latency";
     latency.textContent = this.latencyText(turn);
     meta.append(time, " · ", latency);
+    if (part !== null && turn.parts) meta.append(` · message ${part} of ${turn.parts}`);
     item.append(speaker, text, meta);
     $("bubbles").append(item);
-    if (turn.role === "bot" && !turn.from_history) this.botReplies += 1;
+    if (turn.role === "bot" && !turn.from_history && (part === null || part === 1)) {
+      this.botReplies += 1;
+    }
     const more = !this.request || this.botReplies < this.request.max_turns;
     if (turn.role === "user") this.setWaiting("The bot is replying…");
+    else if (part !== null && turn.parts && part < turn.parts) this.setWaiting("");
     else this.setWaiting(more ? "The simulated user is writing…" : "");
     item.scrollIntoView({ block: "nearest" });
   }
@@ -311,10 +360,20 @@ class Viewer {
     outcome.hidden = false;
     outcome.className = `outcome ${event.type}`;
     const line = document.createElement("p");
+    const lines = [line];
     if (event.type === "completed") {
       this.setStatus("completed", "Completed");
       line.textContent = `Completed: ${event.turn_count} bot replies in ` +
         `${(event.duration_ms / 1000).toFixed(1)} s.`;
+      const reason = document.createElement("p");
+      reason.className = "stop-reason";
+      reason.id = "stop-reason";
+      reason.dataset.stopReason = event.stop_reason || "";
+      const code = document.createElement("code");
+      code.textContent = event.stop_reason || "unknown";
+      const why = STOP_REASONS[event.stop_reason];
+      reason.append("Stop reason: ", code, why ? ` (${why})` : "");
+      lines.push(reason);
     } else if (event.type === "failed") {
       this.setStatus("failed", "Failed");
       outcome.setAttribute("role", "alert");
@@ -323,7 +382,7 @@ class Viewer {
       this.setStatus("cancelled", "Cancelled");
       line.textContent = "Cancelled: the transcript above is what was said before.";
     }
-    outcome.replaceChildren(line);
+    outcome.replaceChildren(...lines);
     this.recent.remember(this.id, { status: event.type });
   }
 
@@ -375,10 +434,64 @@ class Viewer {
   }
 }
 
+/** The bot target picker: the gateway's targets (GET /v1/bot-targets), and the fields each
+ * kind needs shown (a bot id, the bot's prompt, nothing). */
+class TargetPicker {
+  constructor(api) {
+    this.api = api;
+    this.select = $("bot-target");
+    this.loaded = false;
+    this.select.addEventListener("change", () => this.showKind());
+    this.render(BUILT_IN_TARGETS);
+  }
+
+  async load() {
+    try {
+      const targets = await this.api.call("GET", "/v1/bot-targets");
+      if (Array.isArray(targets) && targets.length > 0) {
+        this.render(targets);
+        this.loaded = true;
+      }
+    } catch {
+      // No key yet (401), or an older gateway: the built-ins stay; loaded again with a key.
+    }
+  }
+
+  render(targets) {
+    const chosen = this.select.value || "default";
+    this.select.replaceChildren(...targets.map((target) => {
+      const option = document.createElement("option");
+      option.value = target.name;
+      option.dataset.kind = target.kind;
+      option.textContent = `${target.name} (${target.kind})`;
+      return option;
+    }));
+    const names = targets.map((target) => target.name);
+    this.select.value = names.includes(chosen) ? chosen
+      : names.includes("default") ? "default" : names[0];
+    this.showKind();
+  }
+
+  get kind() {
+    const option = this.select.selectedOptions[0];
+    return option ? option.dataset.kind : "robot_ai_lesson";
+  }
+
+  showKind() {
+    const kind = this.kind;
+    for (const element of document.querySelectorAll("[data-for-kind]")) {
+      element.hidden = element.dataset.forKind !== kind;
+    }
+    $("bot-target-hint").textContent = KIND_HINTS[kind] || "";
+    document.body.dataset.botKind = kind;
+  }
+}
+
 /** The form: the body of POST /v1/simulations, with the gateway's own errors per field. */
-function wireForm(api, recent, keyPrompt) {
+function wireForm(api, recent, keyPrompt, picker) {
   const form = $("simulation-form");
-  const fields = { bot_id: "bot-id", user_prompt: "user-prompt", persona: "persona",
+  const fields = { bot_target: "bot-target", bot_id: "bot-id", bot_prompt: "bot-prompt",
+    user_prompt: "user-prompt", persona: "persona", goal: "goal", script: "script",
     max_turns: "max-turns" };
 
   function clearErrors() {
@@ -390,28 +503,37 @@ function wireForm(api, recent, keyPrompt) {
   }
 
   function showError(message, field) {
-    const id = fields[field];
-    if (id) {
+    const id = fields[field] || fields[(field || "").split(".")[0]];
+    if (id && !$(id).closest("[hidden]")) {
       $(id).setAttribute("aria-invalid", "true");
       $(`${id}-error`).textContent = message;
       $(`${id}-error`).hidden = false;
       $(id).focus();
     } else {
-      $("form-error").textContent = message;
+      $("form-error").textContent = field ? `${field}: ${message}` : message;
       $("form-error").hidden = false;
     }
+  }
+
+  function bodyOfForm() {
+    const body = { bot_target: picker.select.value, user_prompt: $("user-prompt").value };
+    const kind = picker.kind;
+    if (kind === "robot_ai_lesson") body.bot_id = Number.parseInt($("bot-id").value, 10);
+    if (kind === "openai_chat") body.bot_prompt = $("bot-prompt").value;
+    body.max_turns = Number.parseInt($("max-turns").value, 10);
+    if ($("persona").value.trim()) body.persona = $("persona").value;
+    if ($("goal").value.trim()) body.goal = $("goal").value.trim();
+    const script = $("script").value.split("\n").map((line) => line.trim()).filter(Boolean);
+    if (script.length > 0) body.script = script;
+    return body;
   }
 
   form.addEventListener("submit", async (submitted) => {
     submitted.preventDefault();
     clearErrors();
     if (!$("api-key-field").hidden) api.setKey($("api-key").value);
-    const body = {
-      bot_id: Number.parseInt($("bot-id").value, 10),
-      user_prompt: $("user-prompt").value,
-      max_turns: Number.parseInt($("max-turns").value, 10),
-    };
-    if ($("persona").value.trim()) body.persona = $("persona").value;
+    if (api.key && !picker.loaded) await picker.load();
+    const body = bodyOfForm();
     for (const [field, value] of Object.entries(body)) {
       if (typeof value === "number" && Number.isNaN(value)) {
         showError("a whole number is needed", field);
@@ -423,7 +545,7 @@ function wireForm(api, recent, keyPrompt) {
     try {
       const accepted = await api.call("POST", "/v1/simulations", body);
       recent.remember(accepted.simulation_id, {
-        botId: body.bot_id, prompt: body.user_prompt, status: accepted.status,
+        bot: botLabel(body), prompt: body.user_prompt, status: accepted.status,
       });
       window.location.hash = `#/simulations/${accepted.simulation_id}`;
       $("conversation").focus();
@@ -454,15 +576,18 @@ function main() {
     $("api-key").focus();
   };
   const viewer = new Viewer(api, recent, keyPrompt);
+  const picker = new TargetPicker(api);
   $("api-key").addEventListener("change", () => {
     api.setKey($("api-key").value);
     viewer.resumeWithKey();
+    if (!picker.loaded) picker.load();
   });
   if (api.key) {
     $("api-key-field").hidden = false;
     $("api-key").value = api.key;
   }
-  wireForm(api, recent, keyPrompt);
+  wireForm(api, recent, keyPrompt, picker);
+  picker.load();
 
   const route = () => {
     const match = SIMULATION_HASH.exec(window.location.hash);
