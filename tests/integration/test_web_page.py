@@ -4,6 +4,7 @@ API keys on and on a phone."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -15,7 +16,8 @@ import pytest
 from playwright.async_api import Browser, Page, expect
 
 from tests.fakes.bot_api import GATED_BOT, NORMAL_BOT
-from tests.fakes.server import free_port
+from tests.fakes.json_bot import GOODBYE_AT, FakeJsonBot
+from tests.fakes.server import free_port, serve_in_thread
 from tests.integration.browser import chromium, open_page
 from tests.integration.client import create_simulation, read_events, request_body
 from tests.integration.conftest import API_KEY_ALPHA, IsolatedStack, Stack
@@ -321,3 +323,54 @@ async def test_two_prompts_against_each_other_from_the_page(
     recent = page.get_by_role("link", name=re.compile("Hello! I am ready."))
     await expect(recent).to_contain_text("llm · completed")
     watched.assert_no_errors()
+
+
+async def test_a_reply_of_several_messages_is_consecutive_bubbles_and_the_bot_may_end_it(
+    isolated: IsolatedStack, chromium: Browser
+) -> None:
+    """An http_json target (nothing to fill in): each message of a reply is its own bubble,
+    numbered; the bot's "Goodbye!" matches its end_pattern, and the page says so."""
+    json_bot = FakeJsonBot()
+    with serve_in_thread(json_bot.app()) as (bot_url, loop):
+        json_bot.bind(loop)
+        ender = {
+            "kind": "http_json",
+            "url": f"{bot_url}/chat",
+            "body": {"session": "{conversation_id}", "messages": "{history}"},
+            "reply_path": "result.messages",
+            "end_pattern": "(?i)goodbye",
+        }
+        targets = {"CONVSIM_BOT_TARGETS": json.dumps({"ender": ender})}
+        isolated.start_orchestrator("orchestrator-web-parts", **targets)
+        _, url = isolated.start_gateway("gateway-web-parts", **targets)
+        watched = await open_page(chromium, url)
+        page = watched.page
+        await page.get_by_label("Bot target").select_option("ender")
+        await expect(page.locator("#bot-target-hint")).to_contain_text("JSON webhook")
+        await expect(page.get_by_label("Bot id")).to_be_hidden()
+        await expect(page.get_by_label("Bot's prompt")).to_be_hidden()
+        await page.get_by_label("Opening message").fill("Hello bot")
+        await page.get_by_label("Max turns").fill("5")
+        await page.get_by_role("button", name="Start simulation").click()
+
+        await expect_status(page, "Completed")
+        assert await bubble_texts(page) == [
+            ("Simulated user", "Hello bot"),
+            ("Bot", "Reply 1 to: Hello bot"),
+            ("Bot", "Anything else?"),
+            ("Simulated user", "Learner line 2 after: Anything else?"),
+            ("Bot", f"Reply {GOODBYE_AT} to: Learner line 2 after: Anything else?"),
+            ("Bot", "Goodbye!"),
+        ]
+        parts = await page.locator("#bubbles .bubble.bot .meta").all_inner_texts()
+        assert [part.rsplit(" · ", 1)[-1] for part in parts] == [
+            "message 1 of 2",
+            "message 2 of 2",
+        ] * 2
+        await expect(page.locator("#stop-reason")).to_have_text(
+            "Stop reason: bot_ended (the bot ended it)"
+        )
+        await expect(page.locator("#outcome")).to_contain_text("Completed: 2 bot replies")
+        await expect(page.locator("#fact-bot")).to_have_text("ender")
+        await expect(page.locator("#prompts")).to_be_hidden()
+        watched.assert_no_errors()
