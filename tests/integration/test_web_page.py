@@ -213,6 +213,8 @@ async def test_on_a_phone_everything_fits_and_every_control_has_a_label(
     box = await start.bounding_box()
     assert box is not None
     assert box["height"] >= 44  # a finger-sized target
+    if shots := os.environ.get("CONVSIM_SCREENSHOTS"):
+        await page.screenshot(path=Path(shots) / "phone.png", full_page=True)
     watched.assert_no_errors()
 
 

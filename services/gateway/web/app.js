@@ -31,11 +31,11 @@ const $ = (id) => document.getElementById(id);
 class NeedsKey extends Error {}
 class NotFound extends Error {}
 
-/** How a request names its bot: "bot 16 (default)", "llm", "bot 16". */
-function botLabel(request) {
+/** How a request names its bot: "bot 16 (default)", "llm", "bot 16"; `prefix` false: "16". */
+function botLabel(request, prefix = true) {
   const target = request.bot_target || "";
   if (request.bot_id === null || request.bot_id === undefined) return target || "default";
-  return `bot ${request.bot_id}${target ? ` (${target})` : ""}`;
+  return `${prefix ? "bot " : ""}${request.bot_id}${target ? ` (${target})` : ""}`;
 }
 class ApiError extends Error {
   constructor(message, status, data, retryAfter) {
@@ -280,7 +280,7 @@ class Viewer {
 
   learnRequest(request, timestamp) {
     this.request = request;
-    $("fact-bot").textContent = botLabel(request);
+    $("fact-bot").textContent = botLabel(request, false);
     this.recent.remember(this.id, {
       bot: botLabel(request), prompt: request.user_prompt, createdAt: timestamp,
     });
