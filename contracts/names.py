@@ -22,7 +22,9 @@ __all__ = [
     "REQUEST_ROUTING_KEY",
     "SIMULATIONS_QUEUE",
     "cancel_routing_key",
+    "close_routing_key",
     "event_routing_key",
+    "message_routing_key",
     "simulation_id_from_routing_key",
 ]
 
@@ -75,7 +77,8 @@ ACTIVITY_EVENTS = (
 )
 
 CONTROL_EXCHANGE = "convsim.control"
-"""Topic exchange of commands to running simulations (``simulation.<id>.cancel``)."""
+"""Topic exchange of commands to running simulations (``simulation.<id>.cancel``, ``.message``,
+``.close``)."""
 
 CONTROL_LOG_STREAM = "convsim.control.log"
 """Stream queue bound to CONTROL_EXCHANGE with '#': every command, for whichever orchestrator
@@ -99,6 +102,16 @@ def event_routing_key(simulation_id: str, event_type: str) -> str:
 def cancel_routing_key(simulation_id: str) -> str:
     """Routing key of a cancel command on CONTROL_EXCHANGE."""
     return f"simulation.{simulation_id}.cancel"
+
+
+def message_routing_key(simulation_id: str) -> str:
+    """Routing key of a conversation's message command on CONTROL_EXCHANGE."""
+    return f"simulation.{simulation_id}.message"
+
+
+def close_routing_key(simulation_id: str) -> str:
+    """Routing key of a conversation's close command on CONTROL_EXCHANGE."""
+    return f"simulation.{simulation_id}.close"
 
 
 def simulation_id_from_routing_key(routing_key: str) -> str | None:

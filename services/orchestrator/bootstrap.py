@@ -92,7 +92,10 @@ async def bootstrap(settings: OrchestratorSettings) -> AsyncIterator[Orchestrati
                 deadline_s=settings.simulation_deadline_s,
                 max_transcript_bytes=settings.max_transcript_bytes,
                 stop_phrase=settings.stop_phrase,
+                conversation_idle_s=settings.conversation_idle_s,
+                conversation_deadline_s=settings.conversation_deadline,
             ),
+            conversations=held,
         )
 
         def sink_for(delivery: AbstractIncomingMessage) -> EventSink:
