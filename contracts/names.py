@@ -21,6 +21,8 @@ __all__ = [
     "REQUEST_LOG_STREAM",
     "REQUEST_ROUTING_KEY",
     "SIMULATIONS_QUEUE",
+    "SUGGESTIONS_QUEUE",
+    "SUGGESTION_TTL_MS",
     "cancel_routing_key",
     "close_routing_key",
     "event_routing_key",
@@ -35,6 +37,12 @@ REQUEST_ROUTING_KEY = "simulation.requested"
 
 SIMULATIONS_QUEUE = "convsim.simulations"
 """Durable quorum queue the orchestrators consume requests from."""
+
+SUGGESTIONS_QUEUE = "convsim.suggestions"
+"""Queue of suggestion requests (contracts/suggestions.py), declared by the orchestrators:
+classic, transient, its messages expire after SUGGESTION_TTL_MS; answered by direct reply-to."""
+
+SUGGESTION_TTL_MS = 60_000
 
 DEAD_LETTER_QUEUE = "convsim.simulations.dead"
 """Where requests that can never be processed end up."""

@@ -29,6 +29,7 @@ from services.orchestrator.request_handler import RequestHandler, RunLimits
 from services.orchestrator.retry_policy import RetryPolicy
 from services.orchestrator.settings import OrchestratorSettings
 from services.orchestrator.simulation import BotPort, EventSink
+from services.orchestrator.suggestions import Suggester
 from services.orchestrator.user_simulator import (
     LLMUserSimulator,
     ScriptedUserSimulator,
@@ -51,6 +52,7 @@ class Orchestration:
     sink_for: Callable[[AbstractIncomingMessage], EventSink]
     """The event sink of one delivery: publishes on the channel holding it (the write fence)."""
     owns_request: Callable[[AbstractIncomingMessage], bool]
+    suggester: Suggester
 
 
 @asynccontextmanager
@@ -75,6 +77,7 @@ async def bootstrap(settings: OrchestratorSettings) -> AsyncIterator[Orchestrati
             serve_metrics(metrics.registry, settings.metrics_host, settings.metrics_port)
         )
         await _follow_control_log(stack, connection, held, settings)
+        user = await _user_simulator(stack, settings)
         handler = RequestHandler(
             log=EventLogReader(
                 connection,
@@ -82,7 +85,7 @@ async def bootstrap(settings: OrchestratorSettings) -> AsyncIterator[Orchestrati
                 prefetch=settings.log_read_prefetch,
             ),
             bot_for=await _bots(stack, settings),
-            user=await _user_simulator(stack, settings),
+            user=user,
             retry=RetryPolicy(
                 max_attempts=settings.max_attempts,
                 base_delay_s=settings.retry_base_delay_s,
@@ -112,6 +115,7 @@ async def bootstrap(settings: OrchestratorSettings) -> AsyncIterator[Orchestrati
             metrics=metrics,
             sink_for=sink_for,
             owns_request=DeliveryEventSink.channel_open,
+            suggester=Suggester(user, stop_phrase=settings.stop_phrase),
         )
 
 

@@ -4,6 +4,7 @@ with the fake bot API as a real HTTP server."""
 from __future__ import annotations
 
 import signal
+import uuid
 from typing import Any
 
 import httpx
@@ -194,3 +195,33 @@ async def test_a_conversation_survives_an_orchestrator_kill_across_gateways(
         assert [e.seq for e in events] == list(range(1, len(events) + 1))
         assert isolated.bot.webhook_calls(conversation_id) == 3
         assert isolated.bot.init_calls(conversation_id) == 1
+
+
+async def test_a_suggestion_is_what_the_simulated_user_would_say_and_is_not_sent(
+    stack: Stack, client: httpx.AsyncClient
+) -> None:
+    goal = f"order a pizza {uuid.uuid4().hex[:6]}"
+    conversation_id = await open_conversation(
+        client, persona="You are a hungry student.", goal=goal
+    )
+    events = await send_streaming(client, conversation_id, "hello")
+    assert lines_of(events)[-1] == ("bot", "Bot reply 1 to: hello")
+    before = (await client.get(f"/v1/conversations/{conversation_id}")).json()
+
+    response = await client.post(f"/v1/conversations/{conversation_id}/suggestions")
+    assert response.status_code == 200, response.text
+    content = response.json()["content"]
+    assert content == "Learner line 1 after: Bot reply 1 to: hello"
+    # The simulated user's LLM was asked with the persona and the goal, the bot's line as user.
+    [asked] = stack.llm.requests_with(goal)
+    assert asked["messages"][0]["role"] == "system"
+    assert asked["messages"][0]["content"].startswith("You are a hungry student.")
+    assert asked["messages"][1:] == [
+        {"role": "assistant", "content": "hello"},
+        {"role": "user", "content": "Bot reply 1 to: hello"},
+    ]
+    # Nothing was sent or published: the conversation is where it was.
+    after = (await client.get(f"/v1/conversations/{conversation_id}")).json()
+    assert after["last_seq"] == before["last_seq"]
+    assert stack.bot.webhook_calls(conversation_id) == 1
+    assert (await client.delete(f"/v1/conversations/{conversation_id}")).status_code == 202
