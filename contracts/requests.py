@@ -14,6 +14,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic.json_schema import SkipJsonSchema
 
 __all__ = [
     "DEFAULT_MAX_TURNS",
@@ -149,10 +150,11 @@ class SimulationCreate(BaseModel):
         Field(max_length=200, description="Sent by the original client; recorded, not used."),
     ] = None
     mode: Annotated[
-        Literal["simulation", "conversation"],
+        SkipJsonSchema[Literal["simulation", "conversation"]],
         Field(
             description="`conversation`: the user turns come from HTTP (POST "
-            "/v1/conversations/{id}/messages), not from the simulated user.",
+            "/v1/conversations/{id}/messages), not from the simulated user. Set by the gateway "
+            "(POST /v1/conversations), never by a client: not in the HTTP schemas.",
         ),
     ] = "simulation"
 

@@ -225,3 +225,14 @@ async def test_a_suggestion_is_what_the_simulated_user_would_say_and_is_not_sent
     assert after["last_seq"] == before["last_seq"]
     assert stack.bot.webhook_calls(conversation_id) == 1
     assert (await client.delete(f"/v1/conversations/{conversation_id}")).status_code == 202
+
+
+async def test_only_the_conversations_route_opens_a_conversation(client: httpx.AsyncClient) -> None:
+    # A /simulate stream of a "conversation" would wait for HTTP messages that never come.
+    body = {"bot_id": NORMAL_BOT, "user_prompt": "hi", "mode": "conversation"}
+    for path in ("/v1/simulations", "/simulate"):
+        response = await client.post(path, json=body)
+        assert response.status_code == 422, (path, response.text)
+        assert response.json()["detail"][0]["loc"] == ["body", "mode"]
+    schema = (await client.get("/openapi.json")).json()
+    assert "mode" not in str(schema["components"]["schemas"]["SimulationCreate"])

@@ -29,7 +29,7 @@ from services.gateway.conversing import (
     send_message,
 )
 from services.gateway.dependencies import BrokerDep, MetricsDep, OwnerDep, RelayDep, SettingsDep
-from services.gateway.limits import ActiveSlot, checked_create
+from services.gateway.limits import ActiveSlot, within_limits
 from services.gateway.schemas import (
     COMMON_RESPONSES,
     NOT_FOUND,
@@ -143,7 +143,7 @@ async def create_conversation(
     metrics: MetricsDep,
     response: Response,
 ) -> ConversationAccepted:
-    create = await checked_create(_simulation_create(body, settings.max_turns), settings)
+    create = within_limits(_simulation_create(body, settings.max_turns), settings)
     request = await submit_simulation(create, broker, relay, owner)
     admission.accepted(request.simulation_id)
     metrics.accepted.labels(route="/v1/conversations").inc()
