@@ -15,6 +15,7 @@ from contracts.events import CompletedEvent, SimulationEvent, TurnEvent, parse_e
 from tests.fakes.bot_api import GATED_BOT, NORMAL_BOT
 from tests.integration.client import EventWatcher
 from tests.integration.conftest import IsolatedStack, Stack
+from tests.integration.processes import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -236,3 +237,59 @@ async def test_only_the_conversations_route_opens_a_conversation(client: httpx.A
         assert response.json()["detail"][0]["loc"] == ["body", "mode"]
     schema = (await client.get("/openapi.json")).json()
     assert "mode" not in str(schema["components"]["schemas"]["SimulationCreate"])
+
+
+async def test_a_waiting_conversation_is_handed_back_at_each_lease_end_and_idles_on_time(
+    isolated: IsolatedStack,
+) -> None:
+    orchestrator = isolated.start_orchestrator(
+        "orchestrator-lease",
+        CONVSIM_REQUEST_LEASE_S="2",
+        CONVSIM_SIMULATION_DEADLINE_S="19",
+        CONVSIM_CONVERSATION_IDLE_S="5",
+    )  # a conversation's deadline: 10 leases (20 s)
+    _, url = isolated.start_gateway()
+    async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+        conversation_id = await open_conversation(client)
+        events = await send_streaming(client, conversation_id, "one")
+        assert lines_of(events)[-1] == ("bot", "Bot reply 1 to: one")
+        wait_until(
+            lambda: orchestrator.log_text().count(f"simulation {conversation_id} handed back") >= 2,
+            timeout_s=20,
+            what="the waiting conversation to be handed back twice",
+        )
+        events = await send_streaming(client, conversation_id, "two")
+        assert lines_of(events)[-1] == ("bot", "Bot reply 2 to: two")
+        events = await EventWatcher(client, conversation_id).finished(timeout_s=30)
+        completed = events[-1]
+        assert isinstance(completed, CompletedEvent)
+        assert completed.stop_reason == "idle"
+        # The idle time counts from the last reply, not from the latest hand-back.
+        idle_for = (completed.timestamp - events[-2].timestamp).total_seconds()
+        assert 5 <= idle_for < 6.5
+        assert completed.attempt >= 3
+        assert lines_of(events) == [
+            ("user", "one"),
+            ("bot", "Bot reply 1 to: one"),
+            ("user", "two"),
+            ("bot", "Bot reply 2 to: two"),
+        ]
+        assert isolated.bot.webhook_calls(conversation_id) == 2
+
+
+async def test_a_close_lets_the_bot_answer_the_message_sent_before_it(
+    stack: Stack, client: httpx.AsyncClient
+) -> None:
+    conversation_id = await open_conversation(client, bot_id=GATED_BOT)
+    watcher = EventWatcher(client, conversation_id)
+    assert (await send(client, conversation_id, "one")).status_code == 202
+    await watcher.wait_for(lambda events: len(lines_of(events)) == 2)
+    assert (await send(client, conversation_id, "two")).status_code == 202  # reply held
+    assert (await client.delete(f"/v1/conversations/{conversation_id}")).status_code == 202
+    stack.bot.release(conversation_id)
+    events = await watcher.finished()
+    completed = events[-1]
+    assert isinstance(completed, CompletedEvent)
+    assert completed.stop_reason == "closed"
+    assert completed.turn_count == 2
+    assert lines_of(events)[-1] == ("bot", "Bot reply 2 to: two")
