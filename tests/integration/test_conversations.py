@@ -14,7 +14,7 @@ from httpx_sse import aconnect_sse
 from contracts.events import CompletedEvent, SimulationEvent, TurnEvent, parse_event
 from tests.fakes.bot_api import GATED_BOT, NORMAL_BOT
 from tests.integration.client import EventWatcher
-from tests.integration.conftest import IsolatedStack, Stack
+from tests.integration.conftest import API_KEY_ALPHA, API_KEY_BETA, IsolatedStack, Stack
 from tests.integration.processes import wait_until
 
 pytestmark = pytest.mark.integration
@@ -293,3 +293,27 @@ async def test_a_close_lets_the_bot_answer_the_message_sent_before_it(
     assert completed.stop_reason == "closed"
     assert completed.turn_count == 2
     assert lines_of(events)[-1] == ("bot", "Bot reply 2 to: two")
+
+
+async def test_a_conversation_belongs_to_its_api_key(isolated: IsolatedStack) -> None:
+    keys = {"CONVSIM_API_KEYS": f"{API_KEY_ALPHA},{API_KEY_BETA}"}
+    isolated.start_orchestrator("orchestrator-keyed", **keys)
+    _, url = isolated.start_gateway(**keys)
+    alpha = {"Authorization": f"Bearer {API_KEY_ALPHA}"}
+    beta = {"Authorization": f"Bearer {API_KEY_BETA}"}
+    async with (
+        httpx.AsyncClient(base_url=url, timeout=30, headers=alpha) as owner,
+        httpx.AsyncClient(base_url=url, timeout=30, headers=beta) as other,
+        httpx.AsyncClient(base_url=url, timeout=30) as anonymous,
+    ):
+        assert (await anonymous.post("/v1/conversations", json={})).status_code == 401
+        conversation_id = await open_conversation(owner)
+        base = f"/v1/conversations/{conversation_id}"
+        for client, unknown in ((other, 404), (anonymous, 401)):
+            assert (await client.get(base)).status_code == unknown
+            assert (await send(client, conversation_id, "hi")).status_code == unknown
+            assert (await client.post(f"{base}/suggestions")).status_code == unknown
+            assert (await client.delete(base)).status_code == unknown
+        events = await send_streaming(owner, conversation_id, "hello")
+        assert lines_of(events) == [("user", "hello"), ("bot", "Bot reply 1 to: hello")]
+        assert (await owner.delete(base)).status_code == 202
