@@ -1,14 +1,22 @@
-"""Commands to running simulations, published on CONTROL_EXCHANGE (and kept in its log)."""
+"""Commands to running simulations, published on CONTROL_EXCHANGE (and kept in its log).
+
+- ``cancel``: end the simulation with ``cancelled``.
+- ``message``: message number ``index`` (1 = the first) a person sends in a conversation (a
+  simulation whose user turns come from HTTP); the first command for an index wins.
+- ``close``: end the conversation with ``completed`` and ``stop_reason`` ``closed`` once every
+  message sent before it is answered.
+"""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
 
 from contracts.events import utc_now
+from contracts.requests import MAX_MESSAGE_CHARS, MAX_TURNS_LIMIT
 
-__all__ = ["CancelCommand", "parse_command"]
+__all__ = ["CancelCommand", "CloseCommand", "Command", "MessageCommand", "parse_command"]
 
 
 class CancelCommand(BaseModel):
@@ -22,5 +30,35 @@ class CancelCommand(BaseModel):
     requested_at: AwareDatetime = Field(default_factory=utc_now)
 
 
-def parse_command(body: bytes | str) -> CancelCommand:
-    return CancelCommand.model_validate_json(body)
+class MessageCommand(BaseModel):
+    """A person's message ``index`` (1-based) to a conversation: its next user turn."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    schema_version: Literal[1] = 1
+    command: Literal["message"] = "message"
+    simulation_id: str
+    index: Annotated[int, Field(ge=1, le=MAX_TURNS_LIMIT)]
+    content: Annotated[str, Field(min_length=1, max_length=MAX_MESSAGE_CHARS)]
+    requested_at: AwareDatetime = Field(default_factory=utc_now)
+
+
+class CloseCommand(BaseModel):
+    """End the conversation with ``completed`` / ``closed``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    schema_version: Literal[1] = 1
+    command: Literal["close"] = "close"
+    simulation_id: str
+    requested_at: AwareDatetime = Field(default_factory=utc_now)
+
+
+Command = Annotated[CancelCommand | MessageCommand | CloseCommand, Field(discriminator="command")]
+
+_COMMAND: TypeAdapter[CancelCommand | MessageCommand | CloseCommand] = TypeAdapter(Command)
+
+
+def parse_command(body: bytes | str) -> CancelCommand | MessageCommand | CloseCommand:
+    """Raises pydantic.ValidationError for anything that is not one of the commands."""
+    return _COMMAND.validate_json(body)

@@ -45,10 +45,11 @@ EventType = Literal["queued", "started", "turn", "retrying", "completed", "faile
 TERMINAL_EVENT_TYPES: frozenset[str] = frozenset({"completed", "failed", "cancelled"})
 
 TurnRole = Literal["user", "bot"]
-StopReason = Literal["max_turns", "user_ended", "bot_ended"]
+StopReason = Literal["max_turns", "user_ended", "bot_ended", "closed", "idle"]
 """``max_turns``: the bot gave ``max_turns`` replies; ``user_ended``: the simulated user said
 the stop phrase (CONVSIM_STOP_PHRASE); ``bot_ended``: the bot's reply matched its target's
-``end_pattern``."""
+``end_pattern``; ``closed``: a conversation a person steers was closed (DELETE
+/v1/conversations/{id}); ``idle``: no message came for CONVSIM_CONVERSATION_IDLE_S."""
 
 ErrorCode = Literal[
     "bot_unreachable",

@@ -21,8 +21,12 @@ __all__ = [
     "REQUEST_LOG_STREAM",
     "REQUEST_ROUTING_KEY",
     "SIMULATIONS_QUEUE",
+    "SUGGESTIONS_QUEUE",
+    "SUGGESTION_TTL_MS",
     "cancel_routing_key",
+    "close_routing_key",
     "event_routing_key",
+    "message_routing_key",
     "simulation_id_from_routing_key",
 ]
 
@@ -33,6 +37,12 @@ REQUEST_ROUTING_KEY = "simulation.requested"
 
 SIMULATIONS_QUEUE = "convsim.simulations"
 """Durable quorum queue the orchestrators consume requests from."""
+
+SUGGESTIONS_QUEUE = "convsim.suggestions"
+"""Queue of suggestion requests (contracts/suggestions.py), declared by the orchestrators:
+classic, transient, its messages expire after SUGGESTION_TTL_MS; answered by direct reply-to."""
+
+SUGGESTION_TTL_MS = 60_000
 
 DEAD_LETTER_QUEUE = "convsim.simulations.dead"
 """Where requests that can never be processed end up."""
@@ -75,7 +85,8 @@ ACTIVITY_EVENTS = (
 )
 
 CONTROL_EXCHANGE = "convsim.control"
-"""Topic exchange of commands to running simulations (``simulation.<id>.cancel``)."""
+"""Topic exchange of commands to running simulations (``simulation.<id>.cancel``, ``.message``,
+``.close``)."""
 
 CONTROL_LOG_STREAM = "convsim.control.log"
 """Stream queue bound to CONTROL_EXCHANGE with '#': every command, for whichever orchestrator
@@ -99,6 +110,16 @@ def event_routing_key(simulation_id: str, event_type: str) -> str:
 def cancel_routing_key(simulation_id: str) -> str:
     """Routing key of a cancel command on CONTROL_EXCHANGE."""
     return f"simulation.{simulation_id}.cancel"
+
+
+def message_routing_key(simulation_id: str) -> str:
+    """Routing key of a conversation's message command on CONTROL_EXCHANGE."""
+    return f"simulation.{simulation_id}.message"
+
+
+def close_routing_key(simulation_id: str) -> str:
+    """Routing key of a conversation's close command on CONTROL_EXCHANGE."""
+    return f"simulation.{simulation_id}.close"
 
 
 def simulation_id_from_routing_key(routing_key: str) -> str | None:

@@ -14,6 +14,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic.json_schema import SkipJsonSchema
 
 __all__ = [
     "DEFAULT_MAX_TURNS",
@@ -169,6 +170,14 @@ class SimulationCreate(BaseModel):
         str | None,
         Field(max_length=200, description="Sent by the original client; recorded, not used."),
     ] = None
+    mode: Annotated[
+        SkipJsonSchema[Literal["simulation", "conversation"]],
+        Field(
+            description="`conversation`: the user turns come from HTTP (POST "
+            "/v1/conversations/{id}/messages), not from the simulated user. Set by the gateway "
+            "(POST /v1/conversations), never by a client: not in the HTTP schemas.",
+        ),
+    ] = "simulation"
 
     @field_validator("history", mode="before")
     @classmethod
@@ -192,12 +201,17 @@ class SimulationCreate(BaseModel):
 
     @model_validator(mode="after")
     def _has_an_opening_message(self) -> SimulationCreate:
-        if not self.has_fixed_opening() and not self.script:
+        if not self.has_fixed_opening() and not self.script and not self.is_conversation:
             raise ValueError(
                 "user_prompt is empty, history does not end with a user message and there is "
                 "no script: there is nothing to send to the bot"
             )
         return self
+
+    @property
+    def is_conversation(self) -> bool:
+        """A conversation a person steers: user turns come as messages over HTTP."""
+        return self.mode == "conversation"
 
     def has_fixed_opening(self) -> bool:
         """The first message sent is history's last (a user's) or user_prompt: the script, if

@@ -15,6 +15,7 @@ from services.gateway.access import Access, AccessMiddleware
 from services.gateway.active import ActiveSimulations
 from services.gateway.broker import BrokerUnavailable, GatewayBroker
 from services.gateway.cancellation import AlreadyFinished
+from services.gateway.conversing import PendingMessages, Unanswered
 from services.gateway.idempotency import IdempotencyIndex
 from services.gateway.limits import BodySizeLimit
 from services.gateway.metrics import GatewayMetrics
@@ -27,6 +28,7 @@ from services.gateway.relay import (
 )
 from services.gateway.routes import (
     bot_targets,
+    conversations,
     health,
     original_api,
     page,
@@ -109,6 +111,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.metrics = GatewayMetrics()
+    app.state.pending_messages = PendingMessages()
     app.state.asyncapi = health.load_asyncapi()
     app.state.page_html = page.load_page()
     app.state.access = access = Access(
@@ -122,6 +125,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.include_router(simulate.router)
     app.include_router(simulations.router)
     app.include_router(bot_targets.router)
+    app.include_router(conversations.router)
     app.include_router(health.router)
     app.include_router(original_api.router)
     app.include_router(page.router)
@@ -136,6 +140,14 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         return JSONResponse(
             {"detail": f"simulation {exc} has already ended ({exc.state.status})"},
             status_code=409,
+        )
+
+    @app.exception_handler(Unanswered)
+    async def _unanswered(_: Request, exc: Unanswered) -> JSONResponse:
+        return JSONResponse(
+            {"detail": f"conversation {exc}: the previous message has no reply yet"},
+            status_code=409,
+            headers={"Retry-After": "1"},
         )
 
     @app.exception_handler(IdempotencyConflict)

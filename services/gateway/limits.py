@@ -73,7 +73,16 @@ def _error(loc: tuple[str | int, ...], message: str, kind: str = "too_long") -> 
 
 
 async def checked_create(body: SimulationCreate, settings: SettingsDep) -> SimulationCreate:
-    """The request body, within this deployment's limits (CONVSIM_MAX_*)."""
+    """The request body of a simulation, within this deployment's limits (CONVSIM_MAX_*)."""
+    if body.mode != "simulation":  # only POST /v1/conversations opens a conversation
+        raise RequestValidationError(
+            [_error(("mode",), "a conversation is opened with POST /v1/conversations", "extra")]
+        )
+    return within_limits(body, settings)
+
+
+def within_limits(body: SimulationCreate, settings: GatewaySettings) -> SimulationCreate:
+    """The request (a simulation's or a conversation's) within CONVSIM_MAX_*."""
     errors: list[dict[str, Any]] = []
     chars = settings.max_message_chars
     if len(body.user_prompt) > chars:

@@ -19,6 +19,7 @@ from faststream.specification import AsyncAPI
 
 from contracts.events import SimulationEvent
 from contracts.requests import SimulationRequest
+from contracts.suggestions import SuggestionReply, SuggestionRequest
 from services.common.naming import with_connection_name
 from services.orchestrator import topology
 from services.orchestrator.bootstrap import Orchestration, bootstrap
@@ -102,6 +103,10 @@ class _Orchestrator:
                 await _settle(message, requeue=True)
             case Settlement.DEAD_LETTER:
                 await _settle(message, requeue=False)
+
+    async def suggest(self, request: SuggestionRequest) -> SuggestionReply:
+        """What the simulated user would say next (the reply goes to the caller's reply-to)."""
+        return await self.parts.suggester.suggest(request)
 
     def _log_stopped(
         self,
@@ -199,6 +204,12 @@ def create_app(settings: OrchestratorSettings | None = None) -> FastStream:
         description="A simulation request; dead-lettered when it is not a valid request.",
     )
     orchestrator.subscriber(orchestrator.handle)
+
+    broker.subscriber(
+        topology.suggestions_queue(),
+        title="convsim.suggestions:suggest",
+        description="What the simulated user would say next in a conversation (RPC).",
+    )(orchestrator.suggest)
 
     broker.publisher(
         exchange=topology.events_exchange(),

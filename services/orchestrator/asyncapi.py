@@ -28,7 +28,17 @@ def render_asyncapi() -> str:
         max_queued_simulations=DEFAULT_MAX_QUEUED_SIMULATIONS,
     )
     spec = create_app(settings).schema.to_specification()
-    return json.dumps(json.loads(spec.to_json()), indent=2, ensure_ascii=False) + "\n"
+    document = json.loads(spec.to_json())
+    # FastStream lists several subscribers in no fixed order: sorted, the document is stable.
+    components = document.get("components", {})
+    for parent, section in (
+        (document, "channels"),
+        (document, "operations"),
+        *((components, name) for name in list(components)),
+    ):
+        if isinstance(parent.get(section), dict):
+            parent[section] = dict(sorted(parent[section].items()))
+    return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
 
 
 if __name__ == "__main__":

@@ -34,6 +34,7 @@ from services.orchestrator.request_handler import RequestHandler, RunLimits
 from services.orchestrator.retry_policy import RetryPolicy
 from services.orchestrator.settings import OrchestratorSettings
 from services.orchestrator.simulation import EventSink
+from services.orchestrator.suggestions import Suggester
 from services.orchestrator.user_simulator import (
     LLMUserSimulator,
     ScriptedUserSimulator,
@@ -56,6 +57,7 @@ class Orchestration:
     sink_for: Callable[[AbstractIncomingMessage], EventSink]
     """The event sink of one delivery: publishes on the channel holding it (the write fence)."""
     owns_request: Callable[[AbstractIncomingMessage], bool]
+    suggester: Suggester
 
 
 @asynccontextmanager
@@ -80,6 +82,7 @@ async def bootstrap(settings: OrchestratorSettings) -> AsyncIterator[Orchestrati
             serve_metrics(metrics.registry, settings.metrics_host, settings.metrics_port)
         )
         await _follow_control_log(stack, connection, held, settings)
+        user = await _user_simulator(stack, settings)
         handler = RequestHandler(
             log=EventLogReader(
                 connection,
@@ -87,7 +90,7 @@ async def bootstrap(settings: OrchestratorSettings) -> AsyncIterator[Orchestrati
                 prefetch=settings.log_read_prefetch,
             ),
             bot_for=await _bots(stack, settings),
-            user=await _user_simulator(stack, settings),
+            user=user,
             retry=RetryPolicy(
                 max_attempts=settings.max_attempts,
                 base_delay_s=settings.retry_base_delay_s,
@@ -97,7 +100,10 @@ async def bootstrap(settings: OrchestratorSettings) -> AsyncIterator[Orchestrati
                 deadline_s=settings.simulation_deadline_s,
                 max_transcript_bytes=settings.max_transcript_bytes,
                 stop_phrase=settings.stop_phrase,
+                conversation_idle_s=settings.conversation_idle_s,
+                conversation_deadline_s=settings.conversation_deadline,
             ),
+            conversations=held,
         )
 
         def sink_for(delivery: AbstractIncomingMessage) -> EventSink:
@@ -114,6 +120,7 @@ async def bootstrap(settings: OrchestratorSettings) -> AsyncIterator[Orchestrati
             metrics=metrics,
             sink_for=sink_for,
             owns_request=DeliveryEventSink.channel_open,
+            suggester=Suggester(user, stop_phrase=settings.stop_phrase),
         )
 
 

@@ -17,6 +17,7 @@ from contracts.topology import REQUEST_DELIVERY_LIMIT
 from services.common.bot_targets import DEFAULT_TARGET
 from services.common.event_log import EventLogReader
 from services.orchestrator.endings import DEFAULT_STOP_PHRASE
+from services.orchestrator.http_user import ConversationCommands, HttpUser
 from services.orchestrator.ports import BotPort, TranscriptLine
 from services.orchestrator.recorded_run import RecordedRun
 from services.orchestrator.retry_policy import RetryPolicy
@@ -46,6 +47,8 @@ class RunLimits:
     deadline_s: float
     max_transcript_bytes: int
     stop_phrase: str = DEFAULT_STOP_PHRASE
+    conversation_idle_s: float = 1_800.0
+    conversation_deadline_s: float = 7_200.0
 
 
 class RequestHandler:
@@ -59,8 +62,10 @@ class RequestHandler:
         user: UserSimulator,
         retry: RetryPolicy,
         limits: RunLimits,
+        conversations: ConversationCommands | None = None,
     ) -> None:
         self._log = log
+        self._conversations = conversations
         self._bot_for = bot_for
         self._user = user
         self._retry = retry
@@ -91,7 +96,11 @@ class RequestHandler:
             bot=bot or _NoBot(),
             user=self._user,
             events=sink,
-            deadline_s=self._limits.deadline_s,
+            deadline_s=(
+                self._limits.conversation_deadline_s
+                if request.is_conversation
+                else self._limits.deadline_s
+            ),
             recorded=recorded,
             attempt=attempt,
             signals=signals,
@@ -99,6 +108,7 @@ class RequestHandler:
             owner=owner_of(delivery),
             max_transcript_bytes=self._limits.max_transcript_bytes,
             stop_phrase=self._limits.stop_phrase,
+            person=self._person(request, signals),
         )
         if bot is None:
             return await run.give_up(
@@ -125,6 +135,17 @@ class RequestHandler:
                 len(recorded.turns),
             )
         return await run.run()
+
+    def _person(self, request: SimulationRequest, signals: RunSignals) -> HttpUser | None:
+        """A conversation's user port: the messages sent over HTTP, from the control log."""
+        if not request.is_conversation or self._conversations is None:
+            return None
+        return HttpUser(
+            request.simulation_id,
+            commands=self._conversations,
+            signals=signals,
+            idle_s=self._limits.conversation_idle_s,
+        )
 
     async def _recorded(
         self, request: SimulationRequest, delivery: AbstractIncomingMessage, number: int

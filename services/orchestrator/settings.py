@@ -21,6 +21,8 @@ EVENT_OVERHEAD_BYTES = 4 * 1_048_576
 MAX_TRANSCRIPT_BYTES_LIMIT = 12 * 1_048_576
 """With EVENT_OVERHEAD_BYTES: under RabbitMQ 4's default max_message_size of 16 MiB."""
 
+DEFAULT_CONVERSATION_DEADLINE_S = 7_200.0
+
 PositiveSeconds = Annotated[float, Field(gt=0, le=86_400)]
 
 
@@ -76,6 +78,18 @@ class OrchestratorSettings(SharedSettings):
         description="What the simulated user says to end the conversation (it is told so); "
         "stripped before anything reaches the bot.",
     )
+    conversation_idle_s: PositiveSeconds = Field(
+        default=1_800.0,
+        description="A conversation a person steers that gets no message for this long (since "
+        "its last event) ends with completed / idle.",
+    )
+    conversation_deadline_s: PositiveSeconds | None = Field(
+        default=None,
+        description="A conversation a person steers still open after this fails with "
+        "deadline_exceeded (CONVSIM_SIMULATION_DEADLINE_S bounds the simulated ones). "
+        "Default: 2 hours, or less when CONVSIM_REQUEST_LEASE_S is short (each lease end of a "
+        "waiting conversation is one redelivery of its request).",
+    )
     max_bot_reply_bytes: Annotated[int, Field(ge=1_024, le=64 * 1_048_576)] = 1_048_576
     max_transcript_bytes: Annotated[int, Field(ge=1_024, le=MAX_TRANSCRIPT_BYTES_LIMIT)] = Field(
         default=DEFAULT_MAX_TRANSCRIPT_BYTES,
@@ -99,12 +113,23 @@ class OrchestratorSettings(SharedSettings):
     @model_validator(mode="after")
     def _lease_fits_delivery_limit(self) -> OrchestratorSettings:
         # Every hand-back is a redelivery; leave half of the delivery limit for real faults.
-        if self.simulation_deadline_s / self.request_lease_s > REQUEST_DELIVERY_LIMIT / 2:
+        longest_s = max(self.simulation_deadline_s, self.conversation_deadline_s or 0)
+        if longest_s / self.request_lease_s > REQUEST_DELIVERY_LIMIT / 2:
             raise ValueError(
-                "CONVSIM_SIMULATION_DEADLINE_S / CONVSIM_REQUEST_LEASE_S must stay below "
-                f"{REQUEST_DELIVERY_LIMIT // 2} (each lease end is one redelivery of the request)"
+                "CONVSIM_SIMULATION_DEADLINE_S and CONVSIM_CONVERSATION_DEADLINE_S / "
+                f"CONVSIM_REQUEST_LEASE_S must stay below {REQUEST_DELIVERY_LIMIT // 2} "
+                "(each lease end is one redelivery of the request)"
             )
         return self
+
+    @property
+    def conversation_deadline(self) -> float:
+        """CONVSIM_CONVERSATION_DEADLINE_S, or 2 hours within the delivery limit's room."""
+        if self.conversation_deadline_s is not None:
+            return self.conversation_deadline_s
+        return min(
+            DEFAULT_CONVERSATION_DEADLINE_S, self.request_lease_s * REQUEST_DELIVERY_LIMIT / 2
+        )
 
     @property
     def max_event_bytes(self) -> int:

@@ -49,6 +49,7 @@ from services.orchestrator.endings import (
     user_instructions,
 )
 from services.orchestrator.errors import SimulationFailure
+from services.orchestrator.person import ConversationEnded, PersonPort
 from services.orchestrator.ports import BotPort
 from services.orchestrator.recorded_run import RecordedRun
 from services.orchestrator.retry_policy import RetryPolicy
@@ -93,6 +94,9 @@ class RunSignals:
         self.cancelled = asyncio.Event()
         self.interrupted = asyncio.Event()
         self.hand_back_requested = False
+        self.hand_back_wanted = asyncio.Event()
+        """Set with ``hand_back_requested``: a wait that is no remote call (a conversation
+        waiting for its next message) stops on it."""
         self._calling: asyncio.Task[Any] | None = None
         """The task awaiting a remote call right now, if any: an interruption cancels it."""
         self._abandoning = False
@@ -103,9 +107,10 @@ class RunSignals:
 
     def hand_back_soon(self) -> None:
         self.hand_back_requested = True
+        self.hand_back_wanted.set()
 
     def hand_back_now(self) -> None:
-        self.hand_back_requested = True
+        self.hand_back_soon()
         self._interrupt()
 
     def _interrupt(self) -> None:
@@ -180,6 +185,7 @@ class SimulationRun:
         owner: str | None = None,
         max_transcript_bytes: int = DEFAULT_MAX_TRANSCRIPT_BYTES,
         stop_phrase: str = DEFAULT_STOP_PHRASE,
+        person: PersonPort | None = None,
     ) -> None:
         recorded = recorded or RecordedRun.fresh(request)
         self._request = request
@@ -206,6 +212,10 @@ class SimulationRun:
         self._stop_reason: StopReason = "max_turns"
         self._deadline = float("inf")
         """The loop time at which remote calls stop (set when the run starts)."""
+        self._person = person
+        """A conversation a person steers: the user turns are their messages."""
+        self._last_activity = recorded.events[-1].timestamp
+        """The time of the latest event: a conversation's idle time counts from it."""
 
     @property
     def conversation_id(self) -> str:
@@ -226,6 +236,8 @@ class SimulationRun:
             if started is None:
                 await self._open_conversation()
             await self._converse()
+        except ConversationEnded as ended:
+            self._stop_reason = ended.reason
         except _Cancelled:
             return await self._emit(CancelledEvent, transcript=self._transcript())
         except SimulationFailure as failure:
@@ -309,6 +321,8 @@ class SimulationRun:
         if recorded is not None:
             self._user_ends = recorded.ends_conversation
             return recorded.content
+        if self._person is not None:
+            return await self._person_message(number, self._person)
         fixed = scripted_message(self._request, number)
         if fixed is not None and (move := self._read_user(fixed)) is not None:
             return await self._user_move(move, 0)
@@ -326,6 +340,15 @@ class SimulationRun:
             f"the simulated user said only the stop phrase {MAX_STOP_ONLY_REASKS + 1} times "
             f"for user message {number}, before min_turns ({request.min_turns}) bot replies",
         )
+
+    async def _person_message(self, number: int, person: PersonPort) -> str | None:
+        """The person's next message (a conversation): the stop phrase ends it at any turn."""
+        index = number - 1 if self._request.has_fixed_opening() else number
+        content, latency_ms = await self._timed(
+            f"user message {number}", lambda: person.message(index, self._last_activity)
+        )
+        move = read_user_message(content, self._stop_phrase, bot_replies=0, min_turns=0)
+        return await self._user_move(move or UserMove(content), latency_ms)
 
     def _read_user(self, content: str) -> UserMove | None:
         return read_user_message(
@@ -541,6 +564,7 @@ class SimulationRun:
         except Exception as exc:
             raise EventPublishError(f"could not publish {event.type} seq {event.seq}") from exc
         self._next_seq += 1
+        self._last_activity = event.timestamp
         return event
 
 

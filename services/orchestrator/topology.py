@@ -13,10 +13,12 @@ from contracts.names import (
     REQUEST_ROUTING_KEY,
     REQUESTS_EXCHANGE,
     SIMULATIONS_QUEUE,
+    SUGGESTION_TTL_MS,
+    SUGGESTIONS_QUEUE,
 )
 from contracts.topology import simulations_queue_arguments
 
-__all__ = ["events_exchange", "requests_exchange", "simulations_queue"]
+__all__ = ["events_exchange", "requests_exchange", "simulations_queue", "suggestions_queue"]
 
 
 def requests_exchange() -> RabbitExchange:
@@ -34,4 +36,13 @@ def simulations_queue(max_queued: int) -> RabbitQueue:
         durable=True,
         arguments=cast("QuorumQueueArgs", simulations_queue_arguments(max_queued)),
         routing_key=REQUEST_ROUTING_KEY,
+    )
+
+
+def suggestions_queue() -> RabbitQueue:
+    """Shared by every orchestrator; a request nobody takes expires (the gateway gave up)."""
+    return RabbitQueue(
+        SUGGESTIONS_QUEUE,
+        durable=False,
+        arguments={"x-message-ttl": SUGGESTION_TTL_MS},
     )
