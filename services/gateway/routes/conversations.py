@@ -210,7 +210,8 @@ async def post_message(
 
 
 async def _until_reply(events: AsyncIterator[SimulationEvent]) -> AsyncIterator[SimulationEvent]:
-    """The events up to the bot's reply to the person's message (or the end)."""
+    """The events up to the bot's reply to the person's message, every message of it (or the
+    end)."""
     asked = False
     try:
         async for event in events:
@@ -218,7 +219,7 @@ async def _until_reply(events: AsyncIterator[SimulationEvent]) -> AsyncIterator[
             if isinstance(event, TurnEvent):
                 if event.role == "user":
                     asked = True
-                elif asked:
+                elif asked and (event.parts is None or event.part == event.parts):
                     return
     finally:
         aclose = getattr(events, "aclose", None)
