@@ -31,6 +31,7 @@ from services.gateway.routes import (
     conversations,
     health,
     original_api,
+    original_conversations,
     page,
     simulate,
     simulations,
@@ -128,6 +129,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.include_router(conversations.router)
     app.include_router(health.router)
     app.include_router(original_api.router)
+    app.include_router(original_conversations.router)
     app.include_router(page.router)
     app.mount(page.PAGE_ASSETS_PATH, page.page_assets(), name="page-assets")
 

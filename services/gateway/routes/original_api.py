@@ -40,7 +40,7 @@ from services.gateway.schemas import (
 )
 from services.gateway.submission import submit_simulation
 
-__all__ = ["OriginalConversation", "OriginalSimulate", "router"]
+__all__ = ["OriginalConversation", "OriginalMessage", "OriginalSimulate", "message_of", "router"]
 
 router = APIRouter(tags=["original"])
 
@@ -198,7 +198,7 @@ async def _conversation(
         async for event in events:
             match event:
                 case TurnEvent():
-                    history.append(_message_of(event))
+                    history.append(message_of(event))
                 case CompletedEvent() | FailedEvent() | CancelledEvent():
                     outcome = event
     finally:
@@ -208,7 +208,7 @@ async def _conversation(
     return history, outcome
 
 
-def _message_of(turn: TurnEvent) -> OriginalMessage:
+def message_of(turn: TurnEvent) -> OriginalMessage:
     role: Literal["user", "assistant"] = "user" if turn.role == "user" else "assistant"
     return OriginalMessage(role=role, content=turn.content, timestamp=turn.timestamp.timestamp())
 
