@@ -11,8 +11,9 @@ from typing import Any
 
 import httpx
 import pytest
+from httpx_sse import aconnect_sse
 
-from contracts.events import CompletedEvent, SimulationEvent, TurnEvent
+from contracts.events import CompletedEvent, SimulationEvent, TurnEvent, parse_event
 from tests.fakes.bot_api import NORMAL_BOT
 from tests.fakes.json_bot import FakeJsonBot
 from tests.fakes.openai_api import BOT_MODEL
@@ -184,6 +185,30 @@ async def test_a_robot_ai_lesson_object_target_splits_replies_at_its_separator(
     bot_lines = [t.content for t in _turns(events) if t.role == "bot"]
     assert bot_lines == ["Bot reply 1", "hi"]
     assert _completed(events).turn_count == 1
+
+
+async def test_a_conversation_message_streams_every_message_of_the_bots_reply(
+    http: httpx.AsyncClient,
+) -> None:
+    """A person's message on a target that splits replies: its stream closes after the last
+    message of the reply, not the first."""
+    opened = await http.post(
+        "/v1/conversations", json={"bot_target": "split", "bot_id": NORMAL_BOT}
+    )
+    assert opened.status_code == 201, opened.text
+    conversation_id = opened.json()["conversation_id"]
+    events: list[SimulationEvent] = []
+    async with aconnect_sse(
+        http, "POST", f"/v1/conversations/{conversation_id}/messages", json={"content": "hey"}
+    ) as source:
+        assert source.response.status_code == 200
+        events = [parse_event(sse.data) async for sse in source.aiter_sse() if sse.data]
+    assert [(t.role, t.content, t.part, t.parts) for t in _turns(events)] == [
+        ("user", "hey", None, None),
+        ("bot", "Bot reply 1", 1, 2),
+        ("bot", "hey", 2, 2),
+    ]
+    assert (await http.delete(f"/v1/conversations/{conversation_id}")).status_code == 202
 
 
 @pytest.mark.parametrize(
