@@ -507,3 +507,41 @@ async def test_a_chat_with_api_keys_on_uses_the_key_in_headers_and_a_stream_toke
     assert all(parse_qs(urlsplit(u).query).get("access_token") for u in event_urls)
     assert not any(API_KEY_ALPHA in u for u in watched.urls)
     assert watched.script_errors == []
+
+
+async def test_in_a_chat_the_next_message_waits_for_the_bots_reply(
+    stack: Stack, chromium: Browser
+) -> None:
+    """One message at a time (the gateway answers 409 otherwise): while the bot's reply is held,
+    Send and Suggest are disabled and the page says the bot is replying."""
+    watched = await open_page(chromium, stack.gateway_url)
+    page = watched.page
+    conversation_id = await start_chat(page, bot_id=GATED_BOT)
+    box = page.get_by_label("Your message")
+    items = page.locator("#bubbles .bubble")
+    send = page.get_by_role("button", name="Send")
+    suggest = page.get_by_role("button", name="Suggest")
+    await box.fill("one")
+    await box.press("Enter")
+    await expect(items).to_have_count(2, timeout=WAIT_MS)
+
+    await box.fill("two")  # the bot's second reply is held
+    await box.press("Enter")
+    await expect(items).to_have_count(3, timeout=WAIT_MS)
+    await expect(page.locator("#waiting")).to_have_text("The bot is replying…")
+    await expect(send).to_be_disabled()
+    await expect(suggest).to_be_disabled()
+    await box.fill("three")
+    await box.press("Enter")  # not sent: nothing is posted while a reply is awaited
+    await expect(page.locator("#chat-error")).to_be_hidden()
+
+    stack.bot.open(conversation_id)  # this reply and every later one
+    await expect(items).to_have_count(4, timeout=WAIT_MS)
+    await expect(send).to_be_enabled()
+    await expect(box).to_have_value("three")
+    await send.click()
+    await expect(items).to_have_count(6, timeout=WAIT_MS)
+    assert [text for _, text in await bubble_texts(page)][::2] == ["one", "two", "three"]
+    await page.get_by_role("button", name="End chat").click()
+    await expect(page.locator("#stop-reason")).to_contain_text("closed")
+    watched.assert_no_errors()
