@@ -8,6 +8,7 @@ import json
 import os
 import re
 import signal
+import uuid
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -376,3 +377,171 @@ async def test_a_reply_of_several_messages_is_consecutive_bubbles_and_the_bot_ma
         await expect(page.locator("#fact-bot")).to_have_text("ender")
         await expect(page.locator("#prompts")).to_be_hidden()
         watched.assert_no_errors()
+
+
+async def start_chat(page: Page, *, bot_id: int, persona: str = "", goal: str = "") -> str:
+    """Switch the form to Chat, fill the bot's side (and persona, goal), start; the chat's id."""
+    await page.get_by_role("radio", name=re.compile(r"^Chat")).check()
+    await expect(page.get_by_role("button", name="Start chat")).to_be_visible()
+    await expect(page.get_by_label("Opening message")).to_be_hidden()
+    await expect(page.get_by_label("Max turns")).to_be_hidden()
+    await page.get_by_label("Bot id").fill(str(bot_id))
+    if persona:
+        await page.get_by_label("Persona").fill(persona)
+    if goal:
+        await page.get_by_label("Goal").fill(goal)
+    await page.get_by_role("button", name="Start chat").click()
+    await expect(page).to_have_url(re.compile(r"#/simulations/[A-Za-z0-9_-]+$"), timeout=WAIT_MS)
+    return page.url.rsplit("/", 1)[-1]
+
+
+async def test_a_person_chats_with_the_bot_and_takes_the_simulated_users_suggestion(
+    stack: Stack, chromium: Browser, client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    """Chat mode: a typed message, then a suggestion (filled in, not sent until Send), both
+    answered as bubbles; End chat ends it `closed`, as the API's transcript says."""
+    goal = f"Learn two colours {uuid.uuid4().hex[:6]}"
+    watched = await open_page(chromium, stack.gateway_url)
+    page = watched.page
+    conversation_id = await start_chat(
+        page, bot_id=NORMAL_BOT, persona="You are Minh, ten, learning English.", goal=goal
+    )
+    await expect_status(page, "Chat open")
+    await expect(page.get_by_role("button", name="Cancel simulation")).to_be_hidden()
+    box = page.get_by_label("Your message")
+    await expect(box).to_be_focused()
+    items = page.locator("#bubbles .bubble")
+
+    await box.fill("hello")
+    await box.press("Enter")
+    await expect(items).to_have_count(2, timeout=WAIT_MS)
+    await expect(box).to_have_value("")
+    await expect(page.get_by_role("button", name="Send")).to_be_enabled()
+
+    suggestion = "Learner line 1 after: Bot reply 1 to: hello"  # the fake LLM's answer
+    await page.get_by_role("button", name="Suggest").click()
+    await expect(box).to_have_value(suggestion, timeout=WAIT_MS)
+    await expect(box).to_be_focused()
+    assert len(await bubble_texts(page)) == 2  # filled in, not sent
+    [asked] = stack.llm.requests_with(goal)  # with the persona and goal, once
+    assert asked["messages"][0]["content"].startswith("You are Minh")
+
+    await page.get_by_role("button", name="Send").click()
+    await expect(items).to_have_count(4, timeout=WAIT_MS)
+    shown = await bubble_texts(page)
+    assert shown == [
+        ("You", "hello"),
+        ("Bot", "Bot reply 1 to: hello"),
+        ("You", suggestion),
+        ("Bot", f"Bot reply 2 to: {suggestion}"),
+    ]
+    await expect(page.locator("#waiting")).to_be_hidden()
+    await box.fill("What colour is the sky?")  # typed, for the picture; never sent
+    # CONVSIM_SCREENSHOTS: a directory to keep the picture in, to look at.
+    shots = Path(os.environ.get("CONVSIM_SCREENSHOTS") or tmp_path)
+    await page.screenshot(path=shots / "chat.png", full_page=True)
+
+    await page.get_by_role("button", name="End chat").click()
+    await expect_status(page, "Chat ended")
+    await expect(page.locator("#stop-reason")).to_have_text(
+        "Stop reason: closed (the chat was ended)"
+    )
+    await expect(page.locator("#outcome")).to_contain_text("Chat ended: 2 bot replies")
+    await expect(page.locator("#chat-form")).to_be_hidden()
+
+    view = (await client.get(f"/v1/conversations/{conversation_id}")).json()
+    assert view["status"] == "completed"
+    assert view["stop_reason"] == "closed"
+    assert view["request"]["goal"] == goal
+    assert shown == [
+        ("Bot" if turn["role"] == "bot" else "You", turn["content"]) for turn in view["turns"]
+    ]
+    transcript = (await client.get(f"/v1/simulations/{conversation_id}/transcript")).text
+    assert transcript.splitlines() == [
+        "User: hello",
+        "Bot: Bot reply 1 to: hello",
+        f"User: {suggestion}",
+        f"Bot: Bot reply 2 to: {suggestion}",
+    ]
+    assert stack.bot.webhook_calls(conversation_id) == 2
+
+    # Reloaded, the ended chat reads the same from its events, with no message box.
+    await page.reload()
+    await expect_status(page, "Chat ended")
+    await expect(page.locator("#stop-reason")).to_contain_text("closed")
+    await expect(page.locator("#chat-form")).to_be_hidden()
+    assert await bubble_texts(page) == shown
+    await expect(page.get_by_role("link", name=re.compile("^Chat"))).to_contain_text("completed")
+    watched.assert_no_errors()
+
+
+async def test_a_chat_with_api_keys_on_uses_the_key_in_headers_and_a_stream_token(
+    isolated: IsolatedStack, chromium: Browser
+) -> None:
+    keyed = {"CONVSIM_API_KEYS": API_KEY_ALPHA}
+    isolated.start_orchestrator("orchestrator-web-chat-keyed", **keyed)
+    _, url = isolated.start_gateway("gateway-web-chat-keyed", **keyed)
+    watched = await open_page(chromium, url)
+    page = watched.page
+    await page.get_by_role("radio", name=re.compile(r"^Chat")).check()
+    await page.get_by_label("Bot id").fill(str(NORMAL_BOT))
+    await page.get_by_role("button", name="Start chat").click()
+    await expect(page.get_by_role("alert").first).to_contain_text("needs an API key")
+    key_field = page.get_by_label("API key")
+    await expect(key_field).to_be_focused()
+    await key_field.fill(API_KEY_ALPHA)
+    await key_field.press("Enter")
+    await expect_status(page, "Chat open")
+
+    box = page.get_by_label("Your message")
+    await box.fill("hello")
+    await page.get_by_role("button", name="Send").click()
+    await expect(page.locator("#bubbles .bubble")).to_have_count(2, timeout=WAIT_MS)
+    await page.get_by_role("button", name="Suggest").click()
+    await expect(box).to_have_value("Learner line 1 after: Bot reply 1 to: hello")
+    await page.get_by_role("button", name="End chat").click()
+    await expect(page.locator("#stop-reason")).to_contain_text("closed")
+
+    event_urls = [u for u in watched.urls if u.endswith("/events") or "/events?" in u]
+    assert event_urls
+    assert all(parse_qs(urlsplit(u).query).get("access_token") for u in event_urls)
+    assert not any(API_KEY_ALPHA in u for u in watched.urls)
+    assert watched.script_errors == []
+
+
+async def test_in_a_chat_the_next_message_waits_for_the_bots_reply(
+    stack: Stack, chromium: Browser
+) -> None:
+    """One message at a time (the gateway answers 409 otherwise): while the bot's reply is held,
+    Send and Suggest are disabled and the page says the bot is replying."""
+    watched = await open_page(chromium, stack.gateway_url)
+    page = watched.page
+    conversation_id = await start_chat(page, bot_id=GATED_BOT)
+    box = page.get_by_label("Your message")
+    items = page.locator("#bubbles .bubble")
+    send = page.get_by_role("button", name="Send")
+    suggest = page.get_by_role("button", name="Suggest")
+    await box.fill("one")
+    await box.press("Enter")
+    await expect(items).to_have_count(2, timeout=WAIT_MS)
+
+    await box.fill("two")  # the bot's second reply is held
+    await box.press("Enter")
+    await expect(items).to_have_count(3, timeout=WAIT_MS)
+    await expect(page.locator("#waiting")).to_have_text("The bot is replying…")
+    await expect(send).to_be_disabled()
+    await expect(suggest).to_be_disabled()
+    await box.fill("three")
+    await box.press("Enter")  # not sent: nothing is posted while a reply is awaited
+    await expect(page.locator("#chat-error")).to_be_hidden()
+
+    stack.bot.open(conversation_id)  # this reply and every later one
+    await expect(items).to_have_count(4, timeout=WAIT_MS)
+    await expect(send).to_be_enabled()
+    await expect(box).to_have_value("three")
+    await send.click()
+    await expect(items).to_have_count(6, timeout=WAIT_MS)
+    assert [text for _, text in await bubble_texts(page)][::2] == ["one", "two", "three"]
+    await page.get_by_role("button", name="End chat").click()
+    await expect(page.locator("#stop-reason")).to_contain_text("closed")
+    watched.assert_no_errors()

@@ -1,6 +1,7 @@
 // convsim's live page: a plain ES module, no build step. It speaks only the public HTTP API:
 // GET /v1/bot-targets, POST /v1/simulations, POST .../stream-token, GET .../events
-// (Server-Sent Events), DELETE.
+// (Server-Sent Events), DELETE; for a chat, POST /v1/conversations, POST .../messages,
+// POST .../suggestions and DELETE /v1/conversations/{id}.
 const RECENT_STORAGE = "convsim.recent"; // localStorage: this browser's recent simulations
 const KEY_STORAGE = "convsim.apiKey"; // sessionStorage: this tab only
 const MAX_RECENT = 20;
@@ -24,6 +25,8 @@ const STOP_REASONS = {
   max_turns: "the bot gave the most replies asked for",
   user_ended: "the simulated user ended it",
   bot_ended: "the bot ended it",
+  closed: "the chat was ended",
+  idle: "no message came for too long",
 };
 
 const $ = (id) => document.getElementById(id);
@@ -129,7 +132,7 @@ class RecentList {
       if (entry.id === openId) link.setAttribute("aria-current", "true");
       const title = document.createElement("span");
       title.className = "recent-title";
-      title.textContent = entry.prompt ? `“${entry.prompt}”` : entry.id;
+      title.textContent = entry.prompt ? `“${entry.prompt}”` : entry.title || entry.id;
       const meta = document.createElement("span");
       meta.className = "recent-meta";
       const when = entry.createdAt ? new Date(entry.createdAt).toLocaleString() : "";
@@ -150,7 +153,13 @@ class Viewer {
     this.keyPrompt = keyPrompt;
     this.generation = 0;
     this.id = null;
+    this.chat = new ChatBox(api, keyPrompt);
     $("cancel").addEventListener("click", () => this.cancel());
+  }
+
+  /** A conversation a person steers (POST /v1/conversations), known from its request. */
+  get isChat() {
+    return Boolean(this.request && this.request.mode === "conversation");
   }
 
   open(id) {
@@ -170,7 +179,10 @@ class Viewer {
     $("fact-id").textContent = id;
     $("fact-bot").textContent = "…";
     $("prompts").hidden = true;
+    $("fact-id-label").textContent = "Simulation";
+    $("cancel").hidden = false;
     $("cancel").disabled = false;
+    this.chat.reset(id);
     this.setStatus("connecting", "Connecting…");
     this.setConnection("connecting");
     this.setWaiting("");
@@ -262,9 +274,9 @@ class Viewer {
       case "started":
         // At seq 2 it carries the request when `queued` is missing.
         if (event.request && !this.request) this.learnRequest(event.request, event.timestamp);
-        this.setStatus("running", "Running");
+        this.setStatus("running", this.isChat ? "Chat open" : "Running");
         this.recent.remember(this.id, { status: "running" });
-        this.setWaiting("Sending the opening message…");
+        if (!this.isChat) this.setWaiting("Sending the opening message…");
         break;
       case "turn":
         this.addBubble(event);
@@ -283,7 +295,14 @@ class Viewer {
     $("fact-bot").textContent = botLabel(request, false);
     this.recent.remember(this.id, {
       bot: botLabel(request), prompt: request.user_prompt, createdAt: timestamp,
+      ...(this.isChat ? { title: "Chat" } : {}),
     });
+    if (this.isChat) {
+      // A person steers it: the message box instead of Cancel; DELETE ends it `closed`.
+      $("fact-id-label").textContent = "Chat";
+      $("cancel").hidden = true;
+      if (!this.ended) this.chat.show();
+    }
     // Two prompts talking: the bot's prompt and the simulated user's, side by side.
     const twoPrompts = typeof request.bot_prompt === "string" && request.bot_prompt !== "";
     $("prompts").hidden = !twoPrompts;
@@ -306,7 +325,7 @@ class Viewer {
     }
     const speaker = document.createElement("p");
     speaker.className = "speaker";
-    speaker.textContent = turn.role === "bot" ? "Bot" : "Simulated user";
+    speaker.textContent = turn.role === "bot" ? "Bot" : this.isChat ? "You" : "Simulated user";
     const text = document.createElement("p");
     text.className = "text";
     text.textContent = turn.content;
@@ -326,14 +345,20 @@ class Viewer {
       this.botReplies += 1;
     }
     const more = !this.request || this.botReplies < this.request.max_turns;
+    const replyDone = turn.role === "bot" && (part === null || !turn.parts || part >= turn.parts);
+    if (this.isChat && !turn.from_history) {
+      if (turn.role === "user") this.chat.userTurn();
+      else if (replyDone) this.chat.botReplied();
+    }
     if (turn.role === "user") this.setWaiting("The bot is replying…");
-    else if (part !== null && turn.parts && part < turn.parts) this.setWaiting("");
+    else if (!replyDone || this.isChat) this.setWaiting("");
     else this.setWaiting(more ? "The simulated user is writing…" : "");
     item.scrollIntoView({ block: "nearest" });
   }
 
   latencyText(turn) {
     if (turn.from_history) return "from history";
+    if (this.isChat && turn.role === "user") return "sent"; // the time is the person's own
     const opening = turn.role === "user" && !this.sawOpening;
     if (turn.role === "user") this.sawOpening = true;
     // The opening message is the request's own: no call produced it.
@@ -356,15 +381,16 @@ class Viewer {
     this.setConnection("closed (finished)");
     this.setWaiting("");
     $("cancel").disabled = true;
+    this.chat.hide();
     const outcome = $("outcome");
     outcome.hidden = false;
     outcome.className = `outcome ${event.type}`;
     const line = document.createElement("p");
     const lines = [line];
     if (event.type === "completed") {
-      this.setStatus("completed", "Completed");
-      line.textContent = `Completed: ${event.turn_count} bot replies in ` +
-        `${(event.duration_ms / 1000).toFixed(1)} s.`;
+      this.setStatus("completed", this.isChat ? "Chat ended" : "Completed");
+      line.textContent = `${this.isChat ? "Chat ended" : "Completed"}: ` +
+        `${event.turn_count} bot replies in ${(event.duration_ms / 1000).toFixed(1)} s.`;
       const reason = document.createElement("p");
       reason.className = "stop-reason";
       reason.id = "stop-reason";
@@ -391,6 +417,7 @@ class Viewer {
     this.setStatus("unknown", "Not found");
     this.setConnection("closed");
     $("cancel").disabled = true;
+    this.chat.hide();
     const outcome = $("outcome");
     outcome.hidden = false;
     outcome.className = "outcome failed";
@@ -431,6 +458,159 @@ class Viewer {
   setWaiting(text) {
     $("waiting").hidden = !text;
     $("waiting-text").textContent = text;
+  }
+}
+
+/** The message box of an open chat: Send (one message at a time: the next waits for the bot's
+ * reply, as the gateway does with 409), Suggest (fills the box with what the simulated user
+ * would say; it is not sent), End chat (DELETE: the chat ends `completed`, stop reason
+ * `closed`). The bot's replies come as `turn` events on the stream the Viewer follows. */
+class ChatBox {
+  constructor(api, keyPrompt) {
+    this.api = api;
+    this.keyPrompt = keyPrompt;
+    this.form = $("chat-form");
+    this.box = $("chat-message");
+    this.reset(null);
+    this.form.addEventListener("submit", (submitted) => {
+      submitted.preventDefault();
+      this.send();
+    });
+    this.box.addEventListener("keydown", (pressed) => {
+      if (pressed.key === "Enter" && !pressed.shiftKey && !pressed.isComposing) {
+        pressed.preventDefault();
+        this.send();
+      }
+    });
+    $("chat-suggest").addEventListener("click", () => this.suggest());
+    $("chat-end").addEventListener("click", () => this.end());
+  }
+
+  reset(id) {
+    this.id = id;
+    this.usersSeen = 0; // the person's messages seen as `turn` events
+    this.sent = 0; // the index the gateway gave the last message sent from here
+    this.replies = 0; // the bot's complete replies seen
+    this.busy = false;
+    this.ending = false;
+    this.box.value = "";
+    this.showError("");
+    this.hide();
+  }
+
+  show() {
+    const appearing = this.form.hidden;
+    this.form.hidden = false;
+    this.update();
+    if (appearing && document.activeElement === $("conversation")) this.box.focus();
+  }
+
+  hide() {
+    this.form.hidden = true;
+  }
+
+  userTurn() {
+    this.usersSeen += 1;
+    this.update();
+  }
+
+  botReplied() {
+    this.replies += 1;
+    this.update();
+  }
+
+  /** A message is out and its reply not in yet. */
+  get awaitingReply() {
+    return Math.max(this.usersSeen, this.sent) > this.replies;
+  }
+
+  update() {
+    const blocked = this.busy || this.ending || this.awaitingReply;
+    $("chat-send").disabled = blocked;
+    $("chat-suggest").disabled = blocked;
+    $("chat-end").disabled = this.ending;
+  }
+
+  showError(message) {
+    $("chat-error").hidden = !message;
+    $("chat-error").textContent = message;
+  }
+
+  get path() {
+    return `/v1/conversations/${encodeURIComponent(this.id)}`;
+  }
+
+  /** One call at a time, its failure said under the box; false when it failed. */
+  async attempt(what, call) {
+    const id = this.id;
+    this.showError("");
+    try {
+      await call(id);
+      return true;
+    } catch (error) {
+      if (this.id !== id) return false;
+      if (error instanceof NeedsKey) this.keyPrompt(`${what} needs the API key.`);
+      else this.showError(`Could not ${what.toLowerCase()}: ${error.message}`);
+      return false;
+    }
+  }
+
+  async send() {
+    const content = this.box.value;
+    if (this.busy || this.ending || this.awaitingReply) return;
+    if (!content.trim()) {
+      this.showError("Write a message first, or take a suggestion.");
+      this.box.focus();
+      return;
+    }
+    this.busy = true;
+    this.update();
+    await this.attempt("Send", async (id) => {
+      const accepted = await this.api.call("POST", `${this.path}/messages`, { content });
+      if (this.id !== id) return;
+      this.sent = Math.max(this.sent, accepted.index);
+      if (this.box.value === content) this.box.value = "";
+    });
+    this.busy = false;
+    this.update();
+    this.box.focus();
+  }
+
+  async suggest() {
+    if (this.busy || this.ending || this.awaitingReply) return;
+    const button = $("chat-suggest");
+    this.busy = true;
+    this.update();
+    button.setAttribute("aria-busy", "true");
+    this.box.placeholder = "Asking the simulated user…";
+    await this.attempt("Suggest", async (id) => {
+      const suggestion = await this.api.call("POST", `${this.path}/suggestions`);
+      if (this.id !== id) return;
+      // Only filled in: the person may edit it, then sends it (or not).
+      this.box.value = suggestion.content;
+      this.box.focus();
+      this.box.setSelectionRange(this.box.value.length, this.box.value.length);
+    });
+    button.removeAttribute("aria-busy");
+    this.box.placeholder = "";
+    this.busy = false;
+    this.update();
+  }
+
+  async end() {
+    if (this.ending) return;
+    this.ending = true;
+    this.update();
+    // The `completed` event (stop reason `closed`) then ends the view, as for a simulation.
+    const ended = await this.attempt("End chat", (id) => this.api.call("DELETE", this.path)
+      .then(() => undefined, (error) => {
+        if (this.id === id && error instanceof ApiError && error.status === 409) return; // over
+        throw error;
+      }));
+    if (!ended) {
+      this.ending = false;
+      this.update();
+    }
   }
 }
 
@@ -515,16 +695,37 @@ function wireForm(api, recent, keyPrompt, picker) {
     }
   }
 
+  const mode = () => form.elements.mode.value; // "simulation" or "chat"
+
+  function showMode() {
+    const chosen = mode();
+    document.body.dataset.mode = chosen;
+    for (const element of document.querySelectorAll("[data-mode]")) {
+      element.hidden = element.dataset.mode !== chosen;
+    }
+    const chat = chosen === "chat";
+    $("new-heading").textContent = chat ? "New chat" : "New simulation";
+    $("start").textContent = chat ? "Start chat" : "Start simulation";
+    clearErrors();
+  }
+
+  for (const radio of form.elements.mode) radio.addEventListener("change", showMode);
+  showMode();
+
+  /** POST /v1/simulations's body, or in chat mode POST /v1/conversations's (the bot, the
+   * persona and goal: no opening message, script or max turns, the person writes). */
   function bodyOfForm() {
-    const body = { bot_target: picker.select.value, user_prompt: $("user-prompt").value };
+    const chat = mode() === "chat";
+    const body = { bot_target: picker.select.value };
+    if (!chat) body.user_prompt = $("user-prompt").value;
     const kind = picker.kind;
     if (kind === "robot_ai_lesson") body.bot_id = Number.parseInt($("bot-id").value, 10);
     if (kind === "openai_chat") body.bot_prompt = $("bot-prompt").value;
-    body.max_turns = Number.parseInt($("max-turns").value, 10);
+    if (!chat) body.max_turns = Number.parseInt($("max-turns").value, 10);
     if ($("persona").value.trim()) body.persona = $("persona").value;
     if ($("goal").value.trim()) body.goal = $("goal").value.trim();
     const script = $("script").value.split("\n").map((line) => line.trim()).filter(Boolean);
-    if (script.length > 0) body.script = script;
+    if (!chat && script.length > 0) body.script = script;
     return body;
   }
 
@@ -542,13 +743,18 @@ function wireForm(api, recent, keyPrompt, picker) {
     }
     const button = $("start");
     button.disabled = true;
+    const chat = mode() === "chat";
     try {
-      const accepted = await api.call("POST", "/v1/simulations", body);
-      recent.remember(accepted.simulation_id, {
-        bot: botLabel(body), prompt: body.user_prompt, status: accepted.status,
+      const accepted = await api.call("POST", chat ? "/v1/conversations" : "/v1/simulations",
+        body);
+      const id = chat ? accepted.conversation_id : accepted.simulation_id;
+      recent.remember(id, {
+        bot: botLabel(body), status: accepted.status,
+        ...(chat ? { title: "Chat" } : { prompt: body.user_prompt }),
       });
-      window.location.hash = `#/simulations/${accepted.simulation_id}`;
-      $("conversation").focus();
+      // A chat is a simulation whose user turns come from here: the same page, the same events.
+      window.location.hash = `#/simulations/${id}`;
+      $("conversation").focus(); // a chat's message box takes it once the chat shows
     } catch (error) {
       if (error instanceof NeedsKey) {
         keyPrompt(api.key ? "That API key was not accepted." :
