@@ -4,9 +4,13 @@ routes, with stdin piped (as a script or a test would drive it)."""
 from __future__ import annotations
 
 import os
+import selectors
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import IO
 
 import httpx
 import pytest
@@ -114,3 +118,60 @@ def test_chat_refused_by_the_gateway_exits_non_zero(stack: Stack) -> None:
     refused = convsim_chat(stack, "hello\n", "--bot-target", "no-such-target")
     assert refused.returncode == 1, refused.stdout + refused.stderr
     assert refused.stdout.startswith("4")
+
+
+def test_chat_stops_when_the_conversation_ends_by_itself(stack: Stack) -> None:
+    """At max_turns the conversation completes; the next line is refused and chat ends."""
+    done = convsim_chat(
+        stack, "hello\nanyone there?\nnever sent\n", "--bot-id", str(NORMAL_BOT), "--max-turns", "1"
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[2].startswith("Bot: Bot reply 1 to: hello")
+    assert lines[3].startswith("409 ")
+    assert lines[-1].startswith("completed: 1 bot replies")
+    assert lines[-1].endswith("(max_turns)")
+    assert "never sent" not in done.stdout
+
+
+def test_ctrl_c_closes_the_conversation(stack: Stack) -> None:
+    """SIGINT (Ctrl-C) while waiting for the person's next line: closed, exit 0."""
+    with subprocess.Popen(
+        [sys.executable, "-m", "services.cli", "chat", "--bot-id", str(NORMAL_BOT)],
+        cwd=REPO,
+        env={**os.environ, "CONVSIM_GATEWAY_URL": stack.gateway_url, "COLUMNS": "300"},
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as chat:
+        assert chat.stdin is not None
+        assert chat.stdout is not None
+        chat.stdin.write("hello\n")
+        chat.stdin.flush()
+        printed = read_until(chat.stdout, "Bot: Bot reply 1 to: hello", timeout_s=60)
+        chat.send_signal(signal.SIGINT)  # stdin stays open: it is blocked reading the next line
+        rest, _ = chat.communicate(timeout=60)
+    assert chat.returncode == 0, printed + rest
+    assert rest.splitlines()[-1].startswith("completed: 1 bot replies")
+    assert rest.splitlines()[-1].endswith("(closed)")
+    view = httpx.get(
+        f"{stack.gateway_url}/v1/conversations/{conversation_id_of(printed)}", timeout=30
+    ).json()
+    assert (view["status"], view["stop_reason"]) == ("completed", "closed")
+
+
+def read_until(stream: IO[str], text: str, timeout_s: float) -> str:
+    """What the process printed up to ``text`` (read from the pipe unbuffered, bounded)."""
+    deadline = time.monotonic() + timeout_s
+    printed = b""
+    with selectors.DefaultSelector() as selector:
+        selector.register(stream.fileno(), selectors.EVENT_READ)
+        while text.encode() not in printed:
+            left = deadline - time.monotonic()
+            assert left > 0, f"no {text!r} in: {printed!r}"
+            if selector.select(left):
+                chunk = os.read(stream.fileno(), 65536)
+                assert chunk, f"ended before {text!r}: {printed!r}"
+                printed += chunk
+    return printed.decode()
