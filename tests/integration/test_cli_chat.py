@@ -92,7 +92,7 @@ def test_chat_with_a_prompted_bot_and_quit(stack: Stack, tmp_path: Path) -> None
     bot_prompt.write_text("You are a terse tutor. CLI chat bot prompt 3c9d.", encoding="utf-8")
     done = convsim_chat(
         stack,
-        "What is 2 + 2?\nAnd 3 + 3?\n/quit\nnever sent\n",
+        "What is 2 + 2?\nAnd [/b] [bold]3 + 3?\n/quit\nnever sent\n",
         "--bot-target",
         "llm",
         "--bot-prompt",
@@ -102,13 +102,13 @@ def test_chat_with_a_prompted_bot_and_quit(stack: Stack, tmp_path: Path) -> None
     lines = [line.split(" (")[0] for line in done.stdout.splitlines()]
     assert lines[1] == "User: What is 2 + 2?"
     assert lines[2] == "Bot: Learner line 1 after: What is 2 + 2?"  # the fake answers alike
-    assert lines[3] == "User: And 3 + 3?"
+    assert lines[3] == "User: And [/b] [bold]3 + 3?"  # text, not markup
     assert done.stdout.splitlines()[-1].startswith("completed: 2 bot replies")
     assert done.stdout.splitlines()[-1].endswith("(closed)")
     assert "never sent" not in done.stdout
     bot_calls = stack.llm.requests_with("CLI chat bot prompt 3c9d")
     assert len(bot_calls) == 2
-    assert bot_calls[1]["messages"][-1] == {"role": "user", "content": "And 3 + 3?"}
+    assert bot_calls[1]["messages"][-1] == {"role": "user", "content": "And [/b] [bold]3 + 3?"}
     conversation_id = conversation_id_of(done.stdout)
     view = httpx.get(f"{stack.gateway_url}/v1/conversations/{conversation_id}", timeout=30).json()
     assert (view["status"], view["stop_reason"]) == ("completed", "closed")
