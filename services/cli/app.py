@@ -1,4 +1,4 @@
-"""``convsim run | watch | get | cancel``: simulations from the terminal, turns printed live.
+"""``convsim run | chat | watch | get | cancel``: simulations from the terminal, turns printed live.
 
 Talks to a gateway (``--gateway`` or CONVSIM_GATEWAY_URL) with the API key of CONVSIM_API_KEY
 when keys are on. Exit codes: 0 completed (or cancel accepted), 1 failed or refused,
@@ -17,6 +17,10 @@ import yaml
 from httpx_sse import connect_sse
 from rich.console import Console
 
+from services.cli.chat import Chat
+from services.cli.gateway import connect as _client
+from services.cli.gateway import fail as _fail
+from services.cli.gateway import request as _request
 from services.cli.render import TurnPrinter
 
 __all__ = ["app", "main"]
@@ -33,20 +37,6 @@ ApiKeyOption = Annotated[
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="One event JSON per line.")]
 EXIT_BY_STATUS = {"completed": 0, "failed": 1, "cancelled": 2}
-
-
-def _client(gateway: str, api_key: str | None) -> httpx.Client:
-    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-    return httpx.Client(base_url=gateway, headers=headers, timeout=httpx.Timeout(30, read=None))
-
-
-def _fail(console: Console, response: httpx.Response) -> typer.Exit:
-    try:
-        detail: Any = response.json().get("detail", response.text)
-    except ValueError:
-        detail = response.text
-    console.print(f"[red]{response.status_code}[/red] {detail}")
-    return typer.Exit(3 if response.status_code >= 500 or response.status_code == 401 else 1)
 
 
 def _follow(client: httpx.Client, simulation_id: str, as_json: bool, after: int = 0) -> int:
@@ -153,6 +143,64 @@ def run(
 
 
 @app.command()
+def chat(
+    bot_target: Annotated[
+        str | None,
+        typer.Option("--bot-target", help="A configured bot target (default: `default`)."),
+    ] = None,
+    bot_id: Annotated[
+        int | None,
+        typer.Option("--bot-id", help="The bot to talk to (robot_ai_lesson targets)."),
+    ] = None,
+    bot_prompt: Annotated[
+        Path | None,
+        typer.Option(
+            "--bot-prompt",
+            exists=True,
+            dir_okay=False,
+            help="A file with the bot's system prompt (openai_chat targets).",
+        ),
+    ] = None,
+    persona: Annotated[
+        Path | None,
+        typer.Option(
+            "--persona", exists=True, dir_okay=False, help="A file with the persona /suggest uses."
+        ),
+    ] = None,
+    goal: Annotated[
+        str | None, typer.Option("--goal", help="The goal /suggest speaks towards.")
+    ] = None,
+    max_turns: Annotated[
+        int | None, typer.Option("--max-turns", min=1, max=50, help="Bot replies at most.")
+    ] = None,
+    gateway: GatewayOption = "http://127.0.0.1:8000",
+    api_key: ApiKeyOption = None,
+) -> None:
+    """Talk to a bot yourself: each line is sent and the reply printed. /suggest shows what the
+    simulated user would say (an empty line sends it), /quit (or end of input) closes."""
+    body: dict[str, Any] = {
+        name: value
+        for name, value in {
+            "bot_target": bot_target,
+            "bot_id": bot_id,
+            "goal": goal,
+            "max_turns": max_turns,
+        }.items()
+        if value is not None
+    }
+    if bot_prompt is not None:
+        body["bot_prompt"] = bot_prompt.read_text(encoding="utf-8")
+    if persona is not None:
+        body["persona"] = persona.read_text(encoding="utf-8")
+    console = Console(highlight=False)
+    with _client(gateway, api_key) as client:
+        response = _request(client, "POST", "/v1/conversations", json=body)
+        if response.status_code != 201:
+            raise _fail(console, response)
+        raise typer.Exit(Chat(client, response.json()["conversation_id"], console).run())
+
+
+@app.command()
 def watch(
     simulation_id: Annotated[str, typer.Argument(help="The simulation to follow.")],
     after: Annotated[int, typer.Option("--after", help="Start after this seq.")] = 0,
@@ -212,14 +260,6 @@ def read_script(path: Path) -> list[str | None]:
             f"{path}: a script is a list of messages (strings) or null", param_hint="--script"
         )
     return items
-
-
-def _request(client: httpx.Client, method: str, path: str, **kwargs: Any) -> httpx.Response:
-    try:
-        return client.request(method, path, **kwargs)
-    except httpx.TransportError as exc:
-        Console(stderr=True).print(f"[red]cannot reach the gateway at {client.base_url}[/red]")
-        raise typer.Exit(3) from exc
 
 
 def main() -> None:

@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.status import Status
 
 __all__ = ["TurnPrinter"]
@@ -36,7 +37,8 @@ class TurnPrinter:
         if kind == "turn":
             latency = f" [dim]({event['latency_ms']} ms)[/dim]" if event["latency_ms"] else ""
             speaker = SPEAKERS.get(event["role"], event["role"])
-            self._console.print(f"{speaker}: {event['content']}{latency}", soft_wrap=True)
+            # A line is text, not rich markup: "[/b]" typed by a person must print as is.
+            self._console.print(f"{speaker}: {escape(event['content'])}{latency}", soft_wrap=True)
         elif kind == "retrying":
             self._console.print(
                 f"[yellow]retrying {event['step']}[/yellow] "
