@@ -26,6 +26,7 @@ from tests.integration.log_tap import eventually
 pytestmark = pytest.mark.integration
 
 ALPHA = {"Authorization": f"Bearer {API_KEY_ALPHA}"}
+UNKNOWN_CONVERSATION = "01a20b00-0000-7000-8000-000000000000"
 BETA = {"Authorization": f"Bearer {API_KEY_BETA}"}
 
 
@@ -152,6 +153,9 @@ async def test_the_original_routes_need_a_key_when_keys_are_on(keyed: httpx.Asyn
             ("POST", "/api/simulate", body),
             ("GET", "/health", None),
             ("GET", "/info", None),
+            ("POST", "/api/conversations", {"bot_id": NORMAL_BOT, "client_id": "c"}),
+            ("GET", f"/api/conversations/{UNKNOWN_CONVERSATION}?client_id=c", None),
+            ("POST", "/api/generate-user-response", {"history": []}),
         ]:
             response = await keyed.request(method, path, json=payload, headers=headers)
             assert response.status_code == 401, (method, path, headers)
@@ -165,6 +169,13 @@ async def test_the_original_routes_need_a_key_when_keys_are_on(keyed: httpx.Asyn
     # It belongs to the key that ran it, like any simulation.
     assert (await keyed.get(f"/v1/simulations/{simulation_id}", headers=ALPHA)).status_code == 200
     assert (await keyed.get(f"/v1/simulations/{simulation_id}", headers=BETA)).status_code == 404
+    opened = await keyed.post(
+        "/api/conversations", json={"bot_id": NORMAL_BOT, "client_id": "c"}, headers=ALPHA
+    )
+    assert opened.status_code == 200, opened.text
+    conversation = f"/api/conversations/{opened.json()['conversation_id']}?client_id=c"
+    assert (await keyed.get(conversation, headers=ALPHA)).status_code == 200
+    assert (await keyed.get(conversation, headers=BETA)).status_code == 404  # another key's
 
 
 async def test_api_simulate_is_held_to_the_configured_limits(keyed: httpx.AsyncClient) -> None:
