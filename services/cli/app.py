@@ -36,6 +36,19 @@ ApiKeyOption = Annotated[
     typer.Option("--api-key", envvar="CONVSIM_API_KEY", help="Bearer key, when keys are on."),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="One event JSON per line.")]
+BotTargetOption = Annotated[
+    str | None,
+    typer.Option("--bot-target", help="A configured bot target (default: `default`)."),
+]
+BotPromptOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--bot-prompt",
+        exists=True,
+        dir_okay=False,
+        help="A file with the bot's system prompt (openai_chat targets).",
+    ),
+]
 EXIT_BY_STATUS = {"completed": 0, "failed": 1, "cancelled": 2}
 
 
@@ -85,19 +98,8 @@ def run(
         Path | None,
         typer.Option("--persona", exists=True, dir_okay=False, help="A file with the persona."),
     ] = None,
-    bot_target: Annotated[
-        str | None,
-        typer.Option("--bot-target", help="A configured bot target (default: `default`)."),
-    ] = None,
-    bot_prompt: Annotated[
-        Path | None,
-        typer.Option(
-            "--bot-prompt",
-            exists=True,
-            dir_okay=False,
-            help="A file with the bot's system prompt (openai_chat targets).",
-        ),
-    ] = None,
+    bot_target: BotTargetOption = None,
+    bot_prompt: BotPromptOption = None,
     goal: Annotated[
         str | None,
         typer.Option("--goal", help="What the simulated user tries to achieve."),
@@ -117,19 +119,16 @@ def run(
     as_json: JsonOption = False,
 ) -> None:
     """Start a simulation and print its turns as they happen."""
-    body: dict[str, Any] = {"max_turns": max_turns}
-    optional = {
-        "bot_id": bot_id,
-        "user_prompt": prompt,
-        "min_turns": min_turns,
-        "bot_target": bot_target,
-        "goal": goal,
-    }
-    body.update({name: value for name, value in optional.items() if value is not None})
-    if persona is not None:
-        body["persona"] = persona.read_text(encoding="utf-8")
-    if bot_prompt is not None:
-        body["bot_prompt"] = bot_prompt.read_text(encoding="utf-8")
+    body = _fields(
+        max_turns=max_turns,
+        bot_id=bot_id,
+        user_prompt=prompt,
+        min_turns=min_turns,
+        bot_target=bot_target,
+        goal=goal,
+        persona=persona,
+        bot_prompt=bot_prompt,
+    )
     if script is not None:
         body["script"] = read_script(script)
     with _client(gateway, api_key) as client:
@@ -144,23 +143,12 @@ def run(
 
 @app.command()
 def chat(
-    bot_target: Annotated[
-        str | None,
-        typer.Option("--bot-target", help="A configured bot target (default: `default`)."),
-    ] = None,
+    bot_target: BotTargetOption = None,
     bot_id: Annotated[
         int | None,
         typer.Option("--bot-id", help="The bot to talk to (robot_ai_lesson targets)."),
     ] = None,
-    bot_prompt: Annotated[
-        Path | None,
-        typer.Option(
-            "--bot-prompt",
-            exists=True,
-            dir_okay=False,
-            help="A file with the bot's system prompt (openai_chat targets).",
-        ),
-    ] = None,
+    bot_prompt: BotPromptOption = None,
     persona: Annotated[
         Path | None,
         typer.Option(
@@ -178,20 +166,14 @@ def chat(
 ) -> None:
     """Talk to a bot yourself: each line is sent and the reply printed. /suggest shows what the
     simulated user would say (an empty line sends it), /quit (or end of input) closes."""
-    body: dict[str, Any] = {
-        name: value
-        for name, value in {
-            "bot_target": bot_target,
-            "bot_id": bot_id,
-            "goal": goal,
-            "max_turns": max_turns,
-        }.items()
-        if value is not None
-    }
-    if bot_prompt is not None:
-        body["bot_prompt"] = bot_prompt.read_text(encoding="utf-8")
-    if persona is not None:
-        body["persona"] = persona.read_text(encoding="utf-8")
+    body = _fields(
+        bot_target=bot_target,
+        bot_id=bot_id,
+        goal=goal,
+        max_turns=max_turns,
+        persona=persona,
+        bot_prompt=bot_prompt,
+    )
     console = Console(highlight=False)
     with _client(gateway, api_key) as client:
         response = _request(client, "POST", "/v1/conversations", json=body)
@@ -247,6 +229,15 @@ def cancel(
     if response.status_code != 202:
         raise _fail(console, response)
     console.print(f"cancel requested for {simulation_id}")
+
+
+def _fields(**fields: Any) -> dict[str, Any]:
+    """A request body of the options given (None: left out); a file's text for a Path."""
+    return {
+        name: value.read_text(encoding="utf-8") if isinstance(value, Path) else value
+        for name, value in fields.items()
+        if value is not None
+    }
 
 
 def read_script(path: Path) -> list[str | None]:
