@@ -9,18 +9,35 @@ import uuid
 import aio_pika
 from aio_pika.abc import AbstractIncomingMessage
 from aio_pika.exceptions import DeliveryError
+from fastapi import HTTPException
 
 from contracts.names import SUGGESTIONS_QUEUE
 from contracts.projection import SimulationState
 from contracts.suggestions import SuggestionLine, SuggestionReply, SuggestionRequest
 from services.gateway.broker import BrokerUnavailable, GatewayBroker
+from services.gateway.schemas import UNAVAILABLE, problem
 
-__all__ = ["SUGGESTION_TIMEOUT_S", "NoSuggestion", "ask_suggestion", "suggestion_request"]
+__all__ = [
+    "SUGGESTION_RESPONSES",
+    "SUGGESTION_TIMEOUT_S",
+    "NoSuggestion",
+    "ask_suggestion",
+    "suggested_content",
+    "suggestion_request",
+]
 
 SUGGESTION_TIMEOUT_S = 60.0
 """How long a caller waits for an orchestrator's answer (504 after)."""
 
 DIRECT_REPLY_TO = "amq.rabbitmq.reply-to"
+
+
+SUGGESTION_RESPONSES = {
+    **UNAVAILABLE,
+    502: problem("The simulated user could not answer (the LLM failed)"),
+    504: problem("No orchestrator answered in time"),
+}
+"""What a route answering a suggestion may answer besides 200."""
 
 
 class NoSuggestion(Exception):
@@ -80,3 +97,16 @@ async def ask_suggestion(
     finally:
         if not channel.is_closed:
             await channel.close()
+
+
+async def suggested_content(broker: GatewayBroker, request: SuggestionRequest) -> str:
+    """The suggestion's text; HTTP 504 when no orchestrator answered in time, 502 when the
+    simulated user could not answer (BrokerUnavailable, a 503, passes through)."""
+    try:
+        reply = await ask_suggestion(broker, request)
+    except NoSuggestion as exc:
+        raise HTTPException(504, detail="no orchestrator answered in time; retry") from exc
+    if reply.content is None:
+        message = reply.error.message if reply.error else "no answer"
+        raise HTTPException(502, detail=f"the simulated user could not answer: {message}")
+    return reply.content

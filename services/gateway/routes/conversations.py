@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, HTTPException, Request, Response
+from fastapi import APIRouter, Header, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError
 
@@ -43,7 +43,11 @@ from services.gateway.schemas import (
 )
 from services.gateway.streams import event_stream_response
 from services.gateway.submission import submit_simulation
-from services.gateway.suggestions import NoSuggestion, ask_suggestion, suggestion_request
+from services.gateway.suggestions import (
+    SUGGESTION_RESPONSES,
+    suggested_content,
+    suggestion_request,
+)
 
 __all__ = ["ConversationCreate", "router"]
 
@@ -235,25 +239,13 @@ class Suggestion(BaseModel):
     "/{conversation_id}/suggestions",
     response_model=Suggestion,
     summary="What the simulated user would say next (persona and goal); it is not sent",
-    responses={
-        **NOT_FOUND,
-        **UNAVAILABLE,
-        502: problem("The simulated user could not answer (the LLM failed)"),
-        504: problem("No orchestrator answered in time"),
-    },
+    responses={**NOT_FOUND, **SUGGESTION_RESPONSES},
 )
 async def suggest(
     conversation_id: str, broker: BrokerDep, relay: RelayDep, owner: OwnerDep
 ) -> Suggestion:
     state = await conversation_state(conversation_id, relay, owner)
-    try:
-        reply = await ask_suggestion(broker, suggestion_request(state))
-    except NoSuggestion as exc:
-        raise HTTPException(504, detail="no orchestrator answered in time; retry") from exc
-    if reply.content is None:
-        message = reply.error.message if reply.error else "no answer"
-        raise HTTPException(502, detail=f"the simulated user could not answer: {message}")
-    return Suggestion(content=reply.content)
+    return Suggestion(content=await suggested_content(broker, suggestion_request(state)))
 
 
 @router.delete(

@@ -43,7 +43,7 @@ from services.gateway.relay import EventRelay
 from services.gateway.routes.original_api import OriginalConversation, OriginalMessage, message_of
 from services.gateway.schemas import COMMON_RESPONSES, NOT_FOUND, UNAVAILABLE, problem
 from services.gateway.submission import submit_simulation
-from services.gateway.suggestions import NoSuggestion, ask_suggestion
+from services.gateway.suggestions import SUGGESTION_RESPONSES, suggested_content
 
 __all__ = ["router"]
 
@@ -229,11 +229,7 @@ async def get_conversation(
     "/generate-user-response",
     response_model=OriginalSuggestion,
     summary="What the simulated user (the default learner) would say next after a history",
-    responses={
-        **UNAVAILABLE,
-        502: problem("The simulated user could not answer (the LLM failed)"),
-        504: problem("No orchestrator answered in time"),
-    },
+    responses=SUGGESTION_RESPONSES,
 )
 async def generate_user_response(body: OriginalHistory, broker: BrokerDep) -> OriginalSuggestion:
     lines = [
@@ -246,11 +242,4 @@ async def generate_user_response(body: OriginalHistory, broker: BrokerDep) -> Or
     suggestion = SuggestionRequest(
         simulation_id=new_simulation_id(), persona=DEFAULT_PERSONA, lines=lines
     )
-    try:
-        reply = await ask_suggestion(broker, suggestion)
-    except NoSuggestion as exc:
-        raise HTTPException(504, detail="no orchestrator answered in time; retry") from exc
-    if reply.content is None:
-        message = reply.error.message if reply.error else "no answer"
-        raise HTTPException(502, detail=f"Error generating user response: {message}")
-    return OriginalSuggestion(content=reply.content)
+    return OriginalSuggestion(content=await suggested_content(broker, suggestion))
