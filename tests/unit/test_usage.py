@@ -6,7 +6,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import httpx
 import pytest
+from prometheus_client import CollectorRegistry
 
 from contracts.events import (
     CompletedEvent,
@@ -17,6 +19,10 @@ from contracts.events import (
     parse_event,
 )
 from contracts.requests import LLMOptions, SimulationRequest
+from services.common.bot_targets import OpenAIChatTarget
+from services.orchestrator.bots.openai_chat import OpenAIChatBot
+from services.orchestrator.llm_usage import usage_of
+from services.orchestrator.metrics import OrchestratorMetrics
 from services.orchestrator.ports import Metered, TranscriptLine
 from services.orchestrator.pricing import ModelPrice, usage_summary
 from services.orchestrator.recorded_run import RecordedRun
@@ -175,3 +181,46 @@ async def test_totals_after_a_crash_count_the_recorded_turns_of_the_earlier_atte
     assert terminal.usage.user.prompt_tokens == 50 + 50
     assert terminal.usage.bot.prompt_tokens == 100 + 200 + 100
     assert terminal.usage.total.completion_tokens == 10 + 30
+
+
+def test_token_counters_count_each_side_and_kind() -> None:
+    metrics = OrchestratorMetrics(CollectorRegistry(), lambda: 0)
+    metrics.record(_turn(0, "user", TurnUsage(prompt_tokens=7, completion_tokens=3, model="m")))
+    metrics.record(_turn(1, "bot", TurnUsage(prompt_tokens=20, completion_tokens=5, model="m")))
+    metrics.record(_turn(2, "bot", None))
+    metrics.record(_turn(3, "bot", TurnUsage(prompt_tokens=1, completion_tokens=1, model="m")))
+
+    def tokens(side: str, kind: str) -> float | None:
+        labels = {"side": side, "kind": kind}
+        return metrics.registry.get_sample_value("convsim_llm_tokens_total", labels)
+
+    assert (tokens("user", "prompt"), tokens("user", "completion")) == (7, 3)
+    assert (tokens("bot", "prompt"), tokens("bot", "completion")) == (21, 6)
+
+
+async def test_an_openai_chat_bot_answers_the_usage_its_llm_reported() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        choice = {"message": {"content": "Hello!"}}
+        usage = {"prompt_tokens": 12, "completion_tokens": 4, "total_tokens": 16}
+        return httpx.Response(200, json={"choices": [choice], "usage": usage})
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as http:
+        bot = OpenAIChatBot(
+            http,
+            OpenAIChatTarget(),
+            base_url="http://llm/v1",
+            model="bot-m",
+            api_key=None,
+            max_reply_bytes=10_000,
+        )
+        answer = await bot.reply(REQUEST.model_copy(update={"bot_prompt": "b"}), "hi", [])
+    assert answer == Metered(
+        ["Hello!"], TurnUsage(prompt_tokens=12, completion_tokens=4, model="bot-m")
+    )
+
+
+def test_a_missing_or_malformed_usage_is_none_never_a_failure() -> None:
+    assert usage_of({"choices": []}, "m") is None
+    assert usage_of({"usage": {"prompt_tokens": "many"}}, "m") is None
+    assert usage_of({"usage": {"prompt_tokens": -1, "completion_tokens": 2}}, "m") is None
+    assert usage_of(["not", "a", "completion"], "m") is None
