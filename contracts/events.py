@@ -34,6 +34,9 @@ __all__ = [
     "StopReason",
     "TurnEvent",
     "TurnRole",
+    "TurnUsage",
+    "UsageSummary",
+    "UsageTotal",
     "event_adapter",
     "parse_event",
     "utc_now",
@@ -79,6 +82,44 @@ class ErrorInfo(BaseModel):
 
     code: ErrorCode
     message: str
+
+
+class TurnUsage(BaseModel):
+    """The tokens of the LLM call that produced a line, as the LLM reported them."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    prompt_tokens: Annotated[int, Field(ge=0)]
+    completion_tokens: Annotated[int, Field(ge=0)]
+    model: Annotated[
+        str | None, Field(description="The model asked: what CONVSIM_PRICES prices it by")
+    ] = None
+
+
+class UsageTotal(BaseModel):
+    """Tokens of one side (or both) and what they cost."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    prompt_tokens: Annotated[int, Field(ge=0)] = 0
+    completion_tokens: Annotated[int, Field(ge=0)] = 0
+    cost_usd: Annotated[
+        float | None,
+        Field(
+            ge=0,
+            description="USD by CONVSIM_PRICES; null when a model used has no price there",
+        ),
+    ] = 0.0
+
+
+class UsageSummary(BaseModel):
+    """The LLM tokens of a simulation, summed from its recorded ``turn`` events."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    user: UsageTotal = UsageTotal()
+    bot: UsageTotal = UsageTotal()
+    total: UsageTotal = UsageTotal()
 
 
 class _Event(BaseModel):
@@ -176,11 +217,15 @@ class TurnEvent(_Event):
         list[str] | None,
         Field(description="On part 1 only: the reply's later messages (parts 2...)"),
     ] = None
+    usage: Annotated[
+        TurnUsage | None,
+        Field(description="A line an LLM wrote: the tokens of its call (on part 1 only)"),
+    ] = None
 
     @model_serializer(mode="wrap")
     def _omit_absent_parts(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
         data: dict[str, Any] = handler(self)
-        for name in ("part", "parts", "following"):
+        for name in ("part", "parts", "following", "usage"):
             if data.get(name) is None:
                 data.pop(name, None)
         return data
@@ -204,6 +249,17 @@ class CompletedEvent(_Event):
     transcript: str
     turn_count: Annotated[int, Field(ge=0, description="Bot replies collected in this run")]
     duration_ms: Annotated[int, Field(ge=0)]
+    usage: Annotated[
+        UsageSummary | None,
+        Field(description="LLM tokens and cost of the simulated user, the bot, and both"),
+    ] = None
+
+    @model_serializer(mode="wrap")
+    def _omit_absent_usage(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        if self.usage is None:
+            data.pop("usage", None)
+        return data
 
 
 class FailedEvent(_OpensSimulation):

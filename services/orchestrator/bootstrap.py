@@ -102,6 +102,7 @@ async def bootstrap(settings: OrchestratorSettings) -> AsyncIterator[Orchestrati
                 stop_phrase=settings.stop_phrase,
                 conversation_idle_s=settings.conversation_idle_s,
                 conversation_deadline_s=settings.conversation_deadline,
+                prices=settings.prices,
             ),
             conversations=held,
         )

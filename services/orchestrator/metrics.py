@@ -61,6 +61,13 @@ class OrchestratorMetrics:
             ["type"],
             registry=registry,
         )
+        self.tokens = Counter(
+            "convsim_llm_tokens",
+            "LLM tokens the turns used, by side (user: the simulated user, bot: an LLM bot) "
+            "and kind (prompt, completion).",
+            ["side", "kind"],
+            registry=registry,
+        )
         in_flight_gauge = Gauge(
             "convsim_simulations_in_flight",
             "Simulations this orchestrator holds right now.",
@@ -73,9 +80,15 @@ class OrchestratorMetrics:
         match event:
             case StartedEvent():
                 self.started.inc()
-            case TurnEvent(from_history=False, latency_ms=latency) if latency > 0:
-                target = "bot" if event.role == "bot" else "llm"
-                self.calls.labels(target=target).observe(latency / 1000)
+            case TurnEvent(from_history=False, latency_ms=latency):
+                if latency > 0:
+                    target = "bot" if event.role == "bot" else "llm"
+                    self.calls.labels(target=target).observe(latency / 1000)
+                if event.usage is not None:
+                    tokens = self.tokens.labels(side=event.role, kind="prompt")
+                    tokens.inc(event.usage.prompt_tokens)
+                    tokens = self.tokens.labels(side=event.role, kind="completion")
+                    tokens.inc(event.usage.completion_tokens)
             case RetryingEvent():
                 target = "llm" if event.step.startswith("user") else "bot"
                 self.retries.labels(target=target, error_code=event.error.code).inc()

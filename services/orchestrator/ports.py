@@ -3,14 +3,32 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
+from dataclasses import dataclass
+from typing import Generic, Protocol, TypeVar
 
-from contracts.events import TurnRole
+from contracts.events import TurnRole, TurnUsage
 from contracts.requests import SimulationRequest
 
-__all__ = ["BotAdapter", "BotPort", "TranscriptLine"]
+__all__ = ["BotAdapter", "BotPort", "Metered", "TranscriptLine", "unmetered"]
 
 TranscriptLine = tuple[TurnRole, str]
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Metered(Generic[T]):
+    """What an LLM call answered, with the tokens it reported (``usage``)."""
+
+    value: T
+    usage: TurnUsage | None
+
+
+def unmetered(answer: T | Metered[T]) -> tuple[T, TurnUsage | None]:
+    """A port's answer and its usage (None: no LLM call, or none reported)."""
+    if isinstance(answer, Metered):
+        return answer.value, answer.usage
+    return answer, None
 
 
 class BotAdapter(Protocol):
@@ -22,9 +40,9 @@ class BotAdapter(Protocol):
 
     async def reply(
         self, request: SimulationRequest, message: str, earlier: Sequence[TranscriptLine]
-    ) -> list[str]:
+    ) -> list[str] | Metered[list[str]]:
         """The bot's reply to ``message`` (``earlier``: the transcript before it), as one or
-        more messages."""
+        more messages; an LLM bot adds the tokens of its call (Metered)."""
         ...
 
 

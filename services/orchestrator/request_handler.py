@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from aio_pika.abc import AbstractIncomingMessage
@@ -19,6 +19,7 @@ from services.common.event_log import EventLogReader
 from services.orchestrator.endings import DEFAULT_STOP_PHRASE
 from services.orchestrator.http_user import ConversationCommands, HttpUser
 from services.orchestrator.ports import BotPort, TranscriptLine
+from services.orchestrator.pricing import Prices
 from services.orchestrator.recorded_run import RecordedRun
 from services.orchestrator.retry_policy import RetryPolicy
 from services.orchestrator.simulation import EventSink, RunSignals, SimulationRun
@@ -49,6 +50,8 @@ class RunLimits:
     stop_phrase: str = DEFAULT_STOP_PHRASE
     conversation_idle_s: float = 1_800.0
     conversation_deadline_s: float = 7_200.0
+    prices: Prices = field(default_factory=dict)
+    """CONVSIM_PRICES: what a model's tokens cost."""
 
 
 class RequestHandler:
@@ -109,6 +112,7 @@ class RequestHandler:
             max_transcript_bytes=self._limits.max_transcript_bytes,
             stop_phrase=self._limits.stop_phrase,
             person=self._person(request, signals),
+            prices=self._limits.prices,
         )
         if bot is None:
             return await run.give_up(

@@ -10,6 +10,7 @@ from pydantic_settings import SettingsConfigDict
 from contracts.topology import REQUEST_DELIVERY_LIMIT
 from services.common.settings import SharedSettings
 from services.orchestrator.endings import DEFAULT_STOP_PHRASE
+from services.orchestrator.pricing import ModelPrice
 from services.orchestrator.simulation import DEFAULT_MAX_TRANSCRIPT_BYTES
 
 __all__ = ["EVENT_OVERHEAD_BYTES", "OrchestratorSettings"]
@@ -91,6 +92,11 @@ class OrchestratorSettings(SharedSettings):
         "waiting conversation is one redelivery of its request).",
     )
     max_bot_reply_bytes: Annotated[int, Field(ge=1_024, le=64 * 1_048_576)] = 1_048_576
+    prices: dict[str, ModelPrice] = Field(
+        default_factory=dict,
+        description="CONVSIM_PRICES, JSON: model -> {input, output} USD per million tokens. "
+        "A model not in it has its tokens counted and cost_usd null.",
+    )
     max_transcript_bytes: Annotated[int, Field(ge=1_024, le=MAX_TRANSCRIPT_BYTES_LIMIT)] = Field(
         default=DEFAULT_MAX_TRANSCRIPT_BYTES,
         description="A simulation whose transcript (as encoded in its terminal event) would "

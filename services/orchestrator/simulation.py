@@ -37,6 +37,7 @@ from contracts.events import (
     StopReason,
     TurnEvent,
     TurnRole,
+    TurnUsage,
 )
 from contracts.requests import SimulationRequest
 from contracts.transcript import format_transcript, speaker_role
@@ -50,7 +51,8 @@ from services.orchestrator.endings import (
 )
 from services.orchestrator.errors import SimulationFailure
 from services.orchestrator.person import ConversationEnded, PersonPort
-from services.orchestrator.ports import BotPort
+from services.orchestrator.ports import BotPort, unmetered
+from services.orchestrator.pricing import Prices, usage_summary
 from services.orchestrator.recorded_run import RecordedRun
 from services.orchestrator.retry_policy import RetryPolicy
 from services.orchestrator.script import scripted_message
@@ -186,6 +188,7 @@ class SimulationRun:
         max_transcript_bytes: int = DEFAULT_MAX_TRANSCRIPT_BYTES,
         stop_phrase: str = DEFAULT_STOP_PHRASE,
         person: PersonPort | None = None,
+        prices: Prices | None = None,
     ) -> None:
         recorded = recorded or RecordedRun.fresh(request)
         self._request = request
@@ -199,6 +202,9 @@ class SimulationRun:
         self._retry = retry or RetryPolicy()
         self._next_seq = recorded.last_seq + 1
         self._replay: list[TurnEvent] = recorded.turns
+        self._turns: list[TurnEvent] = list(recorded.turns)
+        """Every turn in the log, recorded or published by this attempt: the usage totals."""
+        self._prices: Prices = prices or {}
         self._lines: list[TranscriptLine] = []
         self._transcript_bytes = 0
         self._max_transcript_bytes = max_transcript_bytes
@@ -271,6 +277,7 @@ class SimulationRun:
             transcript=self._transcript(),
             turn_count=self._bot_replies,
             duration_ms=max(0, round((datetime.now(UTC) - started_at).total_seconds() * 1000)),
+            usage=usage_summary(self._turns, self._prices),
         )
 
     async def give_up(self, error: ErrorInfo) -> SimulationEvent:
@@ -328,13 +335,16 @@ class SimulationRun:
             return await self._user_move(move, 0)
         # A fixed message that was only the stop phrase before min_turns falls to the user.
         request = self._request
+        usage: TurnUsage | None = None  # a re-ask's tokens count on the line it ends with
         for _ in range(MAX_STOP_ONLY_REASKS + 1):
-            content, latency_ms = await self._timed(
+            answer, latency_ms = await self._timed(
                 f"user message {number}",
                 lambda: self._user.next_message(self._instructions, list(self._lines), request.llm),
             )
+            content, call_usage = unmetered(answer)
+            usage = _added(usage, call_usage)
             if (move := self._read_user(content)) is not None:
-                return await self._user_move(move, latency_ms)
+                return await self._user_move(move, latency_ms, usage)
         raise SimulationFailure(
             "llm_error",
             f"the simulated user said only the stop phrase {MAX_STOP_ONLY_REASKS + 1} times "
@@ -358,11 +368,14 @@ class SimulationRun:
             min_turns=self._request.min_turns,
         )
 
-    async def _user_move(self, move: UserMove, latency_ms: int) -> str | None:
+    async def _user_move(
+        self, move: UserMove, latency_ms: int, usage: TurnUsage | None = None
+    ) -> str | None:
         self._user_ends = move.ends
         if not move.text:
             return None
-        await self._turn("user", move.text, latency_ms, ends_conversation=move.ends)
+        extra: dict[str, Any] = {} if usage is None else {"usage": usage}
+        await self._turn("user", move.text, latency_ms, ends_conversation=move.ends, **extra)
         return move.text
 
     async def _bot_reply(self, what: str, message: str) -> list[str]:
@@ -376,10 +389,11 @@ class SimulationRun:
             return reply
         lines = self._lines
         earlier = lines[:-1] if lines and lines[-1][0] == "user" else lines
-        reply, latency_ms = await self._timed(
+        answer, latency_ms = await self._timed(
             what, partial(self._bot.reply, self._request, message, list(earlier))
         )
-        await self._reply_turns(reply, 1, latency_ms)
+        reply, usage = unmetered(answer)
+        await self._reply_turns(reply, 1, latency_ms, usage)
         return reply
 
     def _recorded_reply(self) -> tuple[list[str], int] | None:
@@ -396,11 +410,16 @@ class SimulationRun:
             done += 1
         return [first, *(head.following or [])], done
 
-    async def _reply_turns(self, reply: list[str], first_part: int, latency_ms: int) -> None:
-        """Publish the reply's messages from ``first_part`` on, one ``turn`` each."""
+    async def _reply_turns(
+        self, reply: list[str], first_part: int, latency_ms: int, usage: TurnUsage | None = None
+    ) -> None:
+        """Publish the reply's messages from ``first_part`` on, one ``turn`` each (the call's
+        ``usage`` on the first)."""
         parts = len(reply)
         for part in range(first_part, parts + 1):
             extra: dict[str, Any] = {}
+            if part == 1 and usage is not None:
+                extra["usage"] = usage
             if parts > 1:
                 extra = {"part": part, "parts": parts}
                 if part == 1:
@@ -565,7 +584,20 @@ class SimulationRun:
             raise EventPublishError(f"could not publish {event.type} seq {event.seq}") from exc
         self._next_seq += 1
         self._last_activity = event.timestamp
+        if isinstance(event, TurnEvent):
+            self._turns.append(event)
         return event
+
+
+def _added(first: TurnUsage | None, second: TurnUsage | None) -> TurnUsage | None:
+    """The tokens of two calls of one model (either may have reported none)."""
+    if first is None or second is None:
+        return first or second
+    return TurnUsage(
+        prompt_tokens=first.prompt_tokens + second.prompt_tokens,
+        completion_tokens=first.completion_tokens + second.completion_tokens,
+        model=second.model,
+    )
 
 
 def _ms_since(started: float) -> int:

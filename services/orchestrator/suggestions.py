@@ -9,6 +9,7 @@ from contracts.events import ErrorInfo
 from contracts.suggestions import SuggestionReply, SuggestionRequest
 from services.orchestrator.endings import read_user_message, user_instructions
 from services.orchestrator.errors import SimulationFailure
+from services.orchestrator.ports import unmetered
 from services.orchestrator.user_simulator import UserSimulator
 
 __all__ = ["Suggester"]
@@ -25,7 +26,7 @@ class Suggester:
         instructions = user_instructions(request.persona, request.goal, self._stop_phrase)
         lines = [(line.role, line.content) for line in request.lines]
         try:
-            content = await self._user.next_message(instructions, lines, request.llm)
+            content, _ = unmetered(await self._user.next_message(instructions, lines, request.llm))
         except SimulationFailure as failure:
             return SuggestionReply(error=failure.to_error_info())
         except Exception as exc:

@@ -18,6 +18,8 @@ from contracts.requests import LLMOptions
 from services.orchestrator.connect_errors import unreachable_reason
 from services.orchestrator.endings import DEFAULT_STOP_PHRASE
 from services.orchestrator.errors import SimulationFailure, retry_after_seconds
+from services.orchestrator.llm_usage import usage_of
+from services.orchestrator.ports import Metered
 
 __all__ = [
     "LLMUserSimulator",
@@ -57,7 +59,9 @@ class UserSimulator(Protocol):
 
     async def next_message(
         self, persona: str, lines: Sequence[TranscriptLine], options: LLMOptions | None
-    ) -> str: ...
+    ) -> str | Metered[str]:
+        """The next message; an LLM adds the tokens of its call (Metered)."""
+        ...
 
 
 def llm_messages(persona: str, lines: Sequence[TranscriptLine]) -> list[ChatCompletionMessageParam]:
@@ -106,10 +110,11 @@ class LLMUserSimulator:
 
     async def next_message(
         self, persona: str, lines: Sequence[TranscriptLine], options: LLMOptions | None
-    ) -> str:
+    ) -> Metered[str]:
         options = options or LLMOptions()
+        model = options.model or self._default_model
         body: dict[str, object] = {
-            "model": options.model or self._default_model,
+            "model": model,
             "messages": llm_messages(persona, lines),
         }
         if options.temperature is not None:
@@ -151,7 +156,7 @@ class LLMUserSimulator:
         content = completion.choices[0].message.content if completion.choices else None
         if not content or not content.strip():
             raise SimulationFailure("llm_error", "the LLM answered an empty message")
-        return content.strip()
+        return Metered(content.strip(), usage_of(answer, model))
 
 
 def _connection_failure(exc: openai.APIConnectionError) -> SimulationFailure:

@@ -4,6 +4,7 @@ The requested model picks a fault: ``fail-once-500``, ``rate-limited-once`` (429
 Retry-After: 1), ``always-500``, ``hang``, ``empty`` (an empty message), ``bad-request`` (400),
 ``not-a-completion`` (200 with JSON that is no chat completion).
 "Once" counts per persona (the system message), so each test has its own.
+Every answer reports ``usage`` derived from the text (``usage_for``), recorded in ``usages``.
 The model ``BOT_MODEL`` plays a bot (an openai_chat target): ``"Tutor line <k> to: <last>"``.
 
 A marker in the persona makes the learner say the stop phrase (``###STOP###``) at learner line
@@ -25,7 +26,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-__all__ = ["BOT_MODEL", "FAREWELL", "FAULT_MODELS", "STOP_PHRASE", "FakeOpenAI"]
+__all__ = ["BOT_MODEL", "FAREWELL", "FAULT_MODELS", "STOP_PHRASE", "FakeOpenAI", "Usage"]
 
 BOT_MODEL = "fake-bot"
 
@@ -45,15 +46,39 @@ FAULT_MODELS = (
 """The models that pick a fault (a gateway must allow them: CONVSIM_ALLOWED_LLM_MODELS)."""
 
 
+@dataclass(frozen=True)
+class Usage:
+    """The usage one answer reported: for which model, persona (system message) and tokens."""
+
+    model: str
+    system: str
+    prompt_tokens: int
+    completion_tokens: int
+
+
 @dataclass
 class FakeOpenAI:
     requests: list[dict[str, Any]] = field(default_factory=list)
+    usages: list[Usage] = field(default_factory=list)
     authorizations: list[str] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _calls: defaultdict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
     _lines_asked: defaultdict[tuple[str, int], int] = field(
         default_factory=lambda: defaultdict(int)
     )
+
+    @staticmethod
+    def usage_for(messages: list[dict[str, Any]], content: str) -> tuple[int, int]:
+        """Deterministic token counts: one prompt token per 4 characters of the messages
+        (plus one per message), one completion token per 4 characters of the answer (at
+        least 1)."""
+        prompt = sum(len(m["content"]) // 4 + 1 for m in messages)
+        return prompt, max(1, len(content) // 4)
+
+    def usages_with(self, text: str) -> list[Usage]:
+        """The usages of the answers whose persona (system message) mentions ``text``."""
+        with self._lock:
+            return [u for u in self.usages if text in u.system]
 
     def requests_with(self, text: str) -> list[dict[str, Any]]:
         """The requests whose messages mention ``text``."""
@@ -101,6 +126,12 @@ class FakeOpenAI:
             fault = await _fault(body["model"], n)
             if fault is not None:
                 return fault
+            messages = body["messages"]
+            content = "" if body["model"] == "empty" else self._answer(messages, body["model"])
+            prompt_tokens, completion_tokens = self.usage_for(messages, content)
+            system = messages[0]["content"] if messages[0]["role"] == "system" else ""
+            with self._lock:
+                self.usages.append(Usage(body["model"], system, prompt_tokens, completion_tokens))
             return {
                 "id": f"chatcmpl-{len(self.requests)}",
                 "object": "chat.completion",
@@ -111,14 +142,16 @@ class FakeOpenAI:
                         "index": 0,
                         "message": {
                             "role": "assistant",
-                            "content": ""
-                            if body["model"] == "empty"
-                            else self._answer(body["messages"], body["model"]),
+                            "content": content,
                         },
                         "finish_reason": "stop",
                     }
                 ],
-                "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+                "usage": {
+                    "prompt_tokens": prompt_tokens,
+                    "completion_tokens": completion_tokens,
+                    "total_tokens": prompt_tokens + completion_tokens,
+                },
             }
 
         return api

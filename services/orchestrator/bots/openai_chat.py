@@ -13,7 +13,8 @@ from contracts.requests import LLMOptions, SimulationRequest
 from services.common.bot_targets import OpenAIChatTarget
 from services.orchestrator.bots.transport import post_json
 from services.orchestrator.errors import SimulationFailure
-from services.orchestrator.ports import TranscriptLine
+from services.orchestrator.llm_usage import usage_of
+from services.orchestrator.ports import Metered, TranscriptLine
 
 __all__ = ["OpenAIChatBot", "bot_messages"]
 
@@ -58,7 +59,7 @@ class OpenAIChatBot:
 
     async def reply(
         self, request: SimulationRequest, message: str, earlier: Sequence[TranscriptLine]
-    ) -> list[str]:
+    ) -> list[str] | Metered[list[str]]:
         body = self._body(request.bot_llm or LLMOptions())
         body["messages"] = bot_messages(request.bot_prompt or "", earlier, message)
         payload = await post_json(
@@ -69,7 +70,9 @@ class OpenAIChatBot:
             max_reply_bytes=self._max_reply_bytes,
             headers=self._headers,
         )
-        return [_content_of(payload)]
+        messages = [_content_of(payload)]
+        usage = usage_of(payload, body["model"])
+        return messages if usage is None else Metered(messages, usage)
 
     def _body(self, options: LLMOptions) -> dict[str, Any]:
         body: dict[str, Any] = {"model": options.model or self._target.model or self._model}

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from contracts.requests import SimulationRequest
 from services.orchestrator.errors import SimulationFailure
-from services.orchestrator.ports import BotAdapter, TranscriptLine
+from services.orchestrator.ports import BotAdapter, Metered, TranscriptLine, unmetered
 
 __all__ = ["TargetBot"]
 
@@ -28,8 +28,8 @@ class TargetBot:
 
     async def reply(
         self, request: SimulationRequest, message: str, earlier: Sequence[TranscriptLine]
-    ) -> list[str]:
-        messages = await self._adapter.reply(request, message, earlier)
+    ) -> list[str] | Metered[list[str]]:
+        messages, usage = unmetered(await self._adapter.reply(request, message, earlier))
         if self._separator is not None:
             messages = [
                 part.strip()
@@ -39,7 +39,7 @@ class TargetBot:
             ]
         if not messages:
             raise SimulationFailure("bot_empty_reply", "the bot's reply holds no message")
-        return messages
+        return messages if usage is None else Metered(messages, usage)
 
     def ends_conversation(self, messages: Sequence[str]) -> bool:
         return self._end is not None and any(self._end.search(m) for m in messages)
