@@ -15,6 +15,7 @@ from services.demo_bot.settings import DemoBotSettings
 from services.orchestrator.bots.openai_chat import OpenAIChatBot
 from services.orchestrator.bots.robot_ai_lesson import RobotAiLessonBot
 from services.orchestrator.errors import SimulationFailure
+from services.orchestrator.ports import unmetered
 from tests.fakes.server import serve_in_thread
 
 
@@ -65,10 +66,12 @@ async def test_the_demo_teacher_answers_chat_completions_without_a_key() -> None
                 user_prompt="ready",
                 bot_prompt="You teach the colours lesson.",
             )
-            opening = await bot.reply(request, "ready", [])
+            opening, _ = unmetered(await bot.reply(request, "ready", []))
             assert "colour" in opening[0]
             assert "ready" in opening[0]
-            again = await bot.reply(request, "ready", [])
+            again, _ = unmetered(await bot.reply(request, "ready", []))
             assert again == opening  # deterministic: same conversation, same reply
-            nxt = await bot.reply(request, "blue", [("user", "ready"), ("bot", opening[0])])
+            nxt, _ = unmetered(
+                await bot.reply(request, "blue", [("user", "ready"), ("bot", opening[0])])
+            )
             assert nxt != opening
