@@ -24,9 +24,8 @@ __all__ = [
     "SUGGESTIONS_QUEUE",
     "SUGGESTION_TTL_MS",
     "cancel_routing_key",
-    "close_routing_key",
+    "command_routing_key",
     "event_routing_key",
-    "message_routing_key",
     "simulation_id_from_routing_key",
 ]
 
@@ -107,19 +106,14 @@ def event_routing_key(simulation_id: str, event_type: str) -> str:
     return f"simulation.{simulation_id}.{event_type}"
 
 
+def command_routing_key(simulation_id: str, command: str) -> str:
+    """Routing key of a command (``cancel``, ``message``, ``close``) on CONTROL_EXCHANGE."""
+    return f"simulation.{simulation_id}.{command}"
+
+
 def cancel_routing_key(simulation_id: str) -> str:
     """Routing key of a cancel command on CONTROL_EXCHANGE."""
-    return f"simulation.{simulation_id}.cancel"
-
-
-def message_routing_key(simulation_id: str) -> str:
-    """Routing key of a conversation's message command on CONTROL_EXCHANGE."""
-    return f"simulation.{simulation_id}.message"
-
-
-def close_routing_key(simulation_id: str) -> str:
-    """Routing key of a conversation's close command on CONTROL_EXCHANGE."""
-    return f"simulation.{simulation_id}.close"
+    return command_routing_key(simulation_id, "cancel")
 
 
 def simulation_id_from_routing_key(routing_key: str) -> str | None:

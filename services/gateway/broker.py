@@ -15,7 +15,8 @@ from aio_pika.exceptions import DeliveryError
 from aiormq.exceptions import ChannelLockedResource
 from pamqp.commands import Basic
 
-from contracts.names import EVENTS_EXCHANGE, REQUEST_ROUTING_KEY
+from contracts.commands import Command, MessageCommand
+from contracts.names import EVENTS_EXCHANGE, REQUEST_ROUTING_KEY, command_routing_key
 from services.common.naming import with_connection_name
 from services.common.topology import Exchanges, declare_topology
 
@@ -146,10 +147,19 @@ class GatewayBroker:
     ) -> None:
         await self._publish("events", routing_key, simulation_id, body, timestamp, kind, headers)
 
-    async def publish_command(
-        self, simulation_id: str, routing_key: str, body: bytes, timestamp: datetime, kind: str
-    ) -> None:
-        await self._publish("control", routing_key, simulation_id, body, timestamp, kind)
+    async def publish_command(self, command: Command) -> None:
+        """Publish a command on the control exchange (its log keeps it); confirmed."""
+        kind = (
+            f"message.{command.index}" if isinstance(command, MessageCommand) else command.command
+        )
+        await self._publish(
+            "control",
+            command_routing_key(command.simulation_id, command.command),
+            command.simulation_id,
+            command.model_dump_json().encode(),
+            command.requested_at,
+            kind,
+        )
 
     async def _publish(
         self,

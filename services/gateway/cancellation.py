@@ -4,7 +4,6 @@ whichever orchestrator holds the simulation (now or at its next attempt) stops i
 from __future__ import annotations
 
 from contracts.commands import CancelCommand
-from contracts.names import cancel_routing_key
 from contracts.projection import SimulationState
 from services.gateway.broker import GatewayBroker
 from services.gateway.relay import EventRelay
@@ -31,14 +30,7 @@ async def request_cancel(
         raise AlreadyFinished(state)
 
     async def send() -> None:
-        command = CancelCommand(simulation_id=simulation_id)
-        await broker.publish_command(
-            simulation_id,
-            cancel_routing_key(simulation_id),
-            command.model_dump_json().encode(),
-            command.requested_at,
-            command.command,
-        )
+        await broker.publish_command(CancelCommand(simulation_id=simulation_id))
 
     # A repeated DELETE (a retry, a double click) answers 202 again without a second command:
     # the first one is in the control log already and reaches whichever orchestrator runs it.

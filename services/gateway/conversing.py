@@ -22,11 +22,11 @@ from dataclasses import dataclass
 
 from contracts.commands import CloseCommand, MessageCommand
 from contracts.events import TERMINAL_EVENT_TYPES, TurnEvent
-from contracts.names import close_routing_key, message_routing_key
 from contracts.projection import SimulationState
 from services.gateway.broker import GatewayBroker, LockHeld
 from services.gateway.cancellation import AlreadyFinished
 from services.gateway.relay import EventRelay, UnknownSimulation
+from services.gateway.streams import close_stream
 
 __all__ = [
     "USER_TURN_WAIT_S",
@@ -117,13 +117,7 @@ async def send_message(
             if last_is_user or pending.waiting(conversation_id, sent):
                 raise Unanswered(conversation_id)
             command = MessageCommand(simulation_id=conversation_id, index=sent + 1, content=content)
-            await broker.publish_command(
-                conversation_id,
-                message_routing_key(conversation_id),
-                command.model_dump_json().encode(),
-                command.requested_at,
-                f"message.{command.index}",
-            )
+            await broker.publish_command(command)
             pending.sent(conversation_id, command.index)
             await _until_taken(conversation_id, relay, state.last_seq)
             return SentMessage(index=command.index, after_seq=state.last_seq)
@@ -143,7 +137,7 @@ async def _until_taken(conversation_id: str, relay: EventRelay, after_seq: int) 
         return
     finally:
         with contextlib.suppress(Exception):
-            await events.aclose()  # type: ignore[attr-defined]
+            await close_stream(events)
 
 
 async def request_close(
@@ -154,12 +148,5 @@ async def request_close(
     state = await conversation_state(conversation_id, relay, owner)
     if state.status in TERMINAL_EVENT_TYPES:
         raise AlreadyFinished(state)
-    command = CloseCommand(simulation_id=conversation_id)
-    await broker.publish_command(
-        conversation_id,
-        close_routing_key(conversation_id),
-        command.model_dump_json().encode(),
-        command.requested_at,
-        command.command,
-    )
+    await broker.publish_command(CloseCommand(simulation_id=conversation_id))
     return state

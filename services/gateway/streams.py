@@ -12,6 +12,7 @@ from contracts.transcript import error_line, transcript_line
 
 __all__ = [
     "STREAM_HEADERS",
+    "close_stream",
     "event_stream_response",
     "sse_events",
     "transcript_text",
@@ -63,9 +64,15 @@ async def until_deadline(
                 return
             yield event
     finally:
-        aclose = getattr(events, "aclose", None)
-        if aclose is not None:
-            await aclose()
+        await close_stream(events)
+
+
+async def close_stream(events: AsyncIterator[object]) -> None:
+    """Close an event source a reader leaves early (a relay follower then leaves its
+    simulation's feed); a plain iterator has nothing to close."""
+    aclose = getattr(events, "aclose", None)
+    if aclose is not None:
+        await aclose()
 
 
 async def transcript_text(events: AsyncIterator[SimulationEvent]) -> AsyncIterator[str]:

@@ -41,7 +41,7 @@ from services.gateway.schemas import (
     links_of,
     problem,
 )
-from services.gateway.streams import event_stream_response
+from services.gateway.streams import close_stream, event_stream_response
 from services.gateway.submission import submit_simulation
 from services.gateway.suggestions import (
     SUGGESTION_RESPONSES,
@@ -226,9 +226,7 @@ async def _until_reply(events: AsyncIterator[SimulationEvent]) -> AsyncIterator[
                 elif asked and (event.parts is None or event.part == event.parts):
                     return
     finally:
-        aclose = getattr(events, "aclose", None)
-        if aclose is not None:
-            await aclose()
+        await close_stream(events)
 
 
 class Suggestion(BaseModel):

@@ -38,6 +38,7 @@ from services.gateway.schemas import (
     UNAVAILABLE,
     problem,
 )
+from services.gateway.streams import close_stream
 from services.gateway.submission import submit_simulation
 
 __all__ = ["OriginalConversation", "OriginalMessage", "OriginalSimulate", "message_of", "router"]
@@ -202,9 +203,7 @@ async def _conversation(
                 case CompletedEvent() | FailedEvent() | CancelledEvent():
                     outcome = event
     finally:
-        aclose = getattr(events, "aclose", None)
-        if aclose is not None:
-            await aclose()
+        await close_stream(events)
     return history, outcome
 
 

@@ -42,6 +42,7 @@ from services.gateway.limits import ActiveSlot, within_limits
 from services.gateway.relay import EventRelay
 from services.gateway.routes.original_api import OriginalConversation, OriginalMessage, message_of
 from services.gateway.schemas import COMMON_RESPONSES, NOT_FOUND, UNAVAILABLE, problem
+from services.gateway.streams import close_stream
 from services.gateway.submission import submit_simulation
 from services.gateway.suggestions import SUGGESTION_RESPONSES, suggested_content
 
@@ -192,9 +193,7 @@ async def _original_stream(
                     yield {"error": f"the conversation has ended ({event.stop_reason})"}
                     return
     finally:
-        aclose = getattr(events, "aclose", None)
-        if aclose is not None:
-            await aclose()
+        await close_stream(events)
 
 
 async def _data_lines(messages: AsyncIterator[dict[str, str]]) -> AsyncIterator[str]:
