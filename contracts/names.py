@@ -13,6 +13,9 @@ __all__ = [
     "EVENT_LOG_STREAM",
     "FINGERPRINT_HEADER",
     "IDEMPOTENCY_KEY_HEADER",
+    "JUDGED_EVENTS",
+    "JUDGE_BINDINGS",
+    "JUDGE_QUEUE",
     "OWNER_HEADER",
     "OWNER_SECRET_STREAM",
     "QUEUED_EVENTS",
@@ -23,10 +26,15 @@ __all__ = [
     "SIMULATIONS_QUEUE",
     "SUGGESTIONS_QUEUE",
     "SUGGESTION_TTL_MS",
+    "SUITES_QUEUE",
+    "SUITE_CANCEL_ROUTING_KEY",
+    "SUITE_CONDUCTOR_BINDINGS",
+    "SUITE_LOG_STREAM",
     "cancel_routing_key",
     "command_routing_key",
     "event_routing_key",
     "simulation_id_from_routing_key",
+    "suite_routing_key",
 ]
 
 REQUESTS_EXCHANGE = "convsim.requests"
@@ -122,3 +130,38 @@ def simulation_id_from_routing_key(routing_key: str) -> str | None:
     if len(parts) != 3 or parts[0] != "simulation":
         return None
     return parts[1]
+
+
+JUDGE_QUEUE = "convsim.judge"
+"""Durable quorum queue of the judge (python -m services.judge), bound to EVENTS_EXCHANGE with
+JUDGE_BINDINGS: every simulation that ended with a transcript to judge."""
+
+JUDGE_BINDINGS = ("simulation.*.completed", "simulation.*.failed")
+
+JUDGED_EVENTS = "simulation.*.judged"
+"""The judge's verdicts (contracts/judgement.py): routing key ``simulation.<id>.judged``."""
+
+SUITE_LOG_STREAM = "convsim.suites.log"
+"""Stream queue bound to EVENTS_EXCHANGE with ``suite.#``: every suite event (contracts/
+suites.py), the memory of every suite."""
+
+SUITES_QUEUE = "convsim.suites"
+"""Quorum queue with a single active consumer: the suite conductor's inbox. Bound to
+EVENTS_EXCHANGE with SUITE_CONDUCTOR_BINDINGS and to REQUESTS_EXCHANGE with
+SUITE_CANCEL_ROUTING_KEY."""
+
+SUITE_CONDUCTOR_BINDINGS = (
+    "suite.*.queued",
+    "simulation.*.completed",
+    "simulation.*.failed",
+    "simulation.*.cancelled",
+    JUDGED_EVENTS,
+)
+
+SUITE_CANCEL_ROUTING_KEY = "suite.cancel"
+"""DELETE /v1/suites/{id}: a SuiteCancelCommand on REQUESTS_EXCHANGE, to SUITES_QUEUE."""
+
+
+def suite_routing_key(suite_id: str, event_type: str) -> str:
+    """Routing key of a suite event: ``suite.<suite_id>.<type>``."""
+    return f"suite.{suite_id}.{event_type}"

@@ -16,9 +16,12 @@ from pydantic import (
 )
 from pydantic.json_schema import SkipJsonSchema
 
+from contracts.assertions import MAX_ASSERTIONS, Assertion
+
 __all__ = [
     "DEFAULT_MAX_TURNS",
     "DEFAULT_PERSONA",
+    "MAX_CRITERIA",
     "MAX_HISTORY_MESSAGES",
     "MAX_MESSAGE_CHARS",
     "MAX_PERSONA_CHARS",
@@ -39,6 +42,9 @@ MAX_HISTORY_MESSAGES = 200
 MAX_SCRIPT_MESSAGES = MAX_TURNS_LIMIT
 """A script fills user turns: a run has at most ``max_turns`` of them."""
 DEFAULT_MIN_TURNS = 1
+MAX_CRITERIA = 50
+MAX_SEED = 2**31 - 1
+_ID_PATTERN = r"^[A-Za-z0-9_-]+$"
 
 DEFAULT_PERSONA = (
     "You are a Vietnamese child, about ten years old, learning English with an English-teaching "
@@ -170,6 +176,62 @@ class SimulationCreate(BaseModel):
         str | None,
         Field(max_length=200, description="Sent by the original client; recorded, not used."),
     ] = None
+    criteria: Annotated[
+        list[Annotated[str, Field(min_length=1, max_length=MAX_MESSAGE_CHARS)]],
+        Field(
+            max_length=MAX_CRITERIA,
+            description="Plain-language statements the conversation must satisfy: the judge "
+            "(python -m services.judge) gives a verdict on each once the simulation completed.",
+        ),
+    ] = []
+    assertions: Annotated[
+        list[Assertion],
+        Field(
+            max_length=MAX_ASSERTIONS,
+            description="Checks of bot replies without an LLM, evaluated by the judge.",
+        ),
+    ] = []
+    seed: Annotated[
+        int | None,
+        Field(
+            ge=0,
+            le=MAX_SEED,
+            description="Passed to every LLM call (its `seed` parameter) and to the scripted "
+            "user, so a run can be repeated as exactly as the models allow.",
+        ),
+    ] = None
+    replay_of: Annotated[
+        str | None,
+        Field(
+            min_length=1,
+            max_length=64,
+            pattern=_ID_PATTERN,
+            description="A simulation whose user lines are sent again, turn by turn, to this "
+            "request's bot; the simulated user speaks only past the recording. user_prompt, "
+            "history and script are then not needed.",
+        ),
+    ] = None
+    suite_id: Annotated[
+        str | None,
+        Field(
+            min_length=1,
+            max_length=64,
+            pattern=_ID_PATTERN,
+            description="Set on the members of a suite (POST /v1/suites): the suite's id.",
+        ),
+    ] = None
+    scenario: Annotated[
+        str | None,
+        Field(
+            min_length=1,
+            max_length=200,
+            description="Set on the members of a suite: the scenario this run is of.",
+        ),
+    ] = None
+    repeat_index: Annotated[
+        int | None,
+        Field(ge=1, description="Set on the members of a suite: which repeat (1...) of it."),
+    ] = None
     mode: Annotated[
         SkipJsonSchema[Literal["simulation", "conversation"]],
         Field(
@@ -201,7 +263,12 @@ class SimulationCreate(BaseModel):
 
     @model_validator(mode="after")
     def _has_an_opening_message(self) -> SimulationCreate:
-        if not self.has_fixed_opening() and not self.script and not self.is_conversation:
+        if (
+            not self.has_fixed_opening()
+            and not self.script
+            and not self.is_conversation
+            and self.replay_of is None
+        ):
             raise ValueError(
                 "user_prompt is empty, history does not end with a user message and there is "
                 "no script: there is nothing to send to the bot"
@@ -232,4 +299,4 @@ class SimulationCreate(BaseModel):
 class SimulationRequest(SimulationCreate):
     """The message on the request queue: the client's request plus its id."""
 
-    simulation_id: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+    simulation_id: Annotated[str, Field(min_length=1, max_length=64, pattern=_ID_PATTERN)]

@@ -9,8 +9,7 @@ simulation request (``contracts.requests``), so a scenario that validates here b
 
 from __future__ import annotations
 
-import re
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import (
     BaseModel,
@@ -22,10 +21,18 @@ from pydantic import (
     model_validator,
 )
 
+from contracts.assertions import (
+    ASSERTION_KINDS,
+    MAX_ASSERTIONS,
+    MAX_LATENCY_MS,
+    Assertion,
+    AssertionKind,
+)
 from contracts.requests import (
     DEFAULT_MAX_TURNS,
     DEFAULT_MIN_TURNS,
     DEFAULT_PERSONA,
+    MAX_CRITERIA,
     MAX_HISTORY_MESSAGES,
     MAX_MESSAGE_CHARS,
     MAX_PERSONA_CHARS,
@@ -57,24 +64,12 @@ __all__ = [
 
 MAX_REPEAT = 100
 MAX_CONCURRENCY = 100
-MAX_CRITERIA = 50
-MAX_ASSERTIONS = 50
 MAX_TAGS = 20
 MAX_INCLUDES = 50
 MAX_SUITE_SCENARIOS = 500
 MAX_SUITE_MEMBERS = 2_000
 """Scenarios times their repeats: the simulations one suite may start."""
-MAX_LATENCY_MS = 600_000
 
-AssertionKind = Literal["contains", "not_contains", "matches", "not_matches", "max_latency_ms"]
-ASSERTION_KINDS: tuple[AssertionKind, ...] = (
-    "contains",
-    "not_contains",
-    "matches",
-    "not_matches",
-    "max_latency_ms",
-)
-_KINDS: list[JsonValue] = list(ASSERTION_KINDS)
 
 _Text = Annotated[str, Field(min_length=1, max_length=MAX_MESSAGE_CHARS)]
 _LongText = Annotated[str, Field(min_length=1, max_length=MAX_PERSONA_CHARS)]
@@ -135,71 +130,6 @@ class UserSpec(BaseModel):
         list[HistoryMessage],
         Field(max_length=MAX_HISTORY_MESSAGES, description="Earlier messages."),
     ] = []
-
-
-class Assertion(BaseModel):
-    """A check of bot replies without an LLM: exactly one check, on one reply or on all."""
-
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={"oneOf": [{"required": [kind]} for kind in _KINDS]},
-    )
-
-    contains: Annotated[_Text | None, Field(description="The reply contains this text.")] = None
-    not_contains: Annotated[
-        _Text | None, Field(description="The reply does not contain this text.")
-    ] = None
-    matches: Annotated[
-        _Text | None, Field(description="A regular expression (Python) the reply matches.")
-    ] = None
-    not_matches: Annotated[
-        _Text | None, Field(description="A regular expression (Python) the reply does not match.")
-    ] = None
-    max_latency_ms: Annotated[
-        int | None, Field(ge=1, le=MAX_LATENCY_MS, description="The reply took at most this.")
-    ] = None
-    turn: Annotated[
-        int | None,
-        Field(
-            ge=1,
-            le=MAX_TURNS_LIMIT,
-            description="The bot reply's 1-based number; without it, every bot reply.",
-        ),
-    ] = None
-
-    @field_validator("matches", "not_matches")
-    @classmethod
-    def _is_a_regex(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                re.compile(value)
-            except re.error as exc:
-                raise ValueError(f"not a valid regular expression: {exc}") from exc
-        return value
-
-    @model_validator(mode="after")
-    def _has_exactly_one_check(self) -> Assertion:
-        given = [kind for kind in ASSERTION_KINDS if getattr(self, kind) is not None]
-        if len(given) != 1:
-            found = ", ".join(given) if given else "none"
-            raise ValueError(
-                f"an assertion has exactly one of {', '.join(ASSERTION_KINDS)} (found: {found})"
-            )
-        return self
-
-    @property
-    def kind(self) -> AssertionKind:
-        return next(kind for kind in ASSERTION_KINDS if getattr(self, kind) is not None)
-
-    @property
-    def value(self) -> str | int:
-        value: str | int = getattr(self, self.kind)
-        return value
-
-    def describe(self) -> str:
-        """One line for reports: ``turn 2: contains 'cat'``."""
-        check = f"{self.kind} {self.value!r}"
-        return check if self.turn is None else f"turn {self.turn}: {check}"
 
 
 class Scenario(BaseModel):
@@ -342,5 +272,9 @@ def simulation_body(scenario: Scenario) -> dict[str, JsonValue]:
         "history": [message.model_dump() for message in scenario.user.history],
         "max_turns": scenario.max_turns,
         "min_turns": scenario.min_turns,
+        "criteria": list(scenario.criteria),
+        "assertions": [
+            assertion.model_dump(exclude_none=True) for assertion in scenario.assertions
+        ],
     }
     return {key: value for key, value in body.items() if value is not None}

@@ -17,12 +17,16 @@ __all__ = [
     "DEFAULT_MAX_QUEUED_SIMULATIONS",
     "REQUEST_DELIVERY_LIMIT",
     "REQUEST_LOG_MAX_AGE",
+    "SUITE_LOG_MAX_AGE",
     "activity_log_arguments",
     "dead_letter_queue_arguments",
     "event_log_arguments",
+    "judge_queue_arguments",
     "max_age_of",
     "request_log_arguments",
     "simulations_queue_arguments",
+    "suite_log_arguments",
+    "suites_queue_arguments",
 ]
 
 REQUEST_DELIVERY_LIMIT = 20
@@ -91,3 +95,33 @@ ACTIVITY_LOG_MAX_AGE = "1D"
 def activity_log_arguments() -> dict[str, Any]:
     """Stream queue of every ``queued`` and terminal event (the per-key active count)."""
     return {"x-queue-type": "stream", "x-max-age": ACTIVITY_LOG_MAX_AGE}
+
+
+SUITE_LOG_MAX_AGE = "30D"
+"""Suite events are few: a suite's result stays readable for a month."""
+
+
+def suite_log_arguments() -> dict[str, Any]:
+    """Stream queue of every suite event."""
+    return {"x-queue-type": "stream", "x-max-age": SUITE_LOG_MAX_AGE}
+
+
+def suites_queue_arguments() -> dict[str, Any]:
+    """The suite conductor's inbox: quorum, one active consumer at a time (the others stand
+    by and take over when it goes away), so suite decisions are taken in one place."""
+    return {"x-queue-type": "quorum", "x-single-active-consumer": True}
+
+
+JUDGE_QUEUE_MAX_LENGTH = 100_000
+"""Declared by every service, so no simulation that ends before a judge starts goes unjudged;
+bounded, so a deployment that never runs a judge does not grow it forever (the oldest go)."""
+
+
+def judge_queue_arguments() -> dict[str, Any]:
+    """The judge's queue: quorum; any number of judges share it."""
+    return {
+        "x-queue-type": "quorum",
+        "x-delivery-limit": REQUEST_DELIVERY_LIMIT,
+        "x-max-length": JUDGE_QUEUE_MAX_LENGTH,
+        "x-overflow": "drop-head",
+    }

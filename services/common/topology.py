@@ -15,18 +15,27 @@ from contracts.names import (
     DEAD_LETTER_QUEUE,
     EVENT_LOG_STREAM,
     EVENTS_EXCHANGE,
+    JUDGE_BINDINGS,
+    JUDGE_QUEUE,
     REQUEST_LOG_BINDINGS,
     REQUEST_LOG_STREAM,
     REQUEST_ROUTING_KEY,
     REQUESTS_EXCHANGE,
     SIMULATIONS_QUEUE,
+    SUITE_CANCEL_ROUTING_KEY,
+    SUITE_CONDUCTOR_BINDINGS,
+    SUITE_LOG_STREAM,
+    SUITES_QUEUE,
 )
 from contracts.topology import (
     activity_log_arguments,
     dead_letter_queue_arguments,
     event_log_arguments,
+    judge_queue_arguments,
     request_log_arguments,
     simulations_queue_arguments,
+    suite_log_arguments,
+    suites_queue_arguments,
 )
 
 __all__ = ["Exchanges", "declare_topology"]
@@ -71,4 +80,19 @@ async def declare_topology(
     )
     for routing_key in ACTIVITY_EVENTS:
         await activity_log.bind(events, routing_key=routing_key)
+    suite_log = await channel.declare_queue(
+        SUITE_LOG_STREAM, durable=True, arguments=suite_log_arguments()
+    )
+    await suite_log.bind(events, routing_key="suite.#")
+    suites = await channel.declare_queue(
+        SUITES_QUEUE, durable=True, arguments=suites_queue_arguments()
+    )
+    for routing_key in SUITE_CONDUCTOR_BINDINGS:
+        await suites.bind(events, routing_key=routing_key)
+    await suites.bind(requests, routing_key=SUITE_CANCEL_ROUTING_KEY)
+    judge = await channel.declare_queue(
+        JUDGE_QUEUE, durable=True, arguments=judge_queue_arguments()
+    )
+    for routing_key in JUDGE_BINDINGS:
+        await judge.bind(events, routing_key=routing_key)
     return Exchanges(requests=requests, events=events, control=control)

@@ -69,6 +69,17 @@ def test_a_full_scenario_becomes_a_valid_simulation_request() -> None:
         "history": [{"role": "bot", "content": "Hello"}],
         "max_turns": 4,
         "min_turns": 2,
+        "criteria": ["The bot is kind."],
+        "assertions": [
+            {
+                "contains": "sky",
+                "not_contains": None,
+                "matches": None,
+                "not_matches": None,
+                "max_latency_ms": None,
+                "turn": 1,
+            }
+        ],
     }
 
 
