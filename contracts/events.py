@@ -27,6 +27,7 @@ __all__ = [
     "ErrorInfo",
     "EventType",
     "FailedEvent",
+    "Provenance",
     "QueuedEvent",
     "RetryingEvent",
     "SimulationEvent",
@@ -65,6 +66,7 @@ ErrorCode = Literal[
     "llm_timeout",
     "llm_rate_limited",
     "llm_error",
+    "replay_not_found",
     "deadline_exceeded",
     "too_many_interruptions",
     "transcript_too_large",
@@ -177,12 +179,58 @@ class _OpensSimulation(_Event):
         return data
 
 
+Sha256Hex = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+
+
+class Provenance(BaseModel):
+    """What a run was made of, to repeat it or to tell two runs apart: models, temperatures,
+    seed, digests of the prompts, the software. Never a URL, a key or a prompt's text."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    convsim_version: Annotated[str, Field(description="The convsim package's version")]
+    bot_target: Annotated[str, Field(description="The bot target's name")]
+    bot_kind: Annotated[
+        str | None, Field(description="robot_ai_lesson, openai_chat or http_json")
+    ] = None
+    bot_model: Annotated[
+        str | None, Field(description="An openai_chat bot's model (null for other kinds)")
+    ] = None
+    bot_temperature: Annotated[
+        float | None,
+        Field(description="An openai_chat bot's temperature; null: the model's default"),
+    ] = None
+    user_model: Annotated[
+        str | None, Field(description="The simulated user's LLM model (null: scripted)")
+    ] = None
+    user_temperature: Annotated[
+        float | None,
+        Field(description="The simulated user's temperature; null: the model's default"),
+    ] = None
+    seed: Annotated[
+        int | None, Field(description="The request's seed, sent with every LLM call")
+    ] = None
+    persona_sha256: Annotated[
+        Sha256Hex, Field(description="sha256 (hex) of the simulated user's persona (UTF-8)")
+    ]
+    bot_prompt_sha256: Annotated[
+        Sha256Hex | None, Field(description="sha256 (hex) of the bot_prompt (UTF-8), or null")
+    ] = None
+    replay_of: Annotated[
+        str | None, Field(description="The simulation whose user lines this run replays")
+    ] = None
+
+
 class StartedEvent(_OpensSimulation):
     type: Literal["started"] = "started"
     conversation_id: str
     user_simulator: Annotated[str, Field(description="'llm' or 'scripted'")]
     goal: Annotated[
         str | None, Field(description="The request's goal, given to the simulated user")
+    ] = None
+    provenance: Annotated[
+        Provenance | None,
+        Field(description="Models, temperatures, seed, prompt digests and version of the run"),
     ] = None
 
 
@@ -221,12 +269,29 @@ class TurnEvent(_Event):
         TurnUsage | None,
         Field(description="A line an LLM wrote: the tokens of its call (on part 1 only)"),
     ] = None
+    replayed: Annotated[
+        bool,
+        Field(
+            description="A replay (`replay_of`): this user line is the recorded one, sent again "
+            "(absent when false)"
+        ),
+    ] = False
+    replay_diverged: Annotated[
+        bool,
+        Field(
+            description="A replay: the first user line past the recording, written by the "
+            "simulated user, which speaks from here on (absent when false)"
+        ),
+    ] = False
 
     @model_serializer(mode="wrap")
     def _omit_absent_parts(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
         data: dict[str, Any] = handler(self)
         for name in ("part", "parts", "following", "usage"):
             if data.get(name) is None:
+                data.pop(name, None)
+        for name in ("replayed", "replay_diverged"):
+            if data.get(name) is False:
                 data.pop(name, None)
         return data
 

@@ -11,6 +11,7 @@ import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 
 import aio_pika
 import httpx
@@ -30,6 +31,8 @@ from services.orchestrator.event_publisher import DeliveryEventSink
 from services.orchestrator.held_runs import HeldRuns
 from services.orchestrator.metrics import MeteredEventSink, OrchestratorMetrics, serve_metrics
 from services.orchestrator.ports import BotPort
+from services.orchestrator.provenance import ProvenanceFacts, convsim_version
+from services.orchestrator.replay import ReplaySource
 from services.orchestrator.request_handler import RequestHandler, RunLimits
 from services.orchestrator.retry_policy import RetryPolicy
 from services.orchestrator.settings import OrchestratorSettings
@@ -105,6 +108,20 @@ async def bootstrap(settings: OrchestratorSettings) -> AsyncIterator[Orchestrati
                 prices=settings.prices,
             ),
             conversations=held,
+            replays=ReplaySource(
+                EventLogReader(
+                    connection,
+                    timeout_s=settings.log_read_timeout_s,
+                    prefetch=settings.log_read_prefetch,
+                    first_event_within=timedelta(seconds=settings.log_scan_window_s),
+                )
+            ),
+            provenance=ProvenanceFacts(
+                version=convsim_version(),
+                user_model=settings.llm_model if user.kind == "llm" else None,
+                targets=settings.targets(),
+                llm_model=settings.llm_model,
+            ),
         )
 
         def sink_for(delivery: AbstractIncomingMessage) -> EventSink:

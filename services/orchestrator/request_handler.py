@@ -20,7 +20,9 @@ from services.orchestrator.endings import DEFAULT_STOP_PHRASE
 from services.orchestrator.http_user import ConversationCommands, HttpUser
 from services.orchestrator.ports import BotPort, TranscriptLine
 from services.orchestrator.pricing import Prices
+from services.orchestrator.provenance import ProvenanceFacts, provenance_of
 from services.orchestrator.recorded_run import RecordedRun
+from services.orchestrator.replay import Recording, ReplayNotFound, ReplaySource, replayed_request
 from services.orchestrator.retry_policy import RetryPolicy
 from services.orchestrator.simulation import EventSink, RunSignals, SimulationRun
 from services.orchestrator.user_simulator import UserSimulator
@@ -66,8 +68,12 @@ class RequestHandler:
         retry: RetryPolicy,
         limits: RunLimits,
         conversations: ConversationCommands | None = None,
+        replays: ReplaySource | None = None,
+        provenance: ProvenanceFacts | None = None,
     ) -> None:
         self._log = log
+        self._replays = replays or ReplaySource(log)
+        self._provenance = provenance
         self._conversations = conversations
         self._bot_for = bot_for
         self._user = user
@@ -94,6 +100,8 @@ class RequestHandler:
             return None
         attempt = max(number, recorded.last_attempt + 1)
         bot = self._bot_for(request.bot_target or DEFAULT_TARGET)
+        replay, replay_error = await self._replay(request)
+        runs = request if replay is None else replayed_request(request, replay)
         run = SimulationRun(
             request,
             bot=bot or _NoBot(),
@@ -113,7 +121,13 @@ class RequestHandler:
             stop_phrase=self._limits.stop_phrase,
             person=self._person(request, signals),
             prices=self._limits.prices,
+            replay=replay,
+            provenance=(
+                None if self._provenance is None else provenance_of(runs, self._provenance)
+            ),
         )
+        if replay_error is not None:
+            return await run.give_up(ErrorInfo(code="replay_not_found", message=replay_error))
         if bot is None:
             return await run.give_up(
                 ErrorInfo(
@@ -139,6 +153,16 @@ class RequestHandler:
                 len(recorded.turns),
             )
         return await run.run()
+
+    async def _replay(self, request: SimulationRequest) -> tuple[Recording | None, str | None]:
+        """A replay's recording, or why there is none. Every attempt reads it again (from
+        this process's cache when it can): the original has ended, so it is the same."""
+        if request.replay_of is None:
+            return None, None
+        try:
+            return await self._replays.recording(request.replay_of), None
+        except ReplayNotFound as missing:
+            return None, str(missing)
 
     def _person(self, request: SimulationRequest, signals: RunSignals) -> HttpUser | None:
         """A conversation's user port: the messages sent over HTTP, from the control log."""

@@ -73,6 +73,12 @@ class OrchestratorSettings(SharedSettings):
     )
     log_read_timeout_s: PositiveSeconds = 60.0
     log_read_prefetch: Annotated[int, Field(ge=200, le=10_000)] = 1_000
+    log_scan_window_s: Annotated[float, Field(ge=60, le=7 * 86_400)] = Field(
+        default=1_800.0,
+        description="A simulation has an event in the log within this long of its creation "
+        "(its id's time): reading a replay's original that found none by then stops, and the "
+        "replay fails with replay_not_found (as the gateway's setting of the same name).",
+    )
     scripted_user_delay_s: Annotated[float, Field(ge=0, le=60)] = 0.0
     stop_phrase: Annotated[str, Field(min_length=1, max_length=100)] = Field(
         default=DEFAULT_STOP_PHRASE,

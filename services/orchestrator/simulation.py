@@ -31,6 +31,7 @@ from contracts.events import (
     CompletedEvent,
     ErrorInfo,
     FailedEvent,
+    Provenance,
     RetryingEvent,
     SimulationEvent,
     StartedEvent,
@@ -54,6 +55,7 @@ from services.orchestrator.person import ConversationEnded, PersonPort
 from services.orchestrator.ports import BotPort, unmetered
 from services.orchestrator.pricing import Prices, usage_summary
 from services.orchestrator.recorded_run import RecordedRun
+from services.orchestrator.replay import Recording, recording_position, replayed_request
 from services.orchestrator.retry_policy import RetryPolicy
 from services.orchestrator.script import scripted_message
 from services.orchestrator.user_simulator import TranscriptLine, UserSimulator
@@ -189,9 +191,19 @@ class SimulationRun:
         stop_phrase: str = DEFAULT_STOP_PHRASE,
         person: PersonPort | None = None,
         prices: Prices | None = None,
+        replay: Recording | None = None,
+        provenance: Provenance | None = None,
     ) -> None:
         recorded = recorded or RecordedRun.fresh(request)
+        self._submitted = request
+        """The request as it was sent: what seq 2 carries."""
+        self._recording = replay
+        """A replay (``replay_of``): the original's user side, whose lines are sent again."""
+        if replay is not None:
+            request = replayed_request(request, replay)
         self._request = request
+        """The request the loop runs (for a replay, with the original's user side)."""
+        self._provenance = provenance
         self._bot = bot
         self._user = user
         self._events = events
@@ -293,6 +305,7 @@ class SimulationRun:
             conversation_id=self.conversation_id,
             user_simulator=self._user.kind,
             goal=self._request.goal,
+            provenance=self._provenance,
         )
 
     async def _converse(self) -> None:
@@ -330,6 +343,13 @@ class SimulationRun:
             return recorded.content
         if self._person is not None:
             return await self._person_message(number, self._person)
+        diverged = False
+        if self._recording is not None:
+            position = recording_position(self._request, number)
+            replayed = self._replayed_move(position)
+            if replayed is not None:
+                return await self._user_move(replayed, 0, replayed=bool(replayed.text))
+            diverged = position == len(self._recording.lines)
         fixed = scripted_message(self._request, number)
         if fixed is not None and (move := self._read_user(fixed)) is not None:
             return await self._user_move(move, 0)
@@ -339,17 +359,38 @@ class SimulationRun:
         for _ in range(MAX_STOP_ONLY_REASKS + 1):
             answer, latency_ms = await self._timed(
                 f"user message {number}",
-                lambda: self._user.next_message(self._instructions, list(self._lines), request.llm),
+                lambda: self._user.next_message(
+                    self._instructions, list(self._lines), request.llm, seed=request.seed
+                ),
             )
             content, call_usage = unmetered(answer)
             usage = _added(usage, call_usage)
             if (move := self._read_user(content)) is not None:
-                return await self._user_move(move, latency_ms, usage)
+                return await self._user_move(move, latency_ms, usage, replay_diverged=diverged)
         raise SimulationFailure(
             "llm_error",
             f"the simulated user said only the stop phrase {MAX_STOP_ONLY_REASKS + 1} times "
             f"for user message {number}, before min_turns ({request.min_turns}) bot replies",
         )
+
+    def _replayed_move(self, position: int) -> UserMove | None:
+        """The recording's move at ``position``: its line, sent as it is (ending the talk as
+        it did, when the run may end there), or the original's ending with nothing left to
+        send. None: past the recording, the simulated user speaks."""
+        recording = self._recording
+        if recording is None:  # pragma: no cover - only called for a replay
+            return None
+        line = recording.line(position)
+        if line is not None:
+            ends = line.ends and may_end(self._bot_replies + 1, self._request.min_turns)
+            return UserMove(line.content, ends=ends)
+        if (
+            position == len(recording.lines)
+            and recording.user_ended_after
+            and may_end(self._bot_replies, self._request.min_turns)
+        ):
+            return UserMove("", ends=True)
+        return None
 
     async def _person_message(self, number: int, person: PersonPort) -> str | None:
         """The person's next message (a conversation): the stop phrase ends it at any turn."""
@@ -369,12 +410,22 @@ class SimulationRun:
         )
 
     async def _user_move(
-        self, move: UserMove, latency_ms: int, usage: TurnUsage | None = None
+        self,
+        move: UserMove,
+        latency_ms: int,
+        usage: TurnUsage | None = None,
+        *,
+        replayed: bool = False,
+        replay_diverged: bool = False,
     ) -> str | None:
         self._user_ends = move.ends
         if not move.text:
             return None
         extra: dict[str, Any] = {} if usage is None else {"usage": usage}
+        if replayed:
+            extra["replayed"] = True
+        if replay_diverged:
+            extra["replay_diverged"] = True
         await self._turn("user", move.text, latency_ms, ends_conversation=move.ends, **extra)
         return move.text
 
@@ -571,7 +622,7 @@ class SimulationRun:
     async def _emit(self, event_type: type[_EventModel], **fields: Any) -> SimulationEvent:
         if self._next_seq == 2 and "request" in event_type.model_fields:
             # The first event after ``queued``: it can stand in for a ``queued`` never published.
-            fields.update(request=self._request, owner=self._owner)
+            fields.update(request=self._submitted, owner=self._owner)
         event = event_type(
             simulation_id=self._request.simulation_id,
             seq=self._next_seq,

@@ -58,9 +58,15 @@ class UserSimulator(Protocol):
     kind: str
 
     async def next_message(
-        self, persona: str, lines: Sequence[TranscriptLine], options: LLMOptions | None
+        self,
+        persona: str,
+        lines: Sequence[TranscriptLine],
+        options: LLMOptions | None,
+        *,
+        seed: int | None = None,
     ) -> str | Metered[str]:
-        """The next message; an LLM adds the tokens of its call (Metered)."""
+        """The next message; an LLM adds the tokens of its call (Metered). ``seed``: the
+        request's, sent with an LLM call; the scripted user's choices depend on it."""
         ...
 
 
@@ -109,7 +115,12 @@ class LLMUserSimulator:
         self._default_model = default_model
 
     async def next_message(
-        self, persona: str, lines: Sequence[TranscriptLine], options: LLMOptions | None
+        self,
+        persona: str,
+        lines: Sequence[TranscriptLine],
+        options: LLMOptions | None,
+        *,
+        seed: int | None = None,
     ) -> Metered[str]:
         options = options or LLMOptions()
         model = options.model or self._default_model
@@ -121,6 +132,8 @@ class LLMUserSimulator:
             body["temperature"] = options.temperature
         if options.max_tokens is not None:
             body["max_tokens"] = options.max_tokens
+        if seed is not None:
+            body["seed"] = seed
         try:
             # The SDK's low-level post: same client, timeouts and errors as
             # chat.completions.create, without its per-call params transform, which was a
@@ -218,18 +231,24 @@ class ScriptedUserSimulator:
         self._stop_phrase = stop_phrase
 
     async def next_message(
-        self, persona: str, lines: Sequence[TranscriptLine], options: LLMOptions | None
+        self,
+        persona: str,
+        lines: Sequence[TranscriptLine],
+        options: LLMOptions | None,
+        *,
+        seed: int | None = None,
     ) -> str:
         if self._delay_s:
             await asyncio.sleep(self._delay_s)  # a human-like pause for the offline demo
         bot_said = next((content for role, content in reversed(lines) if role == "bot"), "")
         if any(word in bot_said.lower() for word in _GOODBYES):
             return f"{_FAREWELL} {self._stop_phrase}"
-        return self.reply_to(bot_said, turn=len(lines))
+        return self.reply_to(bot_said, turn=len(lines), seed=seed)
 
     @staticmethod
-    def reply_to(bot_said: str, *, turn: int) -> str:
-        """The learner's answer to one bot message."""
+    def reply_to(bot_said: str, *, turn: int, seed: int | None = None) -> str:
+        """The learner's answer to one bot message: a function of the message, the turn and
+        the seed (without a seed, of the message and the turn, as ever)."""
         lowered = bot_said.lower()
         cue_at = max(lowered.rfind(cue) for cue in _REPEAT_CUES)
         if cue_at >= 0 and (quoted := _QUOTED.search(bot_said, cue_at)):
@@ -237,6 +256,7 @@ class ScriptedUserSimulator:
         for keywords, answer in _CANNED:
             if any(keyword in lowered for keyword in keywords):
                 return answer
-        pick = zlib.crc32(f"{turn}:{bot_said}".encode())
+        key = f"{turn}:{bot_said}" if seed is None else f"{seed}:{turn}:{bot_said}"
+        pick = zlib.crc32(key.encode())
         choices = _ANSWERS if "?" in bot_said else _ACKNOWLEDGEMENTS
         return choices[pick % len(choices)]

@@ -42,7 +42,12 @@ class User:
     kind = "fake"
 
     async def next_message(
-        self, persona: str, lines: Sequence[TranscriptLine], options: LLMOptions | None
+        self,
+        persona: str,
+        lines: Sequence[TranscriptLine],
+        options: LLMOptions | None,
+        *,
+        seed: int | None = None,
     ) -> str:
         return f"user {len(lines)}"
 

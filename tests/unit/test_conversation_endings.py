@@ -43,7 +43,12 @@ class ListUser:
         self.asked: list[tuple[str, list[TranscriptLine]]] = []
 
     async def next_message(
-        self, persona: str, lines: Sequence[TranscriptLine], options: LLMOptions | None
+        self,
+        persona: str,
+        lines: Sequence[TranscriptLine],
+        options: LLMOptions | None,
+        *,
+        seed: int | None = None,
     ) -> str:
         self.asked.append((persona, list(lines)))
         return self._lines[min(len(self.asked), len(self._lines)) - 1]

@@ -76,7 +76,12 @@ class FakeUser:
         self.seen: list[list[TranscriptLine]] = []
 
     async def next_message(
-        self, persona: str, lines: Sequence[TranscriptLine], options: LLMOptions | None
+        self,
+        persona: str,
+        lines: Sequence[TranscriptLine],
+        options: LLMOptions | None,
+        *,
+        seed: int | None = None,
     ) -> str:
         self.seen.append(list(lines))
         return f"user {len(self.seen) + 1}"

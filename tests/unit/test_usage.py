@@ -115,7 +115,12 @@ class MeteredUser:
     kind = "llm"
 
     async def next_message(
-        self, persona: str, lines: Sequence[TranscriptLine], options: LLMOptions | None
+        self,
+        persona: str,
+        lines: Sequence[TranscriptLine],
+        options: LLMOptions | None,
+        *,
+        seed: int | None = None,
     ) -> Metered[str]:
         usage = TurnUsage(prompt_tokens=50, completion_tokens=5, model="user-m")
         return Metered(f"user {len(lines)}", usage)

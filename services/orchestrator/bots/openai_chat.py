@@ -16,7 +16,19 @@ from services.orchestrator.errors import SimulationFailure
 from services.orchestrator.llm_usage import usage_of
 from services.orchestrator.ports import Metered, TranscriptLine
 
-__all__ = ["OpenAIChatBot", "bot_messages"]
+__all__ = ["OpenAIChatBot", "bot_messages", "chat_settings"]
+
+
+def chat_settings(
+    target: OpenAIChatTarget, options: LLMOptions, default_model: str
+) -> tuple[str, float | None, int | None]:
+    """The model, temperature and max_tokens of a call: the request's ``bot_llm`` first, then
+    the target's, then (the model only) the simulated user's default model."""
+    model = options.model or target.model or default_model
+    temperature = options.temperature
+    if temperature is None:
+        temperature = target.temperature
+    return model, temperature, options.max_tokens or target.max_tokens
 
 
 def bot_messages(
@@ -61,6 +73,8 @@ class OpenAIChatBot:
         self, request: SimulationRequest, message: str, earlier: Sequence[TranscriptLine]
     ) -> list[str] | Metered[list[str]]:
         body = self._body(request.bot_llm or LLMOptions())
+        if request.seed is not None:
+            body["seed"] = request.seed
         body["messages"] = bot_messages(request.bot_prompt or "", earlier, message)
         payload = await post_json(
             self._http,
@@ -75,13 +89,10 @@ class OpenAIChatBot:
         return messages if usage is None else Metered(messages, usage)
 
     def _body(self, options: LLMOptions) -> dict[str, Any]:
-        body: dict[str, Any] = {"model": options.model or self._target.model or self._model}
-        temperature = options.temperature
-        if temperature is None:
-            temperature = self._target.temperature
+        model, temperature, max_tokens = chat_settings(self._target, options, self._model)
+        body: dict[str, Any] = {"model": model}
         if temperature is not None:
             body["temperature"] = temperature
-        max_tokens = options.max_tokens or self._target.max_tokens
         if max_tokens is not None:
             body["max_tokens"] = max_tokens
         return body
