@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# The local stack in the background: demo bot, orchestrator, gateway (logs and pids in .run/).
+# The local stack in the background: demo bot, orchestrator, judge, gateway (logs and pids in
+# .run/).
 #   stack.sh up     start what is not running yet, wait until it answers
 #   stack.sh down   stop what `up` started (and the broker, if scripts/broker.sh started it)
-#   stack.sh demo   run one simulation through the gateway, print its turns live, print the URLs
+#   stack.sh demo   run one simulation through the gateway, print its turns live, then a small
+#                   suite (examples/demo-suite.yaml) and its verdicts; print the URLs
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 run=.run
@@ -25,10 +27,11 @@ two_prompts='{"bot_target": "llm", "max_turns": 3, "user_prompt": "Hello! I am r
 
 alive() { [ -f "$run/$1.pid" ] && kill -0 "$(cat "$run/$1.pid")" 2>/dev/null; }
 
+# start NAME MODULE [VAR=value ...]: the variables are that process's own.
 start() {
   local name=$1 module=$2
   if alive "$name"; then echo "$name: already running (pid $(cat "$run/$name.pid"))"; return; fi
-  nohup "$py" -m "$module" >"$run/$name.log" 2>&1 </dev/null &
+  env "${@:3}" nohup "$py" -m "$module" >"$run/$name.log" 2>&1 </dev/null &
   echo $! >"$run/$name.pid"
   echo "$name: started (pid $!, log $run/$name.log)"
 }
@@ -65,6 +68,8 @@ convsim is running:
   two prompts talking      curl -N -X POST $gateway/simulate -H 'content-type: application/json' \\
                              -d '{"bot_target": "llm", "bot_prompt": "You are a kind English teacher.",
                                   "persona": "You are a ten-year-old learner.", "user_prompt": "Hello!"}'
+  a suite, verdicts live   .venv/bin/convsim suite run examples/suite.yaml --html report.html
+                           (or paste it in the page's Suites view: $gateway/#/suites)
   RabbitMQ management UI   http://127.0.0.1:15672/  (guest / guest)
   logs                     $run/*.log          stop it all with: make down
 EOT
@@ -74,14 +79,18 @@ case "${1:-}" in
   up)
     start demo_bot services.demo_bot
     start orchestrator services.orchestrator
+    # The orchestrator serves its metrics on 9405; the judge, on this host too, takes the next.
+    start judge services.judge CONVSIM_METRICS_PORT="${CONVSIM_JUDGE_METRICS_PORT:-9406}"
     start gateway services.gateway
     wait_http demo_bot "http://${CONVSIM_DEMO_BOT_HOST:-127.0.0.1}:${CONVSIM_DEMO_BOT_PORT:-9404}/healthz"
     wait_http gateway "$gateway/readyz"
-    alive orchestrator || { tail -20 "$run/orchestrator.log" >&2; exit 1; }
+    for name in orchestrator judge; do
+      alive "$name" || { echo "$name exited:" >&2; tail -20 "$run/$name.log" >&2; exit 1; }
+    done
     [ "${2:-}" = "--quiet" ] || urls
     ;;
   down)
-    stop gateway; stop orchestrator; stop demo_bot
+    stop gateway; stop judge; stop orchestrator; stop demo_bot
     if [ -f "$run/broker.started" ]; then bash scripts/broker.sh stop && rm -f "$run/broker.started" && echo "rabbitmq: stopped"; fi
     ;;
   demo)
@@ -94,6 +103,16 @@ case "${1:-}" in
     echo
     curl -sS -N -X POST "$gateway/simulate" -H 'content-type: application/json' -d "$two_prompts"
     echo
+    echo
+    echo "A suite: examples/demo-suite.yaml (2 scenarios, 3 runs), each run judged by the judge:"
+    echo
+    # Offline the judge checks the assertions and marks every criterion 'unjudged' (it never
+    # invents a pass), so the suite does not pass as a whole: the exit code is shown, not fatal.
+    code=0
+    .venv/bin/convsim suite run --gateway "$gateway" examples/demo-suite.yaml \
+      --html "$run/demo-suite.html" || code=$?
+    echo
+    echo "convsim suite run exited $code (0: every scenario passed); report: $run/demo-suite.html"
     urls
     ;;
   *) echo "usage: $0 up|down|demo" >&2; exit 2 ;;

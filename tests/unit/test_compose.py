@@ -15,8 +15,14 @@ def _compose() -> dict[str, Any]:
     return loaded
 
 
-def test_the_stack_has_its_four_services() -> None:
-    assert set(_compose()["services"]) == {"rabbitmq", "demo-bot", "orchestrator", "gateway"}
+def test_the_stack_has_its_five_services() -> None:
+    assert set(_compose()["services"]) == {
+        "rabbitmq",
+        "demo-bot",
+        "orchestrator",
+        "judge",
+        "gateway",
+    }
 
 
 def test_rabbitmq_has_the_management_ui_a_healthcheck_and_a_volume() -> None:
@@ -29,7 +35,7 @@ def test_rabbitmq_has_the_management_ui_a_healthcheck_and_a_volume() -> None:
 
 def test_the_services_wait_for_a_healthy_broker_and_find_each_other() -> None:
     services = _compose()["services"]
-    for name in ("orchestrator", "gateway"):
+    for name in ("orchestrator", "judge", "gateway"):
         service = services[name]
         assert service["depends_on"]["rabbitmq"]["condition"] == "service_healthy"
         assert service["environment"]["CONVSIM_AMQP_URL"].startswith("amqp://")
@@ -60,3 +66,19 @@ def test_every_convsim_service_has_a_healthcheck() -> None:
         assert service["healthcheck"]["test"], name
     assert "/readyz" in " ".join(services["gateway"]["healthcheck"]["test"])
     assert services["gateway"]["ports"] == ["127.0.0.1:8000:8000"]
+
+
+def test_the_judge_scales_like_the_orchestrator_with_metrics_on_a_port_of_its_own() -> None:
+    services = _compose()["services"]
+    judge = services["judge"]
+    assert "ports" not in judge  # replicas, like the orchestrator's: no fixed host port
+    port = judge["environment"]["CONVSIM_METRICS_PORT"]
+    assert port != services["orchestrator"]["environment"]["CONVSIM_METRICS_PORT"]
+    assert judge["expose"] == [port]
+    assert judge["environment"]["CONVSIM_METRICS_HOST"] == "0.0.0.0"
+    assert f"{port}/metrics" in " ".join(judge["healthcheck"]["test"])
+    # The same broker, key and base URL as the other services (the x-convsim-env anchor),
+    # and its own model setting.
+    for variable in ("CONVSIM_AMQP_URL", "OPENAI_API_KEY", "OPENAI_BASE_URL"):
+        assert judge["environment"][variable] == services["gateway"]["environment"][variable]
+    assert "CONVSIM_JUDGE_MODEL" in judge["environment"]

@@ -1,9 +1,11 @@
 // convsim's live page: a plain ES module, no build step. It speaks only the public HTTP API:
 // GET /v1/bot-targets, POST /v1/simulations, POST .../stream-token, GET .../events
 // (Server-Sent Events), DELETE; for a chat, POST /v1/conversations, POST .../messages,
-// POST .../suggestions and DELETE /v1/conversations/{id}.
+// POST .../suggestions and DELETE /v1/conversations/{id}; the Suites view is suites.js.
+import { Api, ApiError, NeedsKey, NotFound, fieldOf } from "./api.js";
+import { SuitesView } from "./suites.js";
+
 const RECENT_STORAGE = "convsim.recent"; // localStorage: this browser's recent simulations
-const KEY_STORAGE = "convsim.apiKey"; // sessionStorage: this tab only
 const MAX_RECENT = 20;
 const FIRST_RETRY_MS = 1000;
 const MAX_RETRY_MS = 15000;
@@ -31,68 +33,11 @@ const STOP_REASONS = {
 
 const $ = (id) => document.getElementById(id);
 
-class NeedsKey extends Error {}
-class NotFound extends Error {}
-
 /** How a request names its bot: "bot 16 (default)", "llm", "bot 16"; `prefix` false: "16". */
 function botLabel(request, prefix = true) {
   const target = request.bot_target || "";
   if (request.bot_id === null || request.bot_id === undefined) return target || "default";
   return `${prefix ? "bot " : ""}${request.bot_id}${target ? ` (${target})` : ""}`;
-}
-class ApiError extends Error {
-  constructor(message, status, data, retryAfter) {
-    super(message);
-    this.status = status;
-    this.data = data;
-    this.retryAfter = retryAfter;
-  }
-}
-
-/** The gateway's JSON API, with the API key (if any) as a bearer token. */
-class Api {
-  constructor() {
-    this.key = sessionStorage.getItem(KEY_STORAGE) || "";
-  }
-
-  setKey(key) {
-    this.key = key.trim();
-    if (this.key) sessionStorage.setItem(KEY_STORAGE, this.key);
-    else sessionStorage.removeItem(KEY_STORAGE);
-  }
-
-  async call(method, path, body) {
-    const headers = { Accept: "application/json" };
-    if (body !== undefined) headers["Content-Type"] = "application/json";
-    if (this.key) headers.Authorization = `Bearer ${this.key}`;
-    const response = await fetch(path, {
-      method,
-      headers,
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    if (response.status === 401) throw new NeedsKey("an API key is needed");
-    if (response.status === 404) throw new NotFound("no such simulation");
-    const data = await response.json().catch(() => ({}));
-    if (!response.ok) {
-      throw new ApiError(describeError(data, response.status), response.status, data,
-        response.headers.get("Retry-After"));
-    }
-    return data;
-  }
-}
-
-function describeError(data, status) {
-  const detail = data && data.detail;
-  if (typeof detail === "string") return detail;
-  if (Array.isArray(detail)) {
-    return detail.map((item) => `${fieldOf(item) || "request"}: ${item.msg}`).join("; ");
-  }
-  return `the gateway answered HTTP ${status}`;
-}
-
-function fieldOf(item) {
-  const location = Array.isArray(item.loc) ? item.loc.filter((part) => part !== "body") : [];
-  return location.join(".");
 }
 
 /** This browser's recent simulations, newest first, in localStorage. */
@@ -180,6 +125,7 @@ class Viewer {
     $("fact-bot").textContent = "…";
     $("prompts").hidden = true;
     $("fact-id-label").textContent = "Simulation";
+    $("fact-suite-row").hidden = true;
     $("cancel").hidden = false;
     $("cancel").disabled = false;
     this.chat.reset(id);
@@ -293,6 +239,13 @@ class Viewer {
   learnRequest(request, timestamp) {
     this.request = request;
     $("fact-bot").textContent = botLabel(request, false);
+    // A suite's member: the way back to its suite.
+    $("fact-suite-row").hidden = !request.suite_id;
+    if (request.suite_id) {
+      $("fact-suite").href = `#/suites/${request.suite_id}`;
+      $("fact-suite").textContent = request.scenario ? `${request.scenario}, run ` +
+        `${request.repeat_index || 1}` : request.suite_id;
+    }
     this.recent.remember(this.id, {
       bot: botLabel(request), prompt: request.user_prompt, createdAt: timestamp,
       ...(this.isChat ? { title: "Chat" } : {}),
@@ -795,7 +748,16 @@ function main() {
   wireForm(api, recent, keyPrompt, picker);
   picker.load();
 
+  const suites = new SuitesView(api);
   const route = () => {
+    // #/suites and #/suites/{id}: the Suites view; anything else: the simulations.
+    const onSuites = suites.route();
+    $("suites-view").hidden = !onSuites;
+    $("simulations-view").hidden = onSuites;
+    for (const [link, current] of [["nav-suites", onSuites], ["nav-simulations", !onSuites]]) {
+      if (current) $(link).setAttribute("aria-current", "page");
+      else $(link).removeAttribute("aria-current");
+    }
     const match = SIMULATION_HASH.exec(window.location.hash);
     if (match && match[1] !== viewer.id) viewer.open(match[1]);
   };
