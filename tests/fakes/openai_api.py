@@ -40,6 +40,7 @@ __all__ = [
     "STOP_PHRASE",
     "FakeOpenAI",
     "Usage",
+    "judge_answer",
     "judge_verdict",
 ]
 
@@ -156,7 +157,7 @@ class FakeOpenAI:
             if _is_judge(body):
                 if body["model"] == JUDGE_SLOW_MODEL:
                     await asyncio.sleep(JUDGE_SLOW_S)
-                content = _judge_answer(messages)
+                content = judge_answer(messages)
             elif body["model"] == "empty":
                 content = ""
             else:
@@ -195,7 +196,7 @@ def _is_judge(body: dict[str, Any]) -> bool:
     return isinstance(response_format, dict) and response_format.get("type") == "json_schema"
 
 
-def _judge_answer(messages: list[dict[str, Any]]) -> str:
+def judge_answer(messages: list[dict[str, Any]]) -> str:
     """The structured verdicts on the criteria listed in the judge's last message."""
     _, _, listed = messages[-1]["content"].partition("The criteria:\n")
     verdicts = []
