@@ -206,6 +206,12 @@ async def test_the_offline_judge_leaves_criteria_unjudged_and_never_passes(
     assert (unjudged["judge_model"], unjudged["usage"], unjudged["score"]) == (None, None, 1.0)
     assert (await wait_for_verdict(http, failing))["verdict"] == "fail"
     assert (await wait_for_verdict(http, only_assertions))["verdict"] == "pass"
+    # A gateway that never saw the verdict live reads it from the log with the simulation.
+    fresh, fresh_url = judge_stack.isolated.start_gateway("gateway-fresh")
+    async with httpx.AsyncClient(base_url=fresh_url, timeout=30) as other:
+        read_back = (await other.get(f"/v1/simulations/{passing}")).json()
+    assert read_back["judgement"] == unjudged
+    fresh.stop()
     judge.stop()
 
 
