@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from contracts.events import ErrorInfo, TurnEvent
+from contracts.judgement import JudgedEvent, Verdict
 from contracts.projection import SimulationState, SimulationStatus
 from contracts.requests import SimulationRequest
 
@@ -105,10 +106,21 @@ class SimulationPublic(BaseModel):
     started_at: datetime | None
     finished_at: datetime | None
     last_seq: int
+    verdict: Verdict | None = Field(
+        default=None,
+        description="The judge's verdict (pass, fail, unjudged) once it gave one; null before, "
+        "or when the simulation has nothing to judge.",
+    )
+    judgement: JudgedEvent | None = Field(
+        default=None,
+        description="The judge's `judged` event: per criterion and assertion, score, usage.",
+    )
     links: SimulationLinks
 
     @classmethod
-    def from_state(cls, state: SimulationState) -> SimulationPublic:
+    def from_state(
+        cls, state: SimulationState, judgement: JudgedEvent | None = None
+    ) -> SimulationPublic:
         return cls(
             simulation_id=state.simulation_id,
             status=state.status,
@@ -121,5 +133,7 @@ class SimulationPublic(BaseModel):
             started_at=state.started_at,
             finished_at=state.finished_at,
             last_seq=state.last_seq,
+            verdict=None if judgement is None else judgement.verdict,
+            judgement=judgement,
             links=links_of(state.simulation_id),
         )

@@ -12,6 +12,8 @@ import sys
 from pathlib import Path
 
 from contracts.topology import DEFAULT_MAX_QUEUED_SIMULATIONS
+from services.judge.app import create_app as create_judge_app
+from services.judge.settings import JudgeSettings
 from services.orchestrator.app import create_app
 from services.orchestrator.settings import OrchestratorSettings
 
@@ -29,6 +31,13 @@ def render_asyncapi() -> str:
     )
     spec = create_app(settings).schema.to_specification()
     document = json.loads(spec.to_json())
+    # The judge (python -m services.judge) is the topic's other consumer: its channels too.
+    judge = create_judge_app(JudgeSettings(amqp_url=_DOCUMENTED_BROKER, judge="offline"))
+    judge_document = json.loads(judge.schema.to_specification().to_json())
+    for section in ("channels", "operations"):
+        document.setdefault(section, {}).update(judge_document.get(section, {}))
+    for name, entries in judge_document.get("components", {}).items():
+        document.setdefault("components", {}).setdefault(name, {}).update(entries)
     # FastStream lists several subscribers in no fixed order: sorted, the document is stable.
     components = document.get("components", {})
     for parent, section in (

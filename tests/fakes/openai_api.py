@@ -7,6 +7,11 @@ Retry-After: 1), ``always-500``, ``hang``, ``empty`` (an empty message), ``bad-r
 Every answer reports ``usage`` derived from the text (``usage_for``), recorded in ``usages``.
 The model ``BOT_MODEL`` plays a bot (an openai_chat target): ``"Tutor line <k> to: <last>"``.
 
+A request with ``response_format`` json_schema is the judge's (services/judge): it answers the
+structured verdicts, one per criterion (the lines ``N. <criterion>`` after ``The criteria:``),
+failing a criterion that holds the word ``impossible`` (``judge_verdict``), with usage as
+above. The model ``JUDGE_SLOW_MODEL`` answers after ``JUDGE_SLOW_S``.
+
 A marker in the persona makes the learner say the stop phrase (``###STOP###``) at learner line
 ``N`` (the one answering the bot's N-th line): ``[stop-at N]`` with text left ("Thank you,
 bye! ###STOP###"), ``[stop-only-at N]`` only the phrase, the first time that line is asked for
@@ -16,6 +21,7 @@ bye! ###STOP###"), ``[stop-only-at N]`` only the phrase, the first time that lin
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import threading
 import time
@@ -26,9 +32,30 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-__all__ = ["BOT_MODEL", "FAREWELL", "FAULT_MODELS", "STOP_PHRASE", "FakeOpenAI", "Usage"]
+__all__ = [
+    "BOT_MODEL",
+    "FAREWELL",
+    "FAULT_MODELS",
+    "JUDGE_SLOW_MODEL",
+    "STOP_PHRASE",
+    "FakeOpenAI",
+    "Usage",
+    "judge_answer",
+    "judge_verdict",
+]
 
 BOT_MODEL = "fake-bot"
+JUDGE_SLOW_MODEL = "fake-judge-slow"
+JUDGE_SLOW_S = 0.5
+_CRITERION_LINE = re.compile(r"^\d+\. (.*)$")
+
+
+def judge_verdict(criterion: str) -> tuple[bool, str]:
+    """The fake judge's verdict on a criterion, and its reasoning."""
+    if "impossible" in criterion.lower():
+        return False, f"Fake judge: the transcript does not show that {criterion!r}."
+    return True, f"Fake judge: the transcript shows that {criterion!r}."
+
 
 STOP_PHRASE = "###STOP###"
 FAREWELL = "Thank you, bye!"
@@ -127,7 +154,14 @@ class FakeOpenAI:
             if fault is not None:
                 return fault
             messages = body["messages"]
-            content = "" if body["model"] == "empty" else self._answer(messages, body["model"])
+            if _is_judge(body):
+                if body["model"] == JUDGE_SLOW_MODEL:
+                    await asyncio.sleep(JUDGE_SLOW_S)
+                content = judge_answer(messages)
+            elif body["model"] == "empty":
+                content = ""
+            else:
+                content = self._answer(messages, body["model"])
             prompt_tokens, completion_tokens = self.usage_for(messages, content)
             system = messages[0]["content"] if messages[0]["role"] == "system" else ""
             with self._lock:
@@ -155,6 +189,22 @@ class FakeOpenAI:
             }
 
         return api
+
+
+def _is_judge(body: dict[str, Any]) -> bool:
+    response_format = body.get("response_format")
+    return isinstance(response_format, dict) and response_format.get("type") == "json_schema"
+
+
+def judge_answer(messages: list[dict[str, Any]]) -> str:
+    """The structured verdicts on the criteria listed in the judge's last message."""
+    _, _, listed = messages[-1]["content"].partition("The criteria:\n")
+    verdicts = []
+    for line in listed.splitlines():
+        if (found := _CRITERION_LINE.match(line)) is not None:
+            passed, reasoning = judge_verdict(found.group(1))
+            verdicts.append({"criterion": found.group(1), "passed": passed, "reasoning": reasoning})
+    return json.dumps({"criteria": verdicts})
 
 
 async def _fault(model: str, n: int) -> JSONResponse | None:

@@ -12,6 +12,7 @@ from aio_pika.abc import AbstractIncomingMessage
 
 from contracts.events import SimulationEvent, parse_event
 from contracts.names import EVENT_LOG_STREAM, event_routing_key
+from services.common.event_log import is_judged_key
 from services.common.stream_reader import read_stream
 
 __all__ = ["eventually", "raw_logged_events"]
@@ -23,7 +24,8 @@ async def raw_logged_events(amqp_url: str, simulation_id: str) -> list[Simulatio
     found: list[SimulationEvent] = []
 
     def visit(message: AbstractIncomingMessage) -> bool:
-        if (message.routing_key or "").startswith(prefix):
+        key = message.routing_key or ""
+        if key.startswith(prefix) and not is_judged_key(key):  # the verdict is no event
             found.append(parse_event(message.body))
         return True
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 
-__all__ = ["ServiceProcess", "wait_until"]
+__all__ = ["ServiceProcess", "start_judge", "wait_until"]
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -80,3 +80,19 @@ class ServiceProcess:
                 self.process.wait()
         self._log.close()
         return self.process.returncode
+
+
+def start_judge(
+    name: str, env: dict[str, str], log_dir: Path, *, timeout_s: float = 30
+) -> ServiceProcess:
+    """``python -m services.judge`` with this env (CONVSIM_JUDGE_METRICS_PORT 0 unless given),
+    once it consumes the judge queue."""
+    judge = ServiceProcess(
+        name, "services.judge", {"CONVSIM_JUDGE_METRICS_PORT": "0", **env}, log_dir
+    )
+    wait_until(
+        lambda: judge.check_running() and "app started successfully" in judge.log_text(),
+        timeout_s=timeout_s,
+        what=f"{name} to consume the judge queue",
+    )
+    return judge

@@ -16,13 +16,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from contracts.events import SimulationEvent
 from contracts.ids import created_at_of
+from contracts.judgement import JudgedEvent
 from contracts.projection import SimulationState
 from services.gateway.broker import BrokerUnavailable
 from services.gateway.relay.feeds import Feed, FeedCache, estimate_bytes
@@ -43,9 +44,12 @@ class UnknownSimulation(Exception):
 
 
 class LogReader(Protocol):
-    async def read(self, simulation_id: str, created_at: datetime) -> list[SimulationEvent]:
-        """The simulation's events in log order (not yet ordered by seq or fenced); empty when
-        the log does not know it. Raises BrokerUnavailable when the log cannot be read."""
+    async def read(
+        self, simulation_id: str, created_at: datetime
+    ) -> Sequence[SimulationEvent | JudgedEvent]:
+        """The simulation's events in log order (not yet ordered by seq or fenced), and its
+        verdict if the log has one; empty when the log does not know it. Raises
+        BrokerUnavailable when the log cannot be read."""
         ...
 
 
@@ -77,6 +81,17 @@ class EventRelay:
     def accept(self, event: SimulationEvent) -> None:
         """Take one event (from the topic, the log, or this gateway itself)."""
         self._add(self._cache.feed(event.simulation_id), event)
+
+    def accept_judgement(self, judged: JudgedEvent) -> None:
+        """Take the judge's verdict on a simulation (from the topic or the log): the first one
+        is kept. Its followers get nothing: the verdict is not one of its events."""
+        self._cache.feed(judged.simulation_id).keep_judgement(judged)
+
+    def judgement(self, simulation_id: str) -> JudgedEvent | None:
+        """The verdict on a simulation, if this replica has it (ask ``state`` first: that
+        reads the log when the simulation is not in memory)."""
+        feed = self._cache.get(simulation_id)
+        return None if feed is None else feed.judgement
 
     def _add(self, feed: Feed, event: SimulationEvent) -> None:
         simulation_id = event.simulation_id
@@ -209,7 +224,11 @@ class EventRelay:
                 feed.stale = feed.stale or was_stale
                 raise
             for event in events:
-                if event.simulation_id == simulation_id:
+                if event.simulation_id != simulation_id:
+                    continue
+                if isinstance(event, JudgedEvent):
+                    feed.keep_judgement(event)
+                else:
                     self._add(feed, event)  # this feed, even if evicted meanwhile
             if not feed.has_start and not events:
                 self._misses.add(simulation_id)

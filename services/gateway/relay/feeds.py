@@ -22,6 +22,7 @@ from contracts.events import (
     SimulationEvent,
     TurnEvent,
 )
+from contracts.judgement import JudgedEvent
 from contracts.projection import EventSequence
 
 __all__ = ["EVENT_OVERHEAD_BYTES", "Feed", "FeedCache", "estimate_bytes"]
@@ -65,6 +66,16 @@ class Feed:
     """Estimated bytes of the events held (see ``estimate_bytes``)."""
     cancel_sent: asyncio.Future[None] | None = None
     """This replica's cancel command for it: sent, or being sent."""
+    judgement: JudgedEvent | None = None
+    """The judge's verdict (the first ``judged`` seen: there is at most one). Not one of the
+    simulation's events: never in ``sequence``, never sent to its followers."""
+
+    def keep_judgement(self, judged: JudgedEvent) -> bool:
+        """Take the verdict if it is the first; True if taken."""
+        if self.judgement is not None:
+            return False
+        self.judgement = judged
+        return True
 
     @property
     def has_start(self) -> bool:

@@ -92,11 +92,12 @@ async def create_simulation(
 @router.get(
     "/{simulation_id}",
     response_model=SimulationPublic,
-    summary="A simulation's status, turns and transcript",
+    summary="A simulation's status, turns and transcript, and the judge's verdict once given",
     responses=NOT_FOUND,
 )
 async def get_simulation(simulation_id: str, relay: RelayDep, owner: OwnerDep) -> SimulationPublic:
-    return SimulationPublic.from_state(await relay.state(simulation_id, owner))
+    state = await relay.state(simulation_id, owner)
+    return SimulationPublic.from_state(state, relay.judgement(simulation_id))
 
 
 @router.get(

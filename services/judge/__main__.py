@@ -1,0 +1,21 @@
+"""``python -m services.judge``: run the judge until SIGINT/SIGTERM."""
+
+from __future__ import annotations
+
+import logging
+
+import uvloop
+
+from services.common.log_setup import configure_logging
+from services.judge.app import create_app
+from services.judge.settings import JudgeSettings
+
+
+def main() -> None:
+    settings = JudgeSettings()
+    configure_logging("judge", settings.log_level, settings.log_format)
+    uvloop.run(create_app(settings).run(log_level=logging.getLevelName(settings.log_level)))
+
+
+if __name__ == "__main__":
+    main()
