@@ -80,7 +80,7 @@ case "${1:-}" in
     start demo_bot services.demo_bot
     start orchestrator services.orchestrator
     # The orchestrator serves its metrics on 9405; the judge, on this host too, takes the next.
-    start judge services.judge CONVSIM_METRICS_PORT="${CONVSIM_JUDGE_METRICS_PORT:-9406}"
+    start judge services.judge CONVSIM_JUDGE_METRICS_PORT="${CONVSIM_JUDGE_METRICS_PORT:-9406}"
     start gateway services.gateway
     wait_http demo_bot "http://${CONVSIM_DEMO_BOT_HOST:-127.0.0.1}:${CONVSIM_DEMO_BOT_PORT:-9404}/healthz"
     wait_http gateway "$gateway/readyz"

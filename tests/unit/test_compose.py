@@ -72,7 +72,7 @@ def test_the_judge_scales_like_the_orchestrator_with_metrics_on_a_port_of_its_ow
     services = _compose()["services"]
     judge = services["judge"]
     assert "ports" not in judge  # replicas, like the orchestrator's: no fixed host port
-    port = judge["environment"]["CONVSIM_METRICS_PORT"]
+    port = judge["environment"]["CONVSIM_JUDGE_METRICS_PORT"]
     assert port != services["orchestrator"]["environment"]["CONVSIM_METRICS_PORT"]
     assert judge["expose"] == [port]
     assert judge["environment"]["CONVSIM_METRICS_HOST"] == "0.0.0.0"
