@@ -23,8 +23,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
-from sse_starlette import EventSourceResponse, ServerSentEvent
+from fastapi.responses import JSONResponse, StreamingResponse
 
 from contracts.events import ErrorInfo, TurnEvent, TurnUsage, UsageTotal
 from contracts.judgement import AssertionResult, CriterionResult, JudgedEvent, Verdict
@@ -397,11 +396,11 @@ class FakeSuiteGateway:
             return JSONResponse({"suite_id": suite_id, "status": "cancelling"}, status_code=202)
 
         @app.get("/v1/suites/{suite_id}/events", response_model=None)
-        async def events(suite_id: str, request: Request) -> EventSourceResponse | JSONResponse:
+        async def events(suite_id: str, request: Request) -> StreamingResponse | JSONResponse:
             if suite_id != self.suite_id:
                 return JSONResponse({"detail": "no such suite"}, status_code=404)
             after = int(request.headers.get("last-event-id") or 0)
-            return EventSourceResponse(self._stream(after), ping=1)
+            return StreamingResponse(self._stream(after), media_type="text/event-stream")
 
         @app.get("/v1/simulations/{simulation_id}")
         async def get_simulation(simulation_id: str) -> JSONResponse:
@@ -417,7 +416,7 @@ class FakeSuiteGateway:
             self._cancel = asyncio.Event()
         return self._cancel
 
-    async def _stream(self, after: int) -> AsyncIterator[ServerSentEvent]:
+    async def _stream(self, after: int) -> AsyncIterator[str]:
         cancel = self._cancel_event()
         self.streaming.set()
         for event in self._before_hold:
@@ -430,5 +429,6 @@ class FakeSuiteGateway:
                     yield _sse(event)
 
 
-def _sse(event: SuiteEvent) -> ServerSentEvent:
-    return ServerSentEvent(data=event.model_dump_json(), event=event.type, id=str(event.seq))
+def _sse(event: SuiteEvent) -> str:
+    """One SSE message (plain text: sse-starlette's shutdown watcher outlives a fake's loop)."""
+    return f"id: {event.seq}\nevent: {event.type}\ndata: {event.model_dump_json()}\n\n"
