@@ -67,4 +67,5 @@ def _message(run: ReportRun) -> str:
         return f"assertion failed: {first.assertion}{where}"
     if run.unjudged_criteria:
         return f"criterion unjudged: {run.unjudged_criteria[0].criterion}"
-    return f"verdict {run.outcome}"
+    problems = run.problems
+    return problems[0] if problems else f"verdict {run.outcome}"
