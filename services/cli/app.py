@@ -1,4 +1,5 @@
-"""``convsim run | chat | watch | get | cancel``: simulations from the terminal, turns printed live.
+"""``convsim run | chat | watch | get | cancel | diff | suite``: simulations from the terminal,
+turns printed live; suites of scenarios with their verdicts and reports (``convsim suite``).
 
 Talks to a gateway (``--gateway`` or CONVSIM_GATEWAY_URL) with the API key of CONVSIM_API_KEY
 when keys are on. Exit codes: 0 completed (or cancel accepted), 1 failed or refused,
@@ -18,23 +19,19 @@ from httpx_sse import connect_sse
 from rich.console import Console
 
 from services.cli.chat import Chat
+from services.cli.diff import show_diff
 from services.cli.gateway import connect as _client
 from services.cli.gateway import fail as _fail
 from services.cli.gateway import request as _request
+from services.cli.options import ApiKeyOption, GatewayOption
 from services.cli.render import TurnPrinter
+from services.cli.suite_app import suite_app
 
 __all__ = ["app", "main"]
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False)
+app.add_typer(suite_app, name="suite")
 
-GatewayOption = Annotated[
-    str,
-    typer.Option("--gateway", envvar="CONVSIM_GATEWAY_URL", help="Base URL of the gateway."),
-]
-ApiKeyOption = Annotated[
-    str | None,
-    typer.Option("--api-key", envvar="CONVSIM_API_KEY", help="Bearer key, when keys are on."),
-]
 JsonOption = Annotated[bool, typer.Option("--json", help="One event JSON per line.")]
 BotTargetOption = Annotated[
     str | None,
@@ -229,6 +226,26 @@ def cancel(
     if response.status_code != 202:
         raise _fail(console, response)
     console.print(f"cancel requested for {simulation_id}")
+
+
+@app.command()
+def diff(
+    first: Annotated[str, typer.Argument(help="A simulation id (e.g. the original).")],
+    second: Annotated[str, typer.Argument(help="Another (e.g. its replay).")],
+    gateway: GatewayOption = "http://127.0.0.1:8000",
+    api_key: ApiKeyOption = None,
+) -> None:
+    """Show two simulations' transcripts side by side, with their verdicts; differing lines are
+    marked ≠. Exit 0 when the transcripts are the same, 1 when they differ."""
+    console = Console(highlight=False)
+    states = []
+    with _client(gateway, api_key) as client:
+        for simulation_id in (first, second):
+            response = _request(client, "GET", f"/v1/simulations/{simulation_id}")
+            if response.status_code != 200:
+                raise _fail(console, response)
+            states.append(response.json())
+    raise typer.Exit(1 if show_diff(console, states[0], states[1]) else 0)
 
 
 def _fields(**fields: Any) -> dict[str, Any]:
