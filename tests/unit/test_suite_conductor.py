@@ -48,7 +48,8 @@ class FakeBroker:
         kind: str,
         headers: Any = None,
     ) -> None:
-        pass
+        if routing_key.startswith("suite."):  # the log is faster than the publisher's confirm
+            self.book.apply(parse_suite_event(body))
 
     async def publish_command(self, command: Any) -> None:
         self.commands.append(command.simulation_id)

@@ -89,6 +89,13 @@ class SuiteBook:
             listener.put_nowait(event)
         return True
 
+    def holds(self, event: SuiteEvent) -> bool:
+        """This very event is the suite's at its seq (it may have come from the log first)."""
+        suite = self._suites.get(event.suite_id)
+        if suite is None or not 1 <= event.seq <= len(suite.events):
+            return False
+        return suite.events[event.seq - 1] == event
+
     def get(self, suite_id: str) -> SuiteState | None:
         suite = self._suites.get(suite_id)
         return None if suite is None else suite.state
