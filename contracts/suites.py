@@ -10,6 +10,7 @@ a suite event names them by ``simulation_id``; their own events stay on ``simula
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Annotated, Literal, TypeAlias
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
@@ -311,6 +312,56 @@ class SuiteState:
         ended = sum(member.ended for member in self.members)
         limit = min(len(self.members), ended + self.queued.concurrency)
         return [m for m in self.members[:limit] if m.status == "waiting"]
+
+    def progress_event(
+        self,
+        index: int,
+        *,
+        status: EndedStatus,
+        verdict: Verdict | None = None,
+        cost_usd: float | None = None,
+    ) -> SuiteProgressEvent:
+        """The next ``progress`` event: member ``index`` ended (or was judged), with the
+        counts it leaves behind."""
+        member = self.members[index]
+        if member.simulation_id is None:
+            raise ValueError(f"member {index} of suite {self.suite_id} was never admitted")
+        saved = (member.status, member.verdict)
+        member.status = status
+        member.verdict = verdict if verdict is not None else member.verdict
+        try:
+            counts = self.counts()
+        finally:
+            member.status, member.verdict = saved
+        return SuiteProgressEvent(
+            suite_id=self.suite_id,
+            seq=self.last_seq + 1,
+            index=index,
+            simulation_id=member.simulation_id,
+            status=status,
+            verdict=verdict,
+            cost_usd=cost_usd,
+            counts=counts,
+        )
+
+    def ended_event(self, now: datetime | None = None) -> SuiteCompletedEvent | SuiteCancelledEvent:
+        """The suite's last event, once it is settled: ``cancelled`` after a cancel, else
+        ``completed``."""
+        now = now or utc_now()
+        cancelled = self.status == "cancelling"
+        kind = SuiteCancelledEvent if cancelled else SuiteCompletedEvent
+        duration = max(0, int((now - self.queued.timestamp).total_seconds() * 1000))
+        return kind(
+            suite_id=self.suite_id,
+            seq=self.last_seq + 1,
+            timestamp=now,
+            stop_reason="cancelled" if cancelled else "completed",
+            counts=self.counts(),
+            pass_rate=self.pass_rate,
+            pass_hat_k=self.pass_hat_k,
+            spent_usd=self.spent_usd,
+            duration_ms=duration,
+        )
 
     @property
     def is_settled(self) -> bool:

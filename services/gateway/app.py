@@ -35,9 +35,11 @@ from services.gateway.routes import (
     page,
     simulate,
     simulations,
+    suites,
 )
 from services.gateway.settings import GatewaySettings
 from services.gateway.submission import IdempotencyConflict, IdempotencyKeyInUse
+from services.gateway.suites import SuiteBook, SuiteConductor
 
 __all__ = ["create_app"]
 
@@ -92,6 +94,10 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
                 sync_timeout_s=settings.log_read_timeout_s,
             )
             await active.start()
+            suite_book = SuiteBook(broker.connection, sync_timeout_s=settings.log_read_timeout_s)
+            await suite_book.start()
+            app.state.suite_book = suite_book
+            await SuiteConductor(suite_book, broker, relay).start(broker.connection)
             app.state.active = active
             app.state.settings = settings
             app.state.broker = broker
@@ -99,6 +105,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             app.state.idempotency = idempotency
             logger.info("gateway ready")
             yield
+            await suite_book.stop()
             await active.stop()
             await idempotency.stop()
             await relay.close()
@@ -125,6 +132,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.include_router(simulate.router)
     app.include_router(simulations.router)
+    app.include_router(suites.router)
     app.include_router(bot_targets.router)
     app.include_router(conversations.router)
     app.include_router(health.router)
@@ -136,6 +144,10 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     @app.exception_handler(UnknownSimulation)
     async def _unknown(_: Request, exc: UnknownSimulation) -> JSONResponse:
         return JSONResponse({"detail": f"no simulation with id {exc}"}, status_code=404)
+
+    @app.exception_handler(suites.UnknownSuite)
+    async def _unknown_suite(_: Request, exc: suites.UnknownSuite) -> JSONResponse:
+        return JSONResponse({"detail": f"no suite with id {exc}"}, status_code=404)
 
     @app.exception_handler(AlreadyFinished)
     async def _finished(_: Request, exc: AlreadyFinished) -> JSONResponse:

@@ -16,7 +16,12 @@ from aiormq.exceptions import ChannelLockedResource
 from pamqp.commands import Basic
 
 from contracts.commands import Command, MessageCommand
-from contracts.names import EVENTS_EXCHANGE, REQUEST_ROUTING_KEY, command_routing_key
+from contracts.names import (
+    EVENTS_EXCHANGE,
+    REQUEST_ROUTING_KEY,
+    SUITE_CANCEL_ROUTING_KEY,
+    command_routing_key,
+)
 from services.common.naming import with_connection_name
 from services.common.topology import Exchanges, declare_topology
 
@@ -159,6 +164,12 @@ class GatewayBroker:
             command.model_dump_json().encode(),
             command.requested_at,
             kind,
+        )
+
+    async def publish_suite_command(self, suite_id: str, body: bytes, timestamp: datetime) -> None:
+        """Publish a command to the suite conductor (SUITE_CANCEL_ROUTING_KEY); confirmed."""
+        await self._publish(
+            "requests", SUITE_CANCEL_ROUTING_KEY, suite_id, body, timestamp, "suite.cancel"
         )
 
     async def _publish(

@@ -16,6 +16,7 @@ from services.gateway.idempotency import IdempotencyIndex
 from services.gateway.metrics import GatewayMetrics
 from services.gateway.relay import EventRelay
 from services.gateway.settings import GatewaySettings
+from services.gateway.suites.book import SuiteBook
 
 __all__ = [
     "AccessDep",
@@ -25,6 +26,7 @@ __all__ = [
     "OwnerDep",
     "RelayDep",
     "SettingsDep",
+    "SuiteBookDep",
 ]
 
 
@@ -58,6 +60,11 @@ async def _metrics(request: Request) -> GatewayMetrics:
     return metrics
 
 
+async def _suite_book(request: Request) -> SuiteBook:
+    book: SuiteBook = request.app.state.suite_book
+    return book
+
+
 async def _owner(request: Request) -> str | None:
     """The caller's owner name (set by AccessMiddleware); None while API keys are off."""
     owner: str | None = getattr(request.state, "owner", None)
@@ -71,3 +78,4 @@ IdempotencyDep = Annotated[IdempotencyIndex, Depends(_idempotency)]
 AccessDep = Annotated[Access, Depends(_access)]
 OwnerDep = Annotated[str | None, Depends(_owner)]
 MetricsDep = Annotated[GatewayMetrics, Depends(_metrics)]
+SuiteBookDep = Annotated[SuiteBook, Depends(_suite_book)]

@@ -13,6 +13,7 @@ from contracts.requests import (
     MAX_PERSONA_CHARS,
     MAX_TURNS_LIMIT,
 )
+from contracts.scenarios import MAX_CONCURRENCY
 from services.common.settings import SharedSettings
 
 __all__ = ["GatewaySettings"]
@@ -111,6 +112,11 @@ class GatewaySettings(SharedSettings):
         default=3_600.0,
         description="A simulation counts as active from queued to its end, at most this long "
         "(at least CONVSIM_SIMULATION_DEADLINE_S plus the time a request may wait in the queue).",
+    )
+    suite_concurrency: Annotated[int, Field(ge=1, le=MAX_CONCURRENCY)] = Field(
+        default=4,
+        description="Members of a suite in flight at once when its body sets no concurrency "
+        "(held across every gateway: one suite conductor decides).",
     )
     llm_model: Annotated[str, Field(min_length=1)] = "gpt-4o-mini"
     allowed_llm_models: Annotated[list[str], NoDecode] = Field(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import TypeVar
 
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
@@ -18,6 +19,8 @@ __all__ = [
     "transcript_text",
     "until_deadline",
 ]
+
+_T = TypeVar("_T")
 
 STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 """Keep reverse proxies from buffering a live stream."""
@@ -50,9 +53,7 @@ def event_stream_response(
     )
 
 
-async def until_deadline(
-    events: AsyncIterator[SimulationEvent], duration_s: float
-) -> AsyncIterator[SimulationEvent]:
+async def until_deadline(events: AsyncIterator[_T], duration_s: float) -> AsyncIterator[_T]:
     """The same events until ``duration_s`` have passed; then the source is closed."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + duration_s

@@ -56,15 +56,19 @@ async def submit_simulation(
     headers: dict[str, str] | None = None,
     *,
     announce_in_background: bool = False,
+    simulation_id: str | None = None,
 ) -> SimulationRequest:
     """Queue one simulation. Raises BrokerUnavailable when nothing was queued.
 
     Once the request is confirmed, ``queued`` is known to this replica at once and published
     for the others; a caller that streams the simulation from this replica need not wait for
     that publish (``announce_in_background``), one that answers 202 does, so any replica can
-    answer for the simulation as soon as the client has its id.
+    answer for the simulation as soon as the client has its id. ``simulation_id``: an id
+    chosen (and recorded) beforehand, as a suite's members have; default: a new one.
     """
-    request = SimulationRequest(**create.model_dump(), simulation_id=new_simulation_id())
+    request = SimulationRequest(
+        **create.model_dump(), simulation_id=simulation_id or new_simulation_id()
+    )
     # What ``queued`` carries travels with the request too: the orchestrator repeats it at
     # seq 2, so the simulation and its key are known even if ``queued`` is never published.
     request_headers = dict(headers or {})

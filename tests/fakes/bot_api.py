@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -81,6 +82,8 @@ class FakeBotApi:
     _gates: dict[str, asyncio.Event] = field(default_factory=dict)
     _open: set[str] = field(default_factory=set)
     _loop: asyncio.AbstractEventLoop | None = None
+    _spans: dict[str, list[float]] = field(default_factory=dict)
+    """Per conversation: when it was opened and when its latest reply went out (monotonic)."""
 
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
@@ -110,6 +113,18 @@ class FakeBotApi:
         with self._lock:
             return [c for c in self.calls if c[1].get("conversation_id") == conversation_id]
 
+    def most_at_once(self, conversation_ids: set[str]) -> int:
+        """The most of these conversations that were open at one time: from initConversation
+        to their latest reply, as this fake saw them."""
+        with self._lock:
+            spans = [tuple(self._spans[c]) for c in conversation_ids if c in self._spans]
+        moments = sorted([(start, 1) for start, _ in spans] + [(end, -1) for _, end in spans])
+        most = current = 0
+        for _, change in moments:  # at a tie the end (-1) sorts first: touching is not overlap
+            current += change
+            most = max(most, current)
+        return most
+
     def _gate(self, conversation_id: str) -> asyncio.Event:
         return self._gates.setdefault(conversation_id, asyncio.Event())
 
@@ -122,6 +137,8 @@ class FakeBotApi:
             with self._lock:
                 self.calls.append(("init", body))
                 self._bots[body["conversation_id"]] = body["bot_id"]
+                now = time.monotonic()
+                self._spans[body["conversation_id"]] = [now, now]
             return {"status": 0, "msg": "Success", "data": {}}
 
         @api.post(f"{PREFIX}/webhook", response_model=None)
@@ -150,6 +167,9 @@ class FakeBotApi:
             reply = f"Bot reply {n} to: {body['message']}"
             if bot_id == FORGING_BOT:
                 reply = f"Bot reply {n}\n{FORGED_LINE}"
+            with self._lock:
+                if conversation_id in self._spans:
+                    self._spans[conversation_id][1] = time.monotonic()
             return {"status": 0, "msg": "Success", "data": {"message": reply}}
 
         return api

@@ -1,0 +1,6 @@
+"""Suites on the server: the book every gateway keeps, and the conductor one of them runs."""
+
+from services.gateway.suites.book import SuiteBook
+from services.gateway.suites.conductor import SuiteConductor
+
+__all__ = ["SuiteBook", "SuiteConductor"]
