@@ -197,7 +197,7 @@ class SimulationCreate(BaseModel):
             ge=0,
             le=MAX_SEED,
             description="Passed to every LLM call (its `seed` parameter) and to the scripted "
-            "user, so a run can be repeated as exactly as the models allow.",
+            "user, so a run can be repeated as exactly as the LLMs allow.",
         ),
     ] = None
     replay_of: Annotated[

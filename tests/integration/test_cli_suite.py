@@ -52,6 +52,12 @@ scenarios:
 """
 
 
+def _default_sigint() -> None:
+    """A shell runs background jobs with SIGINT ignored, and Python then installs no
+    KeyboardInterrupt handler: give the CLI the SIGINT a terminal user's process has."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def served(fake: FakeSuiteGateway) -> Iterator[tuple[FakeSuiteGateway, str]]:
     with serve_in_thread(fake.app()) as (url, _):
         yield fake, url
@@ -154,7 +160,13 @@ def test_ctrl_c_cancels_the_suite_and_exits_130(
     junit = tmp_path / "cancelled.xml"
     command, env = _command(url, "suite", "run", *suite_files, "--junit", junit)
     process = subprocess.Popen(
-        command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        command,
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=_default_sigint,
     )
     try:
         wait_until(fake.streaming.is_set, timeout_s=30, what="the CLI following the suite")
@@ -191,7 +203,13 @@ def test_ctrl_c_in_watch_lets_go_without_cancelling(held: tuple[FakeSuiteGateway
     fake, url = held
     command, env = _command(url, "suite", "watch", fake.suite_id)
     process = subprocess.Popen(
-        command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        command,
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=_default_sigint,
     )
     try:
         wait_until(fake.streaming.is_set, timeout_s=30, what="the CLI following the suite")
