@@ -22,6 +22,7 @@ from contracts.names import CONTROL_LOG_STREAM
 from contracts.topology import max_age_of
 from services.common.bot_targets import BotTargetKind
 from services.common.event_log import EventLogReader
+from services.common.metrics_server import serve_metrics
 from services.common.naming import with_connection_name
 from services.common.stream_reader import StreamFollower
 from services.common.topology import declare_topology
@@ -29,7 +30,7 @@ from services.orchestrator.bots.registry import BotDefaults, build_bots
 from services.orchestrator.bots.transport import build_bot_http_client
 from services.orchestrator.event_publisher import DeliveryEventSink
 from services.orchestrator.held_runs import HeldRuns
-from services.orchestrator.metrics import MeteredEventSink, OrchestratorMetrics, serve_metrics
+from services.orchestrator.metrics import MeteredEventSink, OrchestratorMetrics
 from services.orchestrator.ports import BotPort
 from services.orchestrator.provenance import ProvenanceFacts, convsim_version
 from services.orchestrator.replay import ReplaySource
