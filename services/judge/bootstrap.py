@@ -7,12 +7,12 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 
-import openai
 from prometheus_client import CollectorRegistry
 
 from services.common.event_log import EventLogReader
 from services.common.log_connection import open_log_connection
 from services.common.metrics_server import serve_metrics
+from services.common.openai_client import build_openai_client
 from services.judge.case import CriteriaJudge
 from services.judge.judging import Judging
 from services.judge.llm_judge import LLMJudge
@@ -58,12 +58,11 @@ async def bootstrap(settings: JudgeSettings) -> AsyncIterator[Judge]:
 
 async def _criteria_judge(stack: AsyncExitStack, settings: JudgeSettings) -> CriteriaJudge:
     if settings.judge_kind == "llm" and settings.openai_api_key is not None:
-        timeout = openai.Timeout(settings.judge_timeout_s, connect=settings.connect_timeout_s)
-        client = openai.AsyncOpenAI(
+        client = build_openai_client(
             api_key=settings.openai_api_key.get_secret_value(),
             base_url=settings.openai_base_url,
-            timeout=timeout,
-            max_retries=0,
+            read_timeout_s=settings.judge_timeout_s,
+            connect_timeout_s=settings.connect_timeout_s,
         )
         stack.push_async_callback(client.close)
         logger.info("judge: llm (%s)", settings.judge_model)

@@ -23,6 +23,7 @@ from services.common.bot_targets import BotTargetKind
 from services.common.event_log import EventLogReader
 from services.common.log_connection import open_log_connection
 from services.common.metrics_server import serve_metrics
+from services.common.openai_client import build_openai_client
 from services.common.stream_reader import StreamFollower
 from services.orchestrator.bots.registry import BotDefaults, build_bots
 from services.orchestrator.bots.transport import build_bot_http_client
@@ -41,7 +42,6 @@ from services.orchestrator.user_simulator import (
     LLMUserSimulator,
     ScriptedUserSimulator,
     UserSimulator,
-    build_openai_client,
 )
 
 __all__ = ["Orchestration", "bootstrap"]

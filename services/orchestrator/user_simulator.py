@@ -8,7 +8,6 @@ import zlib
 from collections.abc import Sequence
 from typing import Protocol
 
-import httpx2
 import openai
 from openai.types.chat import ChatCompletionMessageParam
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -26,7 +25,6 @@ __all__ = [
     "ScriptedUserSimulator",
     "TranscriptLine",
     "UserSimulator",
-    "build_openai_client",
     "llm_messages",
 ]
 
@@ -80,31 +78,6 @@ def llm_messages(persona: str, lines: Sequence[TranscriptLine]) -> list[ChatComp
         else:
             messages.append({"role": "assistant", "content": content})
     return messages
-
-
-def build_openai_client(
-    *,
-    api_key: str,
-    base_url: str | None,
-    read_timeout_s: float,
-    connect_timeout_s: float,
-    max_connections: int,
-) -> openai.AsyncOpenAI:
-    """The process's one OpenAI client: explicit timeouts, none of the SDK's hidden retries,
-    and the SDK's aiohttp transport with room for every simulation in flight."""
-    timeout = openai.Timeout(read_timeout_s, connect=connect_timeout_s)
-    return openai.AsyncOpenAI(
-        api_key=api_key,
-        base_url=base_url,
-        timeout=timeout,
-        max_retries=0,
-        http_client=openai.DefaultAioHttpClient(
-            timeout=timeout,
-            limits=httpx2.Limits(
-                max_connections=max_connections, max_keepalive_connections=max_connections
-            ),
-        ),
-    )
 
 
 class LLMUserSimulator:
