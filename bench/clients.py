@@ -36,15 +36,12 @@ from bench.processes import Process, free_port, pid_usage, rabbitmq_pid
 from contracts.events import TurnEvent, parse_event
 from contracts.ids import new_simulation_id
 from contracts.names import ALL_SIMULATION_EVENTS, EVENTS_EXCHANGE
+from services.common.openai_client import build_openai_client
 from services.common.topology import declare_topology
 from services.orchestrator.bots.robot_ai_lesson import WEBHOOK_PATH, RobotAiLessonBot
 from services.orchestrator.bots.transport import build_bot_http_client
 from services.orchestrator.event_publisher import DeliveryEventSink
-from services.orchestrator.user_simulator import (
-    LLMUserSimulator,
-    TranscriptLine,
-    build_openai_client,
-)
+from services.orchestrator.user_simulator import LLMUserSimulator, TranscriptLine
 
 __all__ = ["main"]
 

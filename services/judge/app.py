@@ -13,7 +13,7 @@ from typing import Annotated, cast
 
 import aio_pika
 from faststream import AckPolicy, FastStream
-from faststream.rabbit import Channel, QueueType, RabbitBroker, RabbitQueue
+from faststream.rabbit import QueueType, RabbitQueue
 from faststream.rabbit.annotations import RabbitMessage
 from faststream.rabbit.schemas.queue import QuorumQueueArgs
 from faststream.specification import AsyncAPI
@@ -23,11 +23,10 @@ from contracts.events import CompletedEvent, FailedEvent
 from contracts.judgement import JudgedEvent
 from contracts.names import JUDGE_BINDINGS, JUDGE_QUEUE
 from contracts.topology import judge_queue_arguments
-from services.common.naming import with_connection_name
+from services.common.rabbit_broker import events_exchange, faststream_logger, rabbit_broker
 from services.judge.bootstrap import Judge, bootstrap
 from services.judge.publisher import publish_judged
 from services.judge.settings import JudgeSettings
-from services.orchestrator import topology
 
 __all__ = ["create_app"]
 
@@ -103,25 +102,25 @@ def judge_queue() -> RabbitQueue:
 def create_app(settings: JudgeSettings | None = None) -> FastStream:
     """Build the judge app: a broker consuming the judge queue."""
     settings = settings or JudgeSettings()
-    broker = RabbitBroker(
-        with_connection_name(settings.amqp_url, "judge", heartbeat_s=settings.amqp_heartbeat_s),
-        default_channel=Channel(prefetch_count=settings.judge_concurrency, on_return_raises=True),
-        graceful_timeout=settings.graceful_timeout_s,
-        logger=logging.getLogger("convsim.faststream"),
-        app_id="convsim-judge",
+    broker = rabbit_broker(
+        settings.amqp_url,
+        "judge",
+        heartbeat_s=settings.amqp_heartbeat_s,
+        prefetch=settings.judge_concurrency,
+        graceful_timeout_s=settings.graceful_timeout_s,
         description="Gives every ended simulation with criteria, assertions or a suite its "
         "verdict.",
     )
     judge = _Judge(settings)
     broker.subscriber(
         judge_queue(),
-        topology.events_exchange(),
+        events_exchange(),
         ack_policy=AckPolicy.REJECT_ON_ERROR,
         title="convsim.judge:judge",
         description="A simulation ended (completed or failed): judge it once.",
     )(judge.handle)
     broker.publisher(
-        exchange=topology.events_exchange(),
+        exchange=events_exchange(),
         routing_key="simulation.{simulation_id}.judged",
         persist=True,
         schema=JudgedEvent,
@@ -130,7 +129,7 @@ def create_app(settings: JudgeSettings | None = None) -> FastStream:
     )
     return FastStream(
         broker,
-        logger=logging.getLogger("convsim.faststream"),
+        logger=faststream_logger(),
         lifespan=judge.lifespan,
         specification=AsyncAPI(
             title="convsim judge",

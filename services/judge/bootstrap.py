@@ -7,14 +7,12 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 
-import aio_pika
-import openai
 from prometheus_client import CollectorRegistry
 
 from services.common.event_log import EventLogReader
+from services.common.log_connection import open_log_connection
 from services.common.metrics_server import serve_metrics
-from services.common.naming import with_connection_name
-from services.common.topology import declare_topology
+from services.common.openai_client import build_openai_client
 from services.judge.case import CriteriaJudge
 from services.judge.judging import Judging
 from services.judge.llm_judge import LLMJudge
@@ -37,17 +35,9 @@ class Judge:
 async def bootstrap(settings: JudgeSettings) -> AsyncIterator[Judge]:
     """Connect, declare the topology, open the judge LLM's client; close all of it after."""
     async with AsyncExitStack() as stack:
-        # Its own connection for reading the log, so reads never queue behind the consumer.
-        connection = await aio_pika.connect_robust(
-            with_connection_name(
-                settings.amqp_url, "judge-log", heartbeat_s=settings.amqp_heartbeat_s
-            )
+        connection = await open_log_connection(
+            stack, settings, "judge-log", heartbeat_s=settings.amqp_heartbeat_s
         )
-        stack.push_async_callback(connection.close)
-        async with connection.channel() as channel:
-            await declare_topology(
-                channel, settings.event_log_max_age, settings.max_queued_simulations
-            )
         metrics = JudgeMetrics(CollectorRegistry())
         await stack.enter_async_context(
             serve_metrics(metrics.registry, settings.metrics_host, settings.judge_metrics_port)
@@ -68,12 +58,11 @@ async def bootstrap(settings: JudgeSettings) -> AsyncIterator[Judge]:
 
 async def _criteria_judge(stack: AsyncExitStack, settings: JudgeSettings) -> CriteriaJudge:
     if settings.judge_kind == "llm" and settings.openai_api_key is not None:
-        timeout = openai.Timeout(settings.judge_timeout_s, connect=settings.connect_timeout_s)
-        client = openai.AsyncOpenAI(
+        client = build_openai_client(
             api_key=settings.openai_api_key.get_secret_value(),
             base_url=settings.openai_base_url,
-            timeout=timeout,
-            max_retries=0,
+            read_timeout_s=settings.judge_timeout_s,
+            connect_timeout_s=settings.connect_timeout_s,
         )
         stack.push_async_callback(client.close)
         logger.info("judge: llm (%s)", settings.judge_model)

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from contracts.events import TurnUsage
 from contracts.judgement import CriterionResult
+from services.common.chat_completion import ChatCompletionIn
 from services.judge.case import Case, CriteriaVerdicts
 
 __all__ = ["RESPONSE_FORMAT", "LLMJudge", "judge_messages", "parse_verdicts"]
@@ -72,25 +73,13 @@ class _Verdicts(BaseModel):
     criteria: list[_Verdict]
 
 
-class _Message(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-    content: str | None = None
-
-
-class _Choice(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-    message: _Message
-
-
 class _Usage(BaseModel):
     model_config = ConfigDict(extra="ignore")
     prompt_tokens: int
     completion_tokens: int
 
 
-class _Completion(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-    choices: list[_Choice]
+class _Completion(ChatCompletionIn):
     usage: _Usage | None = None
 
 
@@ -175,7 +164,7 @@ class LLMJudge:
                         model=self.model,
                     )
                 )
-            content = completion.choices[0].message.content if completion.choices else None
+            content = completion.content
             try:
                 results = parse_verdicts(content or "", case.criteria)
             except ValueError:

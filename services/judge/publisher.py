@@ -4,12 +4,10 @@ it for another judge) can then publish nothing more for it."""
 
 from __future__ import annotations
 
-import aio_pika
 from aio_pika.abc import AbstractIncomingMessage
-from pamqp.commands import Basic
 
 from contracts.judgement import JudgedEvent
-from contracts.names import EVENTS_EXCHANGE, event_routing_key
+from services.common.event_publishing import publish_event
 
 __all__ = ["publish_judged"]
 
@@ -18,23 +16,15 @@ async def publish_judged(
     delivery: AbstractIncomingMessage, judged: JudgedEvent, *, timeout_s: float
 ) -> None:
     """Raises when the broker did not confirm it."""
-    message = aio_pika.Message(
+    confirmed = await publish_event(
+        delivery.channel,
         judged.model_dump_json().encode(),
-        content_type="application/json",
-        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-        correlation_id=judged.simulation_id,
+        simulation_id=judged.simulation_id,
+        event_type=judged.type,
         message_id=f"{judged.simulation_id}.judged",
-        type=judged.type,
         timestamp=judged.timestamp,
         app_id="convsim-judge",
+        timeout_s=timeout_s,
     )
-    confirmation = await delivery.channel.basic_publish(
-        message.body,
-        exchange=EVENTS_EXCHANGE,
-        routing_key=event_routing_key(judged.simulation_id, judged.type),
-        properties=message.properties,
-        mandatory=True,
-        timeout=timeout_s,
-    )
-    if not isinstance(confirmation, Basic.Ack):
+    if not confirmed:
         raise RuntimeError(f"the broker did not take the verdict on {judged.simulation_id}")

@@ -13,14 +13,14 @@ from typing import Any
 import aio_pika
 from aio_pika.abc import AbstractIncomingMessage
 from faststream import AckPolicy, FastStream
-from faststream.rabbit import Channel, RabbitBroker
+from faststream.rabbit import RabbitBroker
 from faststream.rabbit.annotations import RabbitMessage
 from faststream.specification import AsyncAPI
 
 from contracts.events import SimulationEvent
 from contracts.requests import SimulationRequest
 from contracts.suggestions import SuggestionReply, SuggestionRequest
-from services.common.naming import with_connection_name
+from services.common.rabbit_broker import events_exchange, faststream_logger, rabbit_broker
 from services.orchestrator import topology
 from services.orchestrator.bootstrap import Orchestration, bootstrap
 from services.orchestrator.delivery_policy import Settlement, settle
@@ -182,16 +182,12 @@ async def _settle(message: RabbitMessage, *, requeue: bool) -> None:
 def create_app(settings: OrchestratorSettings | None = None) -> FastStream:
     """Build the orchestrator app: a broker consuming the request queue."""
     settings = settings or OrchestratorSettings()
-    broker = RabbitBroker(
-        with_connection_name(
-            settings.amqp_url, "orchestrator", heartbeat_s=settings.amqp_heartbeat_s
-        ),
-        default_channel=Channel(
-            prefetch_count=settings.max_concurrent_simulations, on_return_raises=True
-        ),
-        graceful_timeout=settings.graceful_timeout_s + HAND_BACK_WAIT_S,
-        logger=logging.getLogger("convsim.faststream"),  # the service's format, not its own
-        app_id="convsim-orchestrator",
+    broker = rabbit_broker(
+        settings.amqp_url,
+        "orchestrator",
+        heartbeat_s=settings.amqp_heartbeat_s,
+        prefetch=settings.max_concurrent_simulations,
+        graceful_timeout_s=settings.graceful_timeout_s + HAND_BACK_WAIT_S,
         description="Runs simulated conversations and publishes every turn as an event.",
     )
     orchestrator = _Orchestrator(settings, broker)
@@ -212,7 +208,7 @@ def create_app(settings: OrchestratorSettings | None = None) -> FastStream:
     )(orchestrator.suggest)
 
     broker.publisher(
-        exchange=topology.events_exchange(),
+        exchange=events_exchange(),
         routing_key="simulation.{simulation_id}.{type}",
         persist=True,
         schema=SimulationEvent,
@@ -222,7 +218,7 @@ def create_app(settings: OrchestratorSettings | None = None) -> FastStream:
 
     return FastStream(
         broker,
-        logger=logging.getLogger("convsim.faststream"),
+        logger=faststream_logger(),
         lifespan=orchestrator.lifespan,
         on_shutdown=[orchestrator.drain],
         specification=AsyncAPI(

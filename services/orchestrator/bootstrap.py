@@ -13,7 +13,6 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 
-import aio_pika
 import httpx
 from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
 from prometheus_client import CollectorRegistry
@@ -22,14 +21,15 @@ from contracts.names import CONTROL_LOG_STREAM
 from contracts.topology import max_age_of
 from services.common.bot_targets import BotTargetKind
 from services.common.event_log import EventLogReader
-from services.common.naming import with_connection_name
+from services.common.log_connection import open_log_connection
+from services.common.metrics_server import serve_metrics
+from services.common.openai_client import build_openai_client
 from services.common.stream_reader import StreamFollower
-from services.common.topology import declare_topology
 from services.orchestrator.bots.registry import BotDefaults, build_bots
 from services.orchestrator.bots.transport import build_bot_http_client
 from services.orchestrator.event_publisher import DeliveryEventSink
 from services.orchestrator.held_runs import HeldRuns
-from services.orchestrator.metrics import MeteredEventSink, OrchestratorMetrics, serve_metrics
+from services.orchestrator.metrics import MeteredEventSink, OrchestratorMetrics
 from services.orchestrator.ports import BotPort
 from services.orchestrator.provenance import ProvenanceFacts, convsim_version
 from services.orchestrator.replay import ReplaySource
@@ -42,7 +42,6 @@ from services.orchestrator.user_simulator import (
     LLMUserSimulator,
     ScriptedUserSimulator,
     UserSimulator,
-    build_openai_client,
 )
 
 __all__ = ["Orchestration", "bootstrap"]
@@ -68,17 +67,9 @@ async def bootstrap(settings: OrchestratorSettings) -> AsyncIterator[Orchestrati
     """Connect, declare the topology, follow the control log, open the clients; close all
     of it when the context ends."""
     async with AsyncExitStack() as stack:
-        # Its own connection for the logs, so reads never queue behind the run channel.
-        connection = await aio_pika.connect_robust(
-            with_connection_name(
-                settings.amqp_url, "orchestrator-log", heartbeat_s=settings.amqp_heartbeat_s
-            )
+        connection = await open_log_connection(
+            stack, settings, "orchestrator-log", heartbeat_s=settings.amqp_heartbeat_s
         )
-        stack.push_async_callback(connection.close)
-        async with connection.channel() as channel:
-            await declare_topology(
-                channel, settings.event_log_max_age, settings.max_queued_simulations
-            )
         held = HeldRuns(retention=max_age_of(settings.event_log_max_age))
         metrics = OrchestratorMetrics(CollectorRegistry(), in_flight=lambda: len(held))
         await stack.enter_async_context(

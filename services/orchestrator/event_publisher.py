@@ -17,15 +17,10 @@ import asyncio
 
 import aio_pika
 from aio_pika.abc import AbstractIncomingMessage, FieldValue
-from pamqp.commands import Basic
 
 from contracts.events import SimulationEvent
-from contracts.names import (
-    EVENTS_EXCHANGE,
-    FINGERPRINT_HEADER,
-    IDEMPOTENCY_KEY_HEADER,
-    event_routing_key,
-)
+from contracts.names import FINGERPRINT_HEADER, IDEMPOTENCY_KEY_HEADER
+from services.common.event_publishing import publish_event
 
 __all__ = ["DeliveryEventSink", "EventTooLarge", "OwnershipLost", "cancelled_by_lost_channel"]
 
@@ -92,25 +87,17 @@ class DeliveryEventSink:
         headers: dict[str, FieldValue] = {"convsim-attempt": event.attempt}
         if event.type == "started":
             headers.update(self._started_headers)
-        message = aio_pika.Message(
-            body,
-            content_type="application/json",
-            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-            correlation_id=event.simulation_id,
-            message_id=f"{event.simulation_id}.{event.seq}",
-            type=event.type,
-            timestamp=event.timestamp,
-            app_id="convsim-orchestrator",
-            headers=headers,
-        )
         try:
-            confirmation = await self._delivery.channel.basic_publish(
-                message.body,
-                exchange=EVENTS_EXCHANGE,
-                routing_key=event_routing_key(event.simulation_id, event.type),
-                properties=message.properties,
-                mandatory=True,
-                timeout=self._timeout_s,
+            confirmed = await publish_event(
+                self._delivery.channel,
+                body,
+                simulation_id=event.simulation_id,
+                event_type=event.type,
+                message_id=f"{event.simulation_id}.{event.seq}",
+                timestamp=event.timestamp,
+                app_id="convsim-orchestrator",
+                timeout_s=self._timeout_s,
+                headers=headers,
             )
         except asyncio.CancelledError as exc:
             if not cancelled_by_lost_channel(exc):
@@ -120,5 +107,5 @@ class DeliveryEventSink:
             if self.owns_request:
                 raise
             raise OwnershipLost(f"the channel holding {event.simulation_id} closed") from exc
-        if not isinstance(confirmation, Basic.Ack):
+        if not confirmed:
             raise RuntimeError(f"the broker did not take {event.type} seq {event.seq}")

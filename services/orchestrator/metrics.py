@@ -1,15 +1,12 @@
-"""The orchestrator's Prometheus metrics, read off the events its runs publish, and served on
-their own port (CONVSIM_METRICS_PORT)."""
+"""The orchestrator's Prometheus metrics, read off the events its runs publish (served on their
+own port, CONVSIM_METRICS_PORT, by services.common.metrics_server)."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import Callable
 
-import uvicorn
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_asgi_app
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from contracts.events import (
     TERMINAL_EVENT_TYPES,
@@ -21,7 +18,7 @@ from contracts.events import (
 )
 from services.orchestrator.simulation import EventSink
 
-__all__ = ["MeteredEventSink", "OrchestratorMetrics", "serve_metrics"]
+__all__ = ["MeteredEventSink", "OrchestratorMetrics"]
 
 logger = logging.getLogger(__name__)
 
@@ -129,35 +126,3 @@ def _fields_of(event: SimulationEvent) -> dict[str, object]:
     if isinstance(event, FailedEvent):
         fields["error_code"] = event.error.code
     return fields
-
-
-class _MetricsServer(uvicorn.Server):
-    """uvicorn without its signal handlers: SIGTERM belongs to the orchestrator's shutdown."""
-
-    @contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
-@asynccontextmanager
-async def serve_metrics(registry: CollectorRegistry, host: str, port: int) -> AsyncIterator[None]:
-    """Serve /metrics on host:port in this event loop while the context is open (port 0: off).
-
-    A port already taken is logged, not fatal: a worker without metrics beats no worker."""
-    if port == 0:
-        yield
-        return
-    server = _MetricsServer(
-        uvicorn.Config(
-            make_asgi_app(registry), host=host, port=port, log_level="warning", lifespan="off"
-        )
-    )
-    task = asyncio.create_task(server.serve())
-    try:
-        yield
-    finally:
-        server.should_exit = True
-        try:
-            await task
-        except (OSError, SystemExit) as exc:  # uvicorn exits when it cannot bind
-            logger.error("metrics were not served on %s:%d: %r", host, port, exc)

@@ -1,5 +1,6 @@
-"""The FastStream objects of the orchestrator's subscriber and publisher (the rest of the
-topology is declared by services.common.topology, with the same names and arguments)."""
+"""The FastStream objects of the orchestrator's subscribers (the events exchange is
+services.common.rabbit_broker's; the rest of the topology is declared by
+services.common.topology, with the same names and arguments)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ from faststream.rabbit import ExchangeType, QueueType, RabbitExchange, RabbitQue
 from faststream.rabbit.schemas.queue import QuorumQueueArgs
 
 from contracts.names import (
-    EVENTS_EXCHANGE,
     REQUEST_ROUTING_KEY,
     REQUESTS_EXCHANGE,
     SIMULATIONS_QUEUE,
@@ -18,15 +18,11 @@ from contracts.names import (
 )
 from contracts.topology import simulations_queue_arguments
 
-__all__ = ["events_exchange", "requests_exchange", "simulations_queue", "suggestions_queue"]
+__all__ = ["requests_exchange", "simulations_queue", "suggestions_queue"]
 
 
 def requests_exchange() -> RabbitExchange:
     return RabbitExchange(REQUESTS_EXCHANGE, type=ExchangeType.DIRECT, durable=True)
-
-
-def events_exchange() -> RabbitExchange:
-    return RabbitExchange(EVENTS_EXCHANGE, type=ExchangeType.TOPIC, durable=True)
 
 
 def simulations_queue(max_queued: int) -> RabbitQueue:

@@ -8,13 +8,13 @@ import zlib
 from collections.abc import Sequence
 from typing import Protocol
 
-import httpx2
 import openai
 from openai.types.chat import ChatCompletionMessageParam
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import ValidationError
 
 from contracts.events import TurnRole
 from contracts.requests import LLMOptions
+from services.common.chat_completion import ChatCompletionIn
 from services.orchestrator.connect_errors import unreachable_reason
 from services.orchestrator.endings import DEFAULT_STOP_PHRASE
 from services.orchestrator.errors import SimulationFailure, retry_after_seconds
@@ -26,30 +26,10 @@ __all__ = [
     "ScriptedUserSimulator",
     "TranscriptLine",
     "UserSimulator",
-    "build_openai_client",
     "llm_messages",
 ]
 
 TranscriptLine = tuple[TurnRole, str]
-
-
-class _ReplyMessage(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-    content: str | None = None
-
-
-class _Choice(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-    message: _ReplyMessage
-
-
-class _Completion(BaseModel):
-    """The part of a chat completion the simulated user needs, validated by pydantic-core.
-    The SDK's own ChatCompletion is built field by field in Python (openai's construct_type),
-    about 0.45 ms per call: a quarter of each LLM call's CPU in a busy orchestrator."""
-
-    model_config = ConfigDict(extra="ignore")
-    choices: list[_Choice]
 
 
 class UserSimulator(Protocol):
@@ -80,31 +60,6 @@ def llm_messages(persona: str, lines: Sequence[TranscriptLine]) -> list[ChatComp
         else:
             messages.append({"role": "assistant", "content": content})
     return messages
-
-
-def build_openai_client(
-    *,
-    api_key: str,
-    base_url: str | None,
-    read_timeout_s: float,
-    connect_timeout_s: float,
-    max_connections: int,
-) -> openai.AsyncOpenAI:
-    """The process's one OpenAI client: explicit timeouts, none of the SDK's hidden retries,
-    and the SDK's aiohttp transport with room for every simulation in flight."""
-    timeout = openai.Timeout(read_timeout_s, connect=connect_timeout_s)
-    return openai.AsyncOpenAI(
-        api_key=api_key,
-        base_url=base_url,
-        timeout=timeout,
-        max_retries=0,
-        http_client=openai.DefaultAioHttpClient(
-            timeout=timeout,
-            limits=httpx2.Limits(
-                max_connections=max_connections, max_keepalive_connections=max_connections
-            ),
-        ),
-    )
 
 
 class LLMUserSimulator:
@@ -161,12 +116,12 @@ class LLMUserSimulator:
                 "llm_error", f"the LLM answered badly ({type(exc).__name__})"
             ) from exc
         try:
-            completion = _Completion.model_validate(answer)
+            completion = ChatCompletionIn.model_validate(answer)
         except ValidationError as exc:
             raise SimulationFailure(
                 "llm_error", "the LLM answered something other than a chat completion"
             ) from exc
-        content = completion.choices[0].message.content if completion.choices else None
+        content = completion.content
         if not content or not content.strip():
             raise SimulationFailure("llm_error", "the LLM answered an empty message")
         return Metered(content.strip(), usage_of(answer, model))

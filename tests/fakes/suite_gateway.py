@@ -30,6 +30,7 @@ from contracts.judgement import AssertionResult, CriterionResult, JudgedEvent, V
 from contracts.scenarios import Scenario, SuiteCreate, UserSpec
 from contracts.suites import (
     AdmittedMember,
+    EndedStatus,
     SuiteAdmittedEvent,
     SuiteCancelledEvent,
     SuiteCancellingEvent,
@@ -197,6 +198,20 @@ class FakeSuiteGateway:
         def seq() -> int:
             return state.last_seq + 1
 
+        def progress(
+            index: int, simulation_id: str, status: EndedStatus, verdict: Verdict | None = None
+        ) -> SuiteProgressEvent:
+            return SuiteProgressEvent(
+                suite_id=self.suite_id,
+                seq=seq(),
+                index=index,
+                simulation_id=simulation_id,
+                status=status,
+                verdict=verdict,
+                cost_usd=0.002 if verdict else None,
+                counts=SuiteCounts(),
+            )
+
         admitted = [
             AdmittedMember(index=i, simulation_id=r.simulation_id) for i, r in enumerate(self.runs)
         ]
@@ -204,34 +219,14 @@ class FakeSuiteGateway:
         judged = self.runs[:1] if self.hold else self.runs
         for index, run in enumerate(judged):
             for verdict in (None, run.verdict):
-                publish(
-                    SuiteProgressEvent(
-                        suite_id=self.suite_id,
-                        seq=seq(),
-                        index=index,
-                        simulation_id=run.simulation_id,
-                        status=run.status,
-                        verdict=verdict,
-                        cost_usd=0.002 if verdict else None,
-                        counts=SuiteCounts(),
-                    )
-                )
+                publish(progress(index, run.simulation_id, run.status, verdict))
         if not self.hold:
             publish(self._ended(state, SuiteCompletedEvent, seq()))
             return events, []
         before = len(events)
         publish(SuiteCancellingEvent(suite_id=self.suite_id, seq=seq()))
         for index, run in enumerate(self.runs[1:], start=1):
-            publish(
-                SuiteProgressEvent(
-                    suite_id=self.suite_id,
-                    seq=seq(),
-                    index=index,
-                    simulation_id=run.simulation_id,
-                    status="cancelled",
-                    counts=SuiteCounts(),
-                )
-            )
+            publish(progress(index, run.simulation_id, "cancelled"))
         publish(self._ended(state, SuiteCancelledEvent, seq()))
         return events[:before], events[before:]
 

@@ -11,7 +11,7 @@ from httpx_sse import aconnect_sse
 
 from contracts.events import SimulationEvent, parse_event
 
-__all__ = ["EventWatcher", "create_simulation", "read_events", "request_body"]
+__all__ = ["EventWatcher", "create_simulation", "create_suite", "read_events", "request_body"]
 
 
 def request_body(bot_id: int, **fields: Any) -> dict[str, Any]:
@@ -24,6 +24,16 @@ async def create_simulation(client: httpx.AsyncClient, body: dict[str, Any]) -> 
     simulation_id: str = response.json()["simulation_id"]
     assert response.headers["location"] == f"/v1/simulations/{simulation_id}"
     return simulation_id
+
+
+async def create_suite(client: httpx.AsyncClient, body: dict[str, Any]) -> str:
+    """POST /v1/suites: its id, once the answer is a 202 with its location and links."""
+    response = await client.post("/v1/suites", json=body)
+    assert response.status_code == 202, response.text
+    suite_id: str = response.json()["suite_id"]
+    assert response.headers["location"] == f"/v1/suites/{suite_id}"
+    assert response.json()["links"]["events"] == f"/v1/suites/{suite_id}/events"
+    return suite_id
 
 
 async def read_events(

@@ -11,22 +11,19 @@ import aio_pika
 from aio_pika.abc import AbstractIncomingMessage
 
 from contracts.events import SimulationEvent, parse_event
+from contracts.judgement import JudgedEvent, parse_judged
 from contracts.names import EVENT_LOG_STREAM, event_routing_key
 from services.common.event_log import is_judged_key
 from services.common.stream_reader import read_stream
 
-__all__ = ["eventually", "raw_logged_events"]
+__all__ = ["eventually", "logged_verdicts", "raw_logged_events", "read_event_log"]
 
 
-async def raw_logged_events(amqp_url: str, simulation_id: str) -> list[SimulationEvent]:
-    """Every event of the simulation in the log, in log order: stale and duplicate ones too."""
-    prefix = event_routing_key(simulation_id, "")
-    found: list[SimulationEvent] = []
+async def read_event_log(amqp_url: str, visit: Callable[[AbstractIncomingMessage], None]) -> None:
+    """Show every message of the last hour of the event log to ``visit``, to the log's end."""
 
-    def visit(message: AbstractIncomingMessage) -> bool:
-        key = message.routing_key or ""
-        if key.startswith(prefix) and not is_judged_key(key):  # the verdict is no event
-            found.append(parse_event(message.body))
+    def visit_all(message: AbstractIncomingMessage) -> bool:
+        visit(message)
         return True
 
     connection = await aio_pika.connect_robust(amqp_url)
@@ -35,13 +32,40 @@ async def raw_logged_events(amqp_url: str, simulation_id: str) -> list[Simulatio
             connection,
             EVENT_LOG_STREAM,
             datetime.now(UTC) - timedelta(hours=1),
-            visit,
+            visit_all,
             prefetch=1_000,
             timeout_s=30,
         )
         assert complete, "the event log could not be read to its end"
     finally:
         await connection.close()
+
+
+async def raw_logged_events(amqp_url: str, simulation_id: str) -> list[SimulationEvent]:
+    """Every event of the simulation in the log, in log order: stale and duplicate ones too."""
+    prefix = event_routing_key(simulation_id, "")
+    found: list[SimulationEvent] = []
+
+    def visit(message: AbstractIncomingMessage) -> None:
+        key = message.routing_key or ""
+        if key.startswith(prefix) and not is_judged_key(key):  # the verdict is no event
+            found.append(parse_event(message.body))
+
+    await read_event_log(amqp_url, visit)
+    return found
+
+
+async def logged_verdicts(amqp_url: str, simulation_ids: set[str]) -> list[JudgedEvent]:
+    """Every ``judged`` of these simulations in the event log (duplicates too)."""
+    found: list[JudgedEvent] = []
+
+    def visit(message: AbstractIncomingMessage) -> None:
+        if is_judged_key(message.routing_key):
+            judged = parse_judged(message.body)
+            if judged.simulation_id in simulation_ids:
+                found.append(judged)
+
+    await read_event_log(amqp_url, visit)
     return found
 
 

@@ -52,12 +52,6 @@ scenarios:
 """
 
 
-def _default_sigint() -> None:
-    """A shell runs background jobs with SIGINT ignored, and Python then installs no
-    KeyboardInterrupt handler: give the CLI the SIGINT a terminal user's process has."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
 def served(fake: FakeSuiteGateway) -> Iterator[tuple[FakeSuiteGateway, str]]:
     with serve_in_thread(fake.app()) as (url, _):
         yield fake, url
@@ -89,6 +83,35 @@ def _command(url: str, *args: str | Path) -> tuple[list[str], dict[str, str]]:
 def convsim(url: str, *args: str | Path) -> subprocess.CompletedProcess[str]:
     command, env = _command(url, *args)
     return subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
+
+
+def _default_sigint() -> None:
+    """A shell runs background jobs with SIGINT ignored, and Python then installs no
+    KeyboardInterrupt handler: give the CLI the SIGINT a terminal user's process has."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def interrupted(fake: FakeSuiteGateway, url: str, *args: str | Path) -> tuple[int, str, str]:
+    """Run the CLI, press Ctrl-C once it follows the suite's events: its exit code and output."""
+    command, env = _command(url, *args)
+    process = subprocess.Popen(
+        command,
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=_default_sigint,
+    )
+    try:
+        wait_until(fake.streaming.is_set, timeout_s=30, what="the CLI following the suite")
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    return process.returncode, out, err
 
 
 def test_a_failing_suite_exits_1_with_its_reports(
@@ -158,25 +181,8 @@ def test_ctrl_c_cancels_the_suite_and_exits_130(
 ) -> None:
     fake, url = held
     junit = tmp_path / "cancelled.xml"
-    command, env = _command(url, "suite", "run", *suite_files, "--junit", junit)
-    process = subprocess.Popen(
-        command,
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        preexec_fn=_default_sigint,
-    )
-    try:
-        wait_until(fake.streaming.is_set, timeout_s=30, what="the CLI following the suite")
-        process.send_signal(signal.SIGINT)
-        out, err = process.communicate(timeout=30)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-    assert process.returncode == 130, out + err
+    returncode, out, err = interrupted(fake, url, "suite", "run", *suite_files, "--junit", junit)
+    assert returncode == 130, out + err
     assert fake.deleted == [fake.suite_id]
     assert f"interrupted: cancelling suite {fake.suite_id}" in out
     cases = [case for suite in JUnitXml.fromfile(str(junit)) for case in suite]
@@ -201,25 +207,8 @@ def test_watch_reattaches_and_exits_as_run_would(
 
 def test_ctrl_c_in_watch_lets_go_without_cancelling(held: tuple[FakeSuiteGateway, str]) -> None:
     fake, url = held
-    command, env = _command(url, "suite", "watch", fake.suite_id)
-    process = subprocess.Popen(
-        command,
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        preexec_fn=_default_sigint,
-    )
-    try:
-        wait_until(fake.streaming.is_set, timeout_s=30, what="the CLI following the suite")
-        process.send_signal(signal.SIGINT)
-        out, err = process.communicate(timeout=30)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-    assert process.returncode == 130, out + err
+    returncode, out, err = interrupted(fake, url, "suite", "watch", fake.suite_id)
+    assert returncode == 130, out + err
     assert fake.deleted == []
     assert "stopped watching" in out
 

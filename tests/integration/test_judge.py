@@ -9,90 +9,37 @@ import json
 import signal
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aio_pika
 import httpx
 import pytest
-from aio_pika.abc import AbstractIncomingMessage
 
 from contracts.events import CompletedEvent
-from contracts.judgement import JudgedEvent, parse_judged
-from contracts.names import EVENT_LOG_STREAM, JUDGE_QUEUE
-from services.common.event_log import is_judged_key
-from services.common.stream_reader import read_stream
+from contracts.names import JUDGE_QUEUE
 from services.judge.llm_judge import SYSTEM_PROMPT
 from tests.fakes.bot_api import BAD_REQUEST_BOT, NORMAL_BOT
 from tests.fakes.openai_api import JUDGE_SLOW_MODEL, FakeOpenAI, judge_answer
 from tests.fakes.server import free_port
 from tests.integration.client import create_simulation, read_events, request_body
-from tests.integration.conftest import IsolatedStack, Stack, isolated_stack
-from tests.integration.log_tap import eventually, raw_logged_events
-from tests.integration.processes import ServiceProcess, start_judge, wait_until
+from tests.integration.conftest import Stack
+from tests.integration.judge_stack import JUDGE_MODEL, PRICES, JudgeStack, judge_stack_of
+from tests.integration.log_tap import eventually, logged_verdicts, raw_logged_events
+from tests.integration.processes import wait_until
 
 pytestmark = pytest.mark.integration
-
-JUDGE_MODEL = "gpt-4o-mini"
-PRICES = {JUDGE_MODEL: {"input": 0.15, "output": 0.6}}
-
-
-@dataclass
-class JudgeStack:
-    isolated: IsolatedStack
-    url: str
-    llm: FakeOpenAI
-
-    def judge(self, name: str, **env: str) -> ServiceProcess:
-        process = start_judge(
-            name,
-            {**self.isolated.env, "CONVSIM_PRICES": json.dumps(PRICES), **env},
-            self.isolated.logs,
-        )
-        self.isolated.processes.append(process)
-        return process
 
 
 @pytest.fixture(scope="module")
 def judge_stack(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[JudgeStack]:
-    with isolated_stack(stack, tmp_path_factory) as isolated:
-        isolated.start_orchestrator("orchestrator-judged", CONVSIM_USER_SIMULATOR="scripted")
-        _, url = isolated.start_gateway()
-        yield JudgeStack(isolated, url, stack.llm)
+    with judge_stack_of(stack, tmp_path_factory, "orchestrator-judged") as judged:
+        yield judged
 
 
 @pytest.fixture
 async def http(judge_stack: JudgeStack) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(base_url=judge_stack.url, timeout=30) as client:
         yield client
-
-
-async def logged_verdicts(amqp_url: str, simulation_ids: set[str]) -> list[JudgedEvent]:
-    """Every ``judged`` of these simulations in the event log (duplicates too)."""
-    found: list[JudgedEvent] = []
-
-    def visit(message: AbstractIncomingMessage) -> bool:
-        if is_judged_key(message.routing_key):
-            judged = parse_judged(message.body)
-            if judged.simulation_id in simulation_ids:
-                found.append(judged)
-        return True
-
-    connection = await aio_pika.connect_robust(amqp_url)
-    try:
-        complete = await read_stream(
-            connection,
-            EVENT_LOG_STREAM,
-            datetime.now(UTC) - timedelta(hours=1),
-            visit,
-            prefetch=1_000,
-            timeout_s=30,
-        )
-        assert complete
-    finally:
-        await connection.close()
-    return found
 
 
 async def verdict_of(http: httpx.AsyncClient, simulation_id: str) -> dict[str, Any] | None:

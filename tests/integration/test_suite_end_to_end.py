@@ -14,7 +14,6 @@ import sys
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,46 +26,27 @@ from services.judge.llm_judge import SYSTEM_PROMPT
 from tests.fakes.bot_api import NORMAL_BOT
 from tests.fakes.openai_api import JUDGE_SLOW_MODEL, FakeOpenAI, judge_answer
 from tests.integration.browser import chromium, open_page
-from tests.integration.conftest import IsolatedStack, Stack, isolated_stack
-from tests.integration.log_tap import eventually
-from tests.integration.processes import REPO, ServiceProcess, start_judge
-from tests.integration.test_judge import logged_verdicts
+from tests.integration.client import create_suite
+from tests.integration.conftest import Stack
+from tests.integration.judge_stack import JUDGE_MODEL, PRICES, JudgeStack, judge_stack_of
+from tests.integration.log_tap import eventually, logged_verdicts
+from tests.integration.processes import REPO
 
 pytestmark = pytest.mark.integration
 
 __all__ = ["chromium"]  # the fixture, imported for pytest
 
-JUDGE_MODEL = "gpt-4o-mini"
-PRICES = {JUDGE_MODEL: {"input": 0.15, "output": 0.6}}
 CLI_TIMEOUT_S = 120
 
 
-@dataclass
-class SuiteStack:
-    isolated: IsolatedStack
-    url: str
-    llm: FakeOpenAI
-
-    def judge(self, name: str, **env: str) -> ServiceProcess:
-        process = start_judge(
-            name,
-            {**self.isolated.env, "CONVSIM_PRICES": json.dumps(PRICES), **env},
-            self.isolated.logs,
-        )
-        self.isolated.processes.append(process)
-        return process
-
-
 @pytest.fixture(scope="module")
-def suite_stack(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SuiteStack]:
-    with isolated_stack(stack, tmp_path_factory) as isolated:
-        isolated.start_orchestrator("orchestrator-suites", CONVSIM_USER_SIMULATOR="scripted")
-        _, url = isolated.start_gateway()
-        yield SuiteStack(isolated, url, stack.llm)
+def suite_stack(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[JudgeStack]:
+    with judge_stack_of(stack, tmp_path_factory, "orchestrator-suites") as judged:
+        yield judged
 
 
 @pytest.fixture
-async def http(suite_stack: SuiteStack) -> AsyncIterator[httpx.AsyncClient]:
+async def http(suite_stack: JudgeStack) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(base_url=suite_stack.url, timeout=30) as client:
         yield client
 
@@ -113,7 +93,7 @@ def convsim(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 async def test_a_suite_from_its_file_to_verdicts_reports_and_exit_code(
-    suite_stack: SuiteStack, http: httpx.AsyncClient, chromium: Browser, tmp_path: Path
+    suite_stack: JudgeStack, http: httpx.AsyncClient, chromium: Browser, tmp_path: Path
 ) -> None:
     judge = suite_stack.judge("judge-suites")
     marker = uuid.uuid4().hex[:8]
@@ -224,7 +204,7 @@ async def test_a_suite_from_its_file_to_verdicts_reports_and_exit_code(
 
 
 async def test_a_judge_killed_mid_suite_leaves_no_member_unjudged_or_judged_twice(
-    suite_stack: SuiteStack, http: httpx.AsyncClient
+    suite_stack: JudgeStack, http: httpx.AsyncClient
 ) -> None:
     slow = {"CONVSIM_JUDGE_MODEL": JUDGE_SLOW_MODEL, "CONVSIM_JUDGE_CONCURRENCY": "1"}
     judge = suite_stack.judge("judge-killed-mid-suite", **slow)
@@ -242,9 +222,7 @@ async def test_a_judge_killed_mid_suite_leaves_no_member_unjudged_or_judged_twic
             }
         ],
     }
-    created = await http.post("/v1/suites", json=body)
-    assert created.status_code == 202, created.text
-    suite_id = created.json()["suite_id"]
+    suite_id = await create_suite(http, body)
 
     async def judged_between(low: int, high: int) -> bool:
         counts = (await http.get(f"/v1/suites/{suite_id}")).json()["counts"]

@@ -14,6 +14,7 @@ from httpx_sse import aconnect_sse
 
 from contracts.suites import SuiteEvent, parse_suite_event
 from tests.fakes.bot_api import GATED_BOT, SLOW_BOT
+from tests.integration.client import create_suite
 from tests.integration.conftest import IsolatedStack, Stack
 from tests.integration.processes import wait_until
 from tests.integration.standin_judge import FAIL_MARKER, standin_judge
@@ -66,15 +67,6 @@ class SuiteWatcher:
         async with asyncio.timeout(timeout_s):
             await self._task
         return self.events
-
-
-async def create_suite(client: httpx.AsyncClient, body: dict[str, Any]) -> str:
-    response = await client.post("/v1/suites", json=body)
-    assert response.status_code == 202, response.text
-    suite_id: str = response.json()["suite_id"]
-    assert response.headers["location"] == f"/v1/suites/{suite_id}"
-    assert response.json()["links"]["events"] == f"/v1/suites/{suite_id}/events"
-    return suite_id
 
 
 def member_ids(events: list[SuiteEvent]) -> list[str]:

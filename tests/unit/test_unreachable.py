@@ -10,10 +10,11 @@ from contextlib import AbstractContextManager, contextmanager, suppress
 
 import pytest
 
+from services.common.openai_client import build_openai_client
 from services.orchestrator.bots.robot_ai_lesson import RobotAiLessonBot
 from services.orchestrator.bots.transport import build_bot_http_client
 from services.orchestrator.errors import SimulationFailure
-from services.orchestrator.user_simulator import LLMUserSimulator, build_openai_client
+from services.orchestrator.user_simulator import LLMUserSimulator
 
 CONNECT_TIMEOUT_S = 0.5
 

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, computed_field
 
 from contracts.events import ErrorInfo, UsageTotal
 from contracts.judgement import AssertionResult, CriterionResult, JudgedEvent, Verdict
+from contracts.suites import SuiteCounts
 
 __all__ = [
     "ReportCounts",
@@ -34,17 +35,11 @@ class _Lenient(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
 
-class ReportCounts(_Lenient):
-    """The suite's counts of members, as the gateway gives them."""
+class ReportCounts(SuiteCounts):
+    """The suite's counts of members, as the gateway gives them (the contract's fields; counts
+    a newer gateway adds are ignored, not refused)."""
 
-    members: int = 0
-    waiting: int = 0
-    running: int = 0
-    completed: int = 0
-    failed: int = 0
-    cancelled: int = 0
-    judged: int = 0
-    passed: int = 0
+    model_config = ConfigDict(extra="ignore", frozen=False)
 
 
 class _RunIn(_Lenient):

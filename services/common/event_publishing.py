@@ -1,0 +1,53 @@
+"""Publishes one simulation's event (or verdict) on the channel its trigger was delivered on:
+persistent, mandatory, and confirmed by the broker. Publishing on the delivery's own channel is
+the write fence: once that channel is gone (and the trigger requeued for another consumer),
+nothing more can be published for it."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import aio_pika
+from aio_pika.abc import FieldValue
+from aiormq.abc import AbstractChannel
+from pamqp.commands import Basic
+
+from contracts.names import EVENTS_EXCHANGE, event_routing_key
+
+__all__ = ["publish_event"]
+
+
+async def publish_event(
+    channel: AbstractChannel,
+    body: bytes,
+    *,
+    simulation_id: str,
+    event_type: str,
+    message_id: str,
+    timestamp: datetime,
+    app_id: str,
+    timeout_s: float,
+    headers: dict[str, FieldValue] | None = None,
+) -> bool:
+    """Publish on ``simulation.<id>.<event_type>``; True once the broker acked it. Errors
+    (a closed channel, a timeout, an unroutable message) are raised to the caller."""
+    message = aio_pika.Message(
+        body,
+        content_type="application/json",
+        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        correlation_id=simulation_id,
+        message_id=message_id,
+        type=event_type,
+        timestamp=timestamp,
+        app_id=app_id,
+        headers=headers,
+    )
+    confirmation = await channel.basic_publish(
+        message.body,
+        exchange=EVENTS_EXCHANGE,
+        routing_key=event_routing_key(simulation_id, event_type),
+        properties=message.properties,
+        mandatory=True,
+        timeout=timeout_s,
+    )
+    return isinstance(confirmation, Basic.Ack)
