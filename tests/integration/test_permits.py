@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+import time
 from collections.abc import AsyncIterator
 
 import aio_pika
@@ -77,9 +78,12 @@ async def test_three_orchestrators_never_exceed_the_targets_max_concurrency(
     assert await _free_permits(isolated.broker.amqp_url, PermitQueues(TARGET, 5)) == 5
 
 
-async def test_the_permits_of_a_killed_orchestrator_return_and_the_rest_complete(
-    isolated: IsolatedStack,
+@pytest.mark.parametrize("fault", [signal.SIGKILL, signal.SIGSTOP], ids=["killed", "frozen"])
+async def test_the_permits_of_a_dead_orchestrator_return_and_the_rest_complete(
+    isolated: IsolatedStack, fault: signal.Signals
 ) -> None:
+    """Killed: the broker returns its permits at once. Frozen: after its missed heartbeats
+    (CONVSIM_AMQP_HEARTBEAT_S is 2 here)."""
     env = _limited_env(isolated, 2)
     first = isolated.start_orchestrator("orchestrator-a", **env)
     _, url = isolated.start_gateway(**env)
@@ -105,12 +109,26 @@ async def test_the_permits_of_a_killed_orchestrator_return_and_the_rest_complete
         assert isolated.bot.init_calls(third) == 0  # waiting uses no call
 
         isolated.start_orchestrator("orchestrator-b", **env)
-        first.stop(signal.SIGKILL)  # it dies holding both permits
-        for simulation_id in gated:
-            isolated.bot.open(simulation_id)
-        async with asyncio.timeout(60):
-            stories = await asyncio.gather(*(read_events(client, i) for i in [*gated, third]))
-        state = (await client.get(f"/v1/simulations/{third}")).json()
+        lost_at = time.monotonic()
+        first.send(fault)  # it dies (or freezes) holding both permits
+        try:
+            # The other one takes the requests over and, with the permits, calls the bot.
+            await eventually(
+                lambda: all(isolated.bot.webhook_calls(i) == 3 for i in gated),
+                timeout_s=30,
+                what="the other orchestrator to call the bot with the returned permits",
+            )
+            taken_over_s = time.monotonic() - lost_at
+            for simulation_id in gated:
+                isolated.bot.open(simulation_id)
+            async with asyncio.timeout(60):
+                stories = await asyncio.gather(*(read_events(client, i) for i in [*gated, third]))
+            state = (await client.get(f"/v1/simulations/{third}")).json()
+        finally:
+            if fault == signal.SIGSTOP:
+                first.send(signal.SIGCONT)
+    print(f"{fault.name}: permits back in use after {taken_over_s:.1f} s")
+    assert taken_over_s < (1 if fault == signal.SIGKILL else 3 * 2 * 2)
     assert [type(events[-1]) for events in stories] == [CompletedEvent] * 3
     assert state["waiting_for"] is None
     assert await _free_permits(isolated.broker.amqp_url, PermitQueues(TARGET, 2)) == 2
