@@ -182,3 +182,15 @@ async def test_the_pool_hands_out_n_permits_and_a_dead_connection_returns_them(
     more = [await asyncio.wait_for(other.acquire("pool"), 10) for _ in range(2)]
     assert len(more) == 2
     await other.close()
+
+
+async def test_a_permit_survives_any_number_of_returns(
+    isolated: IsolatedStack, connections: list[AbstractRobustConnection]
+) -> None:
+    """Quorum queues count returns (RabbitMQ 4 drops a message after 20 by default)."""
+    pool = PermitPool(connections[0], ConcurrencyLimits(targets={"reused": 1}))
+    for _ in range(30):
+        permit = await asyncio.wait_for(pool.acquire("reused"), 10)
+        await permit.release()
+    await pool.close()
+    assert await _free_permits(isolated.broker.amqp_url, PermitQueues("reused", 1)) == 1

@@ -27,6 +27,10 @@ __all__ = ["ensure_filled", "queue_exists"]
 logger = logging.getLogger(__name__)
 
 QUORUM: FieldTable = {"x-queue-type": "quorum"}
+PERMITS: FieldTable = {**QUORUM, "x-delivery-limit": 2**31 - 1}
+"""A permit comes back with a requeue after every call, and quorum queues count returns:
+RabbitMQ 4.0+ drops a message after 20 by default, and 3.x takes -1 ("no limit" on 4.x) as
+a limit of 0. A limit this large holds on every version."""
 LOCK_RETRY_S = (0.05, 0.5)
 
 
@@ -67,7 +71,7 @@ async def ensure_filled(connection: AbstractConnection, queues: PermitQueues) ->
 
 async def _fill(channel: aio_pika.abc.AbstractChannel, queues: PermitQueues) -> None:
     await channel.queue_delete(queues.permits)
-    await channel.declare_queue(queues.permits, durable=True, arguments=QUORUM)
+    await channel.declare_queue(queues.permits, durable=True, arguments=PERMITS)
     await asyncio.gather(
         *(
             channel.default_exchange.publish(

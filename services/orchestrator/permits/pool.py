@@ -1,7 +1,8 @@
 """Taking and returning permits: one channel per orchestrator; per resource, one poller that
 hands the permits it gets (basic.get, unacked) to the calls waiting here, in order.
 
-A permit is held as an unacked message of the channel; returning it is a reject with requeue.
+A permit is held as an unacked message of the channel; returning it is a nack with requeue
+(which RabbitMQ 4.3+ does not count as a failed delivery, unlike reject).
 When the channel or its connection dies (a crash, a cut, a missed heartbeat), the broker
 requeues every permit it held.
 """
@@ -47,7 +48,7 @@ class BrokerPermit:
         self._released = True
         # A stale permit (its channel closed and was reopened) raises here: the broker has it.
         with contextlib.suppress(Exception):
-            await asyncio.shield(self._message.reject(requeue=True))
+            await asyncio.shield(self._message.nack(requeue=True))
         self._on_release.set()
 
 
