@@ -544,8 +544,9 @@ class SimulationRun:
 
     async def _permit(self, what: str, resource: str | None) -> Permit | None:
         """A permit of ``resource`` (None: not limited). A wait longer than PERMIT_GRACE_S is
-        announced with ``waiting``; the wait ends early on a cancel, a hand-back or the
-        deadline, like a call (it is no call: nothing is sent meanwhile)."""
+        announced with ``waiting``; the wait ends early on a cancel or the deadline, like a
+        call, and also on a hand-back at the next step boundary (it is no call: nothing is
+        sent meanwhile)."""
         if resource is None or self._permits is None:
             return None
         taking = asyncio.ensure_future(self._permits.gate.acquire(resource))
@@ -558,11 +559,24 @@ class SimulationRun:
                     index=len(self._lines),
                     step=what,
                 )
-                await self._interruptible(asyncio.shield(taking))
+                await self._interruptible(self._until_permit(taking))
             return taking.result()
         except BaseException:
             await _give_back(taking)
             raise
+
+    async def _until_permit(self, taking: asyncio.Future[Permit]) -> None:
+        """Wait for the permit; a hand-back ends the wait too (no call is cut short by it)."""
+        hand_back: asyncio.Future[Any] = asyncio.ensure_future(
+            self._signals.hand_back_wanted.wait()
+        )
+        waits: set[asyncio.Future[Any]] = {taking, hand_back}
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            hand_back.cancel()
+        if not taking.done():
+            raise HandBack
 
     async def _retried(
         self,

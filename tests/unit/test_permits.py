@@ -15,7 +15,7 @@ from services.orchestrator.permits import ConcurrencyLimits, LimitSetting, Permi
 from services.orchestrator.ports import CallPermits
 from services.orchestrator.request_handler import RunPermits
 from services.orchestrator.settings import OrchestratorSettings
-from services.orchestrator.simulation import RunSignals
+from services.orchestrator.simulation import HandBack, RunSignals
 from tests.unit.test_simulation import FakeBot, Recorder, _request, _simulation
 
 
@@ -118,6 +118,18 @@ async def test_a_cancel_while_waiting_ends_cancelled_and_takes_no_permit() -> No
     assert isinstance(terminal, CancelledEvent)
     assert bot.calls == []
     assert gate.held == 0
+    assert gate.acquired == []
+
+
+async def test_a_hand_back_ends_a_wait_for_a_permit_without_a_call() -> None:
+    gate, sink, bot, signals = FakeGate(closed=True), WaitRecorder(), FakeBot(), RunSignals()
+    run = _simulation(bot, sink, permits=CallPermits(gate, bot="lesson"), signals=signals)
+    task = asyncio.create_task(run.run())
+    await asyncio.wait_for(sink.waited.wait(), 5)
+    signals.hand_back_soon()  # a lease end or a shutdown: no call to finish first
+    with pytest.raises(HandBack):
+        await asyncio.wait_for(task, 5)
+    assert bot.calls == []
     assert gate.acquired == []
 
 
