@@ -38,6 +38,8 @@ __all__ = [
     "TurnUsage",
     "UsageSummary",
     "UsageTotal",
+    "WaitReason",
+    "WaitingEvent",
     "event_adapter",
     "parse_event",
     "utc_now",
@@ -45,7 +47,9 @@ __all__ = [
 
 SCHEMA_VERSION = 1
 
-EventType = Literal["queued", "started", "turn", "retrying", "completed", "failed", "cancelled"]
+EventType = Literal[
+    "queued", "started", "turn", "retrying", "waiting", "completed", "failed", "cancelled"
+]
 TERMINAL_EVENT_TYPES: frozenset[str] = frozenset({"completed", "failed", "cancelled"})
 
 TurnRole = Literal["user", "bot"]
@@ -308,6 +312,24 @@ class RetryingEvent(_OpensSimulation):
     retry_in_ms: Annotated[int, Field(ge=0, description="Backoff (or Retry-After) before the next")]
 
 
+WaitReason = Literal["target_busy", "rate_limited"]
+"""``target_busy``: the target's calls in flight are at its ``max_concurrency`` (every
+orchestrator together); ``rate_limited``: at its rate (reserved)."""
+
+
+class WaitingEvent(_OpensSimulation):
+    """The next call waits for a permit of a limited target (no call is made meanwhile). Sent
+    once per wait that lasts longer than a short grace; the next event ends the wait."""
+
+    type: Literal["waiting"] = "waiting"
+    reason: WaitReason
+    target: Annotated[
+        str, Field(description="The bot target's name, or `llm:<model>` (the simulated user)")
+    ]
+    index: Annotated[int, Field(ge=0, description="Transcript position of the line it produces")]
+    step: Annotated[str, Field(description="e.g. 'bot reply 2', 'user message 3'")]
+
+
 class CompletedEvent(_Event):
     type: Literal["completed"] = "completed"
     stop_reason: StopReason
@@ -343,6 +365,7 @@ SimulationEvent: TypeAlias = Annotated[
     | StartedEvent
     | TurnEvent
     | RetryingEvent
+    | WaitingEvent
     | CompletedEvent
     | FailedEvent
     | CancelledEvent,

@@ -19,12 +19,20 @@ from contracts.events import (
     SimulationEvent,
     StartedEvent,
     TurnEvent,
+    WaitingEvent,
+    WaitReason,
 )
 from contracts.ids import created_at_of
 from contracts.requests import SimulationRequest
 from contracts.transcript import format_transcript
 
-__all__ = ["EventSequence", "SimulationState", "SimulationStatus", "queued_stand_in"]
+__all__ = [
+    "EventSequence",
+    "SimulationState",
+    "SimulationStatus",
+    "WaitingFor",
+    "queued_stand_in",
+]
 
 SimulationStatus = Literal["queued", "running", "completed", "failed", "cancelled"]
 
@@ -121,6 +129,15 @@ def queued_stand_in(event: SimulationEvent) -> QueuedEvent | None:
 
 
 @dataclass(frozen=True)
+class WaitingFor:
+    """What a simulation waits for while its last event is ``waiting``: a permit of a target."""
+
+    reason: WaitReason
+    target: str
+    since: datetime
+
+
+@dataclass(frozen=True)
 class SimulationState:
     """What a simulation's events say about it so far."""
 
@@ -135,6 +152,7 @@ class SimulationState:
     started_at: datetime | None
     finished_at: datetime | None
     last_seq: int
+    waiting_for: WaitingFor | None = None
 
     @property
     def transcript(self) -> str:
@@ -183,4 +201,11 @@ class SimulationState:
             started_at=started_at,
             finished_at=finished_at,
             last_seq=events[-1].seq if events else 0,
+            waiting_for=_waiting_for(events[-1]) if events else None,
         )
+
+
+def _waiting_for(last: SimulationEvent) -> WaitingFor | None:
+    if not isinstance(last, WaitingEvent):
+        return None
+    return WaitingFor(reason=last.reason, target=last.target, since=last.timestamp)

@@ -45,6 +45,11 @@ class TurnPrinter:
                 f"(attempt {event['failed_attempt']} of {event['max_attempts']} failed: "
                 f"{event['error']['message']})"
             )
+        elif kind == "waiting":
+            self._console.print(
+                f"[yellow]waiting[/yellow] for {escape(event['target'])} before {event['step']} "
+                f"({event['reason']})"
+            )
         elif kind == "completed":
             self._console.print(
                 f"[green]completed[/green]: {event['turn_count']} bot replies "

@@ -58,6 +58,14 @@ class _Target(BaseModel):
             description="A reply holding it is several messages (empty parts are dropped).",
         ),
     ] = None
+    max_concurrency: Annotated[
+        int | None,
+        Field(
+            ge=1,
+            description="At most this many calls to the target in flight, across every "
+            "orchestrator together (permits on the broker); unset: no limit.",
+        ),
+    ] = None
 
     @field_validator("end_pattern")
     @classmethod

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from contracts.events import ErrorInfo, TurnEvent
+from contracts.events import ErrorInfo, TurnEvent, WaitReason
 from contracts.judgement import JudgedEvent, Verdict
 from contracts.projection import SimulationState, SimulationStatus
 from contracts.requests import SimulationRequest
@@ -94,6 +94,12 @@ class SimulationAccepted(BaseModel):
     links: SimulationLinks
 
 
+class WaitingForPublic(BaseModel):
+    reason: WaitReason
+    target: str
+    since: datetime
+
+
 class SimulationPublic(BaseModel):
     simulation_id: str
     status: SimulationStatus
@@ -106,6 +112,12 @@ class SimulationPublic(BaseModel):
     started_at: datetime | None
     finished_at: datetime | None
     last_seq: int
+    waiting_for: WaitingForPublic | None = Field(
+        default=None,
+        description="While the last event is `waiting`: the permit the next call waits for "
+        "(`reason` target_busy or rate_limited, `target`: a target's name or `llm:<model>`, "
+        "`since`); null otherwise.",
+    )
     verdict: Verdict | None = Field(
         default=None,
         description="The judge's verdict (pass, fail, unjudged) once it gave one; null before, "
@@ -133,6 +145,15 @@ class SimulationPublic(BaseModel):
             started_at=state.started_at,
             finished_at=state.finished_at,
             last_seq=state.last_seq,
+            waiting_for=(
+                None
+                if state.waiting_for is None
+                else WaitingForPublic(
+                    reason=state.waiting_for.reason,
+                    target=state.waiting_for.target,
+                    since=state.waiting_for.since,
+                )
+            ),
             verdict=None if judgement is None else judgement.verdict,
             judgement=judgement,
             links=links_of(state.simulation_id),

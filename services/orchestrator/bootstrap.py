@@ -30,10 +30,11 @@ from services.orchestrator.bots.transport import build_bot_http_client
 from services.orchestrator.event_publisher import DeliveryEventSink
 from services.orchestrator.held_runs import HeldRuns
 from services.orchestrator.metrics import MeteredEventSink, OrchestratorMetrics
+from services.orchestrator.permits import ConcurrencyLimits, PermitPool
 from services.orchestrator.ports import BotPort
 from services.orchestrator.provenance import ProvenanceFacts, convsim_version
 from services.orchestrator.replay import ReplaySource
-from services.orchestrator.request_handler import RequestHandler, RunLimits
+from services.orchestrator.request_handler import RequestHandler, RunLimits, RunPermits
 from services.orchestrator.retry_policy import RetryPolicy
 from services.orchestrator.settings import OrchestratorSettings
 from services.orchestrator.simulation import EventSink
@@ -77,6 +78,7 @@ async def bootstrap(settings: OrchestratorSettings) -> AsyncIterator[Orchestrati
         )
         await _follow_control_log(stack, connection, held, settings)
         user = await _user_simulator(stack, settings)
+        permits = await _permits(stack, settings, user.kind)
         handler = RequestHandler(
             log=EventLogReader(
                 connection,
@@ -113,6 +115,7 @@ async def bootstrap(settings: OrchestratorSettings) -> AsyncIterator[Orchestrati
                 targets=settings.targets(),
                 llm_model=settings.llm_model,
             ),
+            permits=permits,
         )
 
         def sink_for(delivery: AbstractIncomingMessage) -> EventSink:
@@ -131,6 +134,23 @@ async def bootstrap(settings: OrchestratorSettings) -> AsyncIterator[Orchestrati
             owns_request=DeliveryEventSink.channel_open,
             suggester=Suggester(user, stop_phrase=settings.stop_phrase),
         )
+
+
+async def _permits(
+    stack: AsyncExitStack, settings: OrchestratorSettings, user_kind: str
+) -> RunPermits | None:
+    """The permit pool, on a connection of its own (its heartbeat returns a frozen
+    replica's permits), when any target or model is limited."""
+    limits = ConcurrencyLimits.of(settings.targets(), settings.llm_limits)
+    if not limits.any:
+        return None
+    connection = await open_log_connection(
+        stack, settings, "orchestrator-permits", heartbeat_s=settings.amqp_heartbeat_s
+    )
+    pool = PermitPool(connection, limits)
+    stack.push_async_callback(pool.close)
+    logger.info("limits: targets %s, llm %s", dict(limits.targets), dict(limits.llm))
+    return RunPermits(pool, limits, user_model=settings.llm_model if user_kind == "llm" else None)
 
 
 async def _follow_control_log(

@@ -15,6 +15,7 @@ from contracts.events import (
     SimulationEvent,
     StartedEvent,
     TurnEvent,
+    WaitingEvent,
 )
 from services.orchestrator.simulation import EventSink
 
@@ -121,7 +122,7 @@ def _fields_of(event: SimulationEvent) -> dict[str, object]:
         "event": event.type,
         "attempt": event.attempt,
     }
-    if isinstance(event, TurnEvent | RetryingEvent):
+    if isinstance(event, TurnEvent | RetryingEvent | WaitingEvent):
         fields["turn_index"] = event.index
     if isinstance(event, FailedEvent):
         fields["error_code"] = event.error.code

@@ -9,7 +9,16 @@ from typing import Generic, Protocol, TypeVar
 from contracts.events import TurnRole, TurnUsage
 from contracts.requests import SimulationRequest
 
-__all__ = ["BotAdapter", "BotPort", "Metered", "TranscriptLine", "unmetered"]
+__all__ = [
+    "BotAdapter",
+    "BotPort",
+    "CallPermits",
+    "Metered",
+    "Permit",
+    "PermitGate",
+    "TranscriptLine",
+    "unmetered",
+]
 
 TranscriptLine = tuple[TurnRole, str]
 
@@ -52,3 +61,27 @@ class BotPort(BotAdapter, Protocol):
     def ends_conversation(self, messages: Sequence[str]) -> bool:
         """Whether this reply ends the conversation (the target's ``end_pattern``)."""
         ...
+
+
+class Permit(Protocol):
+    """Leave to make one call to a limited resource; give it back when the call is over."""
+
+    async def release(self) -> None: ...
+
+
+class PermitGate(Protocol):
+    """Where permits come from (permits/: on the broker, shared by every orchestrator)."""
+
+    async def acquire(self, resource: str) -> Permit:
+        """Wait for a permit; cancelling the wait gives back one that arrives too late."""
+        ...
+
+
+@dataclass(frozen=True)
+class CallPermits:
+    """The permits one run takes: the resource of its bot's calls and of its simulated user's
+    LLM calls (None: that side is not limited)."""
+
+    gate: PermitGate
+    bot: str | None = None
+    user: str | None = None

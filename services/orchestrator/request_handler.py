@@ -18,7 +18,8 @@ from services.common.bot_targets import DEFAULT_TARGET
 from services.common.event_log import EventLogReader
 from services.orchestrator.endings import DEFAULT_STOP_PHRASE
 from services.orchestrator.http_user import ConversationCommands, HttpUser
-from services.orchestrator.ports import BotPort, TranscriptLine
+from services.orchestrator.permits.limits import ConcurrencyLimits
+from services.orchestrator.ports import BotPort, CallPermits, PermitGate, TranscriptLine
 from services.orchestrator.pricing import Prices
 from services.orchestrator.provenance import ProvenanceFacts, provenance_of
 from services.orchestrator.recorded_run import RecordedRun
@@ -27,7 +28,7 @@ from services.orchestrator.retry_policy import RetryPolicy
 from services.orchestrator.simulation import EventSink, RunSignals, SimulationRun
 from services.orchestrator.user_simulator import UserSimulator
 
-__all__ = ["RequestHandler", "RunLimits", "delivery_number", "owner_of"]
+__all__ = ["RequestHandler", "RunLimits", "RunPermits", "delivery_number", "owner_of"]
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +57,25 @@ class RunLimits:
     """CONVSIM_PRICES: what a model's tokens cost."""
 
 
+@dataclass(frozen=True)
+class RunPermits:
+    """Which calls of a run take permits: those of a limited bot target, and the simulated
+    user's LLM calls of a limited model (``user_model`` unless the request names one; None:
+    the simulated user makes no LLM call)."""
+
+    gate: PermitGate
+    limits: ConcurrencyLimits
+    user_model: str | None
+
+    def of(self, request: SimulationRequest) -> CallPermits | None:
+        bot = self.limits.target(request.bot_target or DEFAULT_TARGET)
+        model = (request.llm.model if request.llm else None) or self.user_model
+        user = None if model is None else self.limits.user_llm(model)
+        if bot is None and user is None:
+            return None
+        return CallPermits(self.gate, bot=bot, user=user)
+
+
 class RequestHandler:
     """Runs one delivery with the collaborators the composition root built (bootstrap.py)."""
 
@@ -70,7 +90,9 @@ class RequestHandler:
         conversations: ConversationCommands | None = None,
         replays: ReplaySource | None = None,
         provenance: ProvenanceFacts | None = None,
+        permits: RunPermits | None = None,
     ) -> None:
+        self._permits = permits
         self._log = log
         self._replays = replays or ReplaySource(log)
         self._provenance = provenance
@@ -125,6 +147,7 @@ class RequestHandler:
             provenance=(
                 None if self._provenance is None else provenance_of(runs, self._provenance)
             ),
+            permits=None if self._permits is None else self._permits.of(runs),
         )
         if replay_error is not None:
             return await run.give_up(ErrorInfo(code="replay_not_found", message=replay_error))

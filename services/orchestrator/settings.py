@@ -10,6 +10,7 @@ from pydantic_settings import SettingsConfigDict
 from contracts.topology import REQUEST_DELIVERY_LIMIT
 from services.common.settings import SharedSettings
 from services.orchestrator.endings import DEFAULT_STOP_PHRASE
+from services.orchestrator.permits.limits import LimitSetting
 from services.orchestrator.pricing import ModelPrice
 from services.orchestrator.simulation import DEFAULT_MAX_TRANSCRIPT_BYTES
 
@@ -102,6 +103,13 @@ class OrchestratorSettings(SharedSettings):
         default_factory=dict,
         description="CONVSIM_PRICES, JSON: model -> {input, output} USD per million tokens. "
         "A model not in it has its tokens counted and cost_usd null.",
+    )
+    llm_limits: dict[Annotated[str, Field(min_length=1, max_length=200)], LimitSetting] = Field(
+        default_factory=dict,
+        description="CONVSIM_LLM_LIMITS, JSON: model (or '*' for any other) -> "
+        '{"max_concurrency": N}: the simulated user\'s calls to that model in flight, across '
+        "every orchestrator together. An openai_chat bot's calls count on its bot target's "
+        "max_concurrency instead.",
     )
     max_transcript_bytes: Annotated[int, Field(ge=1_024, le=MAX_TRANSCRIPT_BYTES_LIMIT)] = Field(
         default=DEFAULT_MAX_TRANSCRIPT_BYTES,

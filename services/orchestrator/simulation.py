@@ -39,6 +39,7 @@ from contracts.events import (
     TurnEvent,
     TurnRole,
     TurnUsage,
+    WaitingEvent,
 )
 from contracts.requests import SimulationRequest
 from contracts.transcript import format_transcript, speaker_role
@@ -52,7 +53,7 @@ from services.orchestrator.endings import (
 )
 from services.orchestrator.errors import SimulationFailure
 from services.orchestrator.person import ConversationEnded, PersonPort
-from services.orchestrator.ports import BotPort, unmetered
+from services.orchestrator.ports import BotPort, CallPermits, Permit, unmetered
 from services.orchestrator.pricing import Prices, usage_summary
 from services.orchestrator.recorded_run import RecordedRun
 from services.orchestrator.replay import Recording, recording_position, replayed_request
@@ -74,8 +75,17 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 _EventModel = (
-    StartedEvent | TurnEvent | RetryingEvent | CompletedEvent | FailedEvent | CancelledEvent
+    StartedEvent
+    | TurnEvent
+    | RetryingEvent
+    | WaitingEvent
+    | CompletedEvent
+    | FailedEvent
+    | CancelledEvent
 )
+
+PERMIT_GRACE_S = 0.1
+"""A wait for a permit longer than this is announced with a ``waiting`` event."""
 
 
 class EventPublishError(Exception):
@@ -193,8 +203,11 @@ class SimulationRun:
         prices: Prices | None = None,
         replay: Recording | None = None,
         provenance: Provenance | None = None,
+        permits: CallPermits | None = None,
     ) -> None:
         recorded = recorded or RecordedRun.fresh(request)
+        self._permits = permits
+        """Limited targets: each call to them holds a permit while it runs."""
         self._submitted = request
         """The request as it was sent: what seq 2 carries."""
         self._recording = replay
@@ -299,7 +312,9 @@ class SimulationRun:
         return await self._fail(error)
 
     async def _open_conversation(self) -> None:
-        await self._call("initConversation", lambda: self._bot.open(self._request))
+        await self._call(
+            "initConversation", lambda: self._bot.open(self._request), self._bot_permit
+        )
         await self._emit(
             StartedEvent,
             conversation_id=self.conversation_id,
@@ -362,6 +377,7 @@ class SimulationRun:
                 lambda: self._user.next_message(
                     self._instructions, list(self._lines), request.llm, seed=request.seed
                 ),
+                None if self._permits is None else self._permits.user,
             )
             content, call_usage = unmetered(answer)
             usage = _added(usage, call_usage)
@@ -441,7 +457,7 @@ class SimulationRun:
         lines = self._lines
         earlier = lines[:-1] if lines and lines[-1][0] == "user" else lines
         answer, latency_ms = await self._timed(
-            what, partial(self._bot.reply, self._request, message, list(earlier))
+            what, partial(self._bot.reply, self._request, message, list(earlier)), self._bot_permit
         )
         reply, usage = unmetered(answer)
         await self._reply_turns(reply, 1, latency_ms, usage)
@@ -491,25 +507,83 @@ class SimulationRun:
         self._append_line(recorded.role, recorded.content)
         return recorded
 
-    async def _call(self, what: str, call: Callable[[], Awaitable[T]]) -> T:
-        result, _ = await self._timed(what, call)
+    @property
+    def _bot_permit(self) -> str | None:
+        return None if self._permits is None else self._permits.bot
+
+    async def _call(
+        self, what: str, call: Callable[[], Awaitable[T]], resource: str | None = None
+    ) -> T:
+        result, _ = await self._timed(what, call, resource)
         return result
 
-    async def _timed(self, what: str, call: Callable[[], Awaitable[T]]) -> tuple[T, int]:
+    async def _timed(
+        self, what: str, call: Callable[[], Awaitable[T]], resource: str | None = None
+    ) -> tuple[T, int]:
         """Make the call, retried by the policy; every retry is announced with ``retrying``.
+        A call to a limited ``resource`` holds a permit while it runs (each attempt its own).
 
         The first attempt is made directly: the retry loop (tenacity) is only built once a call
         has failed, which keeps its cost (about 0.25 ms of CPU per call) off the usual path."""
         self._check_signals()
+        permit = await self._permit(what, resource)
         started = time.monotonic()
         try:
-            result = await self._interruptible(call())
+            result = await self._permitted(permit, call)
         except SimulationFailure as failure:
-            return await self._retried(what, call, failure)
+            return await self._retried(what, call, failure, resource)
         return result, _ms_since(started)
 
+    async def _permitted(self, permit: Permit | None, call: Callable[[], Awaitable[T]]) -> T:
+        """One attempt of a call, giving its permit back once it is over (however it ends)."""
+        try:
+            return await self._interruptible(call())
+        finally:
+            if permit is not None:
+                await permit.release()
+
+    async def _permit(self, what: str, resource: str | None) -> Permit | None:
+        """A permit of ``resource`` (None: not limited). A wait longer than PERMIT_GRACE_S is
+        announced with ``waiting``; the wait ends early on a cancel or the deadline, like a
+        call, and also on a hand-back at the next step boundary (it is no call: nothing is
+        sent meanwhile)."""
+        if resource is None or self._permits is None:
+            return None
+        taking = asyncio.ensure_future(self._permits.gate.acquire(resource))
+        try:
+            if not await self._interruptible(_done_within(taking, PERMIT_GRACE_S)):
+                await self._emit(
+                    WaitingEvent,
+                    reason="target_busy",
+                    target=resource,
+                    index=len(self._lines),
+                    step=what,
+                )
+                await self._interruptible(self._until_permit(taking))
+            return taking.result()
+        except BaseException:
+            await _give_back(taking)
+            raise
+
+    async def _until_permit(self, taking: asyncio.Future[Permit]) -> None:
+        """Wait for the permit; a hand-back ends the wait too (no call is cut short by it)."""
+        hand_back: asyncio.Future[Any] = asyncio.ensure_future(
+            self._signals.hand_back_wanted.wait()
+        )
+        waits: set[asyncio.Future[Any]] = {taking, hand_back}
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            hand_back.cancel()
+        if not taking.done():
+            raise HandBack
+
     async def _retried(
-        self, what: str, call: Callable[[], Awaitable[T]], first_failure: SimulationFailure
+        self,
+        what: str,
+        call: Callable[[], Awaitable[T]],
+        first_failure: SimulationFailure,
+        resource: str | None = None,
     ) -> tuple[T, int]:
         """Carry on after a failed first attempt, as the policy says: tenacity's attempt 1 is
         the one already made (it re-raises its failure), so its counting and backoff hold."""
@@ -522,8 +596,9 @@ class SimulationRun:
                     tries = attempt.retry_state.attempt_number
                     if tries == 1:
                         raise first_failure
+                    permit = await self._permit(what, resource)
                     started = time.monotonic()
-                    result = await self._interruptible(call())
+                    result = await self._permitted(permit, call)
         except SimulationFailure as failure:
             where = what if tries == 1 else f"{what} (after {tries} attempts)"
             raise failure.with_context(where) from failure
@@ -638,6 +713,22 @@ class SimulationRun:
         if isinstance(event, TurnEvent):
             self._turns.append(event)
         return event
+
+
+async def _done_within(task: asyncio.Future[Any], seconds: float) -> bool:
+    """Whether ``task`` is done within ``seconds`` (it goes on either way)."""
+    await asyncio.wait({task}, timeout=seconds)
+    return task.done()
+
+
+async def _give_back(taking: asyncio.Future[Permit]) -> None:
+    """Stop waiting for a permit; give it back if it came already."""
+    if not taking.done():
+        taking.cancel()
+        with contextlib.suppress(BaseException):
+            await taking
+    if taking.done() and not taking.cancelled() and taking.exception() is None:
+        await taking.result().release()
 
 
 def _added(first: TurnUsage | None, second: TurnUsage | None) -> TurnUsage | None:

@@ -84,6 +84,29 @@ class FakeBotApi:
     _loop: asyncio.AbstractEventLoop | None = None
     _spans: dict[str, list[float]] = field(default_factory=dict)
     """Per conversation: when it was opened and when its latest reply went out (monotonic)."""
+    _in_flight: int = 0
+    """HTTP calls (initConversation, webhook) being answered right now."""
+    _most_in_flight: int = 0
+
+    def reset_in_flight(self) -> None:
+        """Count the most calls in flight at once from now on (none may be in flight)."""
+        with self._lock:
+            self._most_in_flight = self._in_flight
+
+    @property
+    def most_in_flight(self) -> int:
+        """The most HTTP calls this fake was answering at one time since ``reset_in_flight``."""
+        with self._lock:
+            return self._most_in_flight
+
+    def _call_started(self) -> None:
+        with self._lock:
+            self._in_flight += 1
+            self._most_in_flight = max(self._most_in_flight, self._in_flight)
+
+    def _call_ended(self) -> None:
+        with self._lock:
+            self._in_flight -= 1
 
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
@@ -134,6 +157,13 @@ class FakeBotApi:
         @api.post(f"{PREFIX}/initConversation")
         async def init_conversation(request: Request) -> dict[str, Any]:
             body = await request.json()
+            self._call_started()
+            try:
+                return await _init(body)
+            finally:
+                self._call_ended()
+
+        async def _init(body: dict[str, Any]) -> dict[str, Any]:
             with self._lock:
                 self.calls.append(("init", body))
                 self._bots[body["conversation_id"]] = body["bot_id"]
@@ -144,6 +174,13 @@ class FakeBotApi:
         @api.post(f"{PREFIX}/webhook", response_model=None)
         async def webhook(request: Request) -> dict[str, Any] | Response:
             body = await request.json()
+            self._call_started()
+            try:
+                return await _webhook(body)
+            finally:
+                self._call_ended()
+
+        async def _webhook(body: dict[str, Any]) -> dict[str, Any] | Response:
             conversation_id = body["conversation_id"]
             with self._lock:
                 self.calls.append(("webhook", body))

@@ -21,6 +21,7 @@ from contracts.events import (
     RetryingEvent,
     SimulationEvent,
     TurnEvent,
+    WaitingEvent,
 )
 from contracts.judgement import JudgedEvent
 from contracts.projection import EventSequence
@@ -44,6 +45,8 @@ def estimate_bytes(event: SimulationEvent) -> int:
             size += len(event.transcript) + len(event.error.message)
         case RetryingEvent():
             size += len(event.error.message)
+        case WaitingEvent():
+            size += len(event.target)
         case QueuedEvent():
             request = event.request
             size += len(request.user_prompt) + len(request.persona)

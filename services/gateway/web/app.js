@@ -9,7 +9,9 @@ const RECENT_STORAGE = "convsim.recent"; // localStorage: this browser's recent 
 const MAX_RECENT = 20;
 const FIRST_RETRY_MS = 1000;
 const MAX_RETRY_MS = 15000;
-const EVENT_TYPES = ["queued", "started", "turn", "retrying", "completed", "failed", "cancelled"];
+const EVENT_TYPES = [
+  "queued", "started", "turn", "retrying", "waiting", "completed", "failed", "cancelled",
+];
 const TERMINAL = new Set(["completed", "failed", "cancelled"]);
 const SIMULATION_HASH = /^#\/simulations\/([A-Za-z0-9_-]{1,64})$/;
 // What a gateway offers unless it says otherwise (GET /v1/bot-targets): its two built-ins.
@@ -229,6 +231,11 @@ class Viewer {
         break;
       case "retrying":
         this.addNotice(event);
+        break;
+      case "waiting":
+        // No call is made until a permit of the target is free (its max_concurrency).
+        if (event.request && !this.request) this.learnRequest(event.request, event.timestamp);
+        this.setWaiting(`Waiting for ${event.target}: at its limit of calls in flight…`);
         break;
       default:
         if (event.request && !this.request) this.learnRequest(event.request, event.timestamp);

@@ -1,0 +1,166 @@
+"""Taking and returning permits: one channel per orchestrator; per resource, one poller that
+hands the permits it gets (basic.get, unacked) to the calls waiting here, in order.
+
+A permit is held as an unacked message of the channel; returning it is a nack with requeue
+(which RabbitMQ 4.3+ does not count as a failed delivery, unlike reject).
+When the channel or its connection dies (a crash, a cut, a missed heartbeat), the broker
+requeues every permit it held.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections import deque
+
+from aio_pika.abc import (
+    AbstractChannel,
+    AbstractIncomingMessage,
+    AbstractQueue,
+    AbstractRobustConnection,
+)
+
+from services.orchestrator.permits.filling import ensure_filled
+from services.orchestrator.permits.limits import ConcurrencyLimits
+from services.orchestrator.permits.names import PermitQueues
+
+__all__ = ["BrokerPermit", "PermitPool"]
+
+logger = logging.getLogger(__name__)
+
+MIN_POLL_S = 0.02
+MAX_POLL_S = 0.5
+
+
+class BrokerPermit:
+    """One permit, held until ``release`` (idempotent; a dead channel returned it already)."""
+
+    def __init__(self, message: AbstractIncomingMessage, on_release: asyncio.Event) -> None:
+        self._message = message
+        self._on_release = on_release
+        self._released = False
+
+    async def release(self) -> None:
+        if self._released:
+            return
+        self._released = True
+        # A stale permit (its channel closed and was reopened) raises here: the broker has it.
+        with contextlib.suppress(Exception):
+            await asyncio.shield(self._message.nack(requeue=True))
+        self._on_release.set()
+
+
+class _Resource:
+    """The waiters of one resource and the task that polls its permits queue for them."""
+
+    def __init__(self, queues: PermitQueues) -> None:
+        self.queues = queues
+        self.waiters: deque[asyncio.Future[BrokerPermit]] = deque()
+        self.released = asyncio.Event()
+        self.queue: AbstractQueue | None = None
+        self.ready: asyncio.Task[None] | None = None
+        self.poller: asyncio.Task[None] | None = None
+
+    def next_waiter(self) -> asyncio.Future[BrokerPermit] | None:
+        while self.waiters:
+            waiter = self.waiters.popleft()
+            if not waiter.done():
+                return waiter
+        return None
+
+    def has_waiters(self) -> bool:
+        return any(not waiter.done() for waiter in self.waiters)
+
+
+class PermitPool:
+    """The permits of every limited resource, as one orchestrator takes them."""
+
+    def __init__(
+        self,
+        connection: AbstractRobustConnection,
+        limits: ConcurrencyLimits,
+        *,
+        min_poll_s: float = MIN_POLL_S,
+        max_poll_s: float = MAX_POLL_S,
+    ) -> None:
+        self._connection = connection
+        self._limits = limits
+        self._min_poll_s = min_poll_s
+        self._max_poll_s = max_poll_s
+        self._channel: AbstractChannel | None = None
+        self._resources: dict[str, _Resource] = {}
+
+    def limits(self, resource: str) -> bool:
+        return self._limits.size_of(resource) is not None
+
+    async def close(self) -> None:
+        """Stop polling; the permits still held go back when the channel closes."""
+        tasks = [t for r in self._resources.values() for t in (r.poller, r.ready) if t]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if self._channel is not None:
+            with contextlib.suppress(Exception):
+                await self._channel.close()
+
+    async def acquire(self, resource: str) -> BrokerPermit:
+        """Wait for a permit of ``resource`` (in the order asked, within this process).
+        Cancelling the wait is safe: a permit that arrives for it goes back."""
+        state = self._resource(resource)
+        waiter: asyncio.Future[BrokerPermit] = asyncio.get_running_loop().create_future()
+        state.waiters.append(waiter)
+        if state.poller is None or state.poller.done():
+            state.poller = asyncio.create_task(self._poll(state), name=f"permits {resource}")
+        try:
+            return await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                await waiter.result().release()
+            raise
+
+    def _resource(self, resource: str) -> _Resource:
+        state = self._resources.get(resource)
+        if state is None:
+            size = self._limits.size_of(resource)
+            if size is None:
+                raise ValueError(f"{resource!r} has no limit")
+            state = self._resources[resource] = _Resource(PermitQueues(resource, size))
+        return state
+
+    async def _queue(self, state: _Resource) -> AbstractQueue:
+        if state.queue is None:
+            await ensure_filled(self._connection, state.queues)
+            if self._channel is None or self._channel.is_closed:
+                self._channel = await self._connection.channel()
+            state.queue = await self._channel.get_queue(state.queues.permits, ensure=False)
+        return state.queue
+
+    async def _poll(self, state: _Resource) -> None:
+        """Get permits while anyone here waits: at once after a local release, else with a
+        jittered backoff from min_poll_s to max_poll_s; no busy loop."""
+        delay = self._min_poll_s
+        while state.has_waiters():
+            message: AbstractIncomingMessage | None = None
+            try:
+                queue = await self._queue(state)
+                # No timeout: a get abandoned mid-way could leave a permit nobody holds.
+                message = await queue.get(no_ack=False, fail=False, timeout=None)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                logger.warning("taking a permit of %s failed: %r", state.queues.resource, exc)
+            if message is not None:
+                delay = self._min_poll_s
+                permit = BrokerPermit(message, state.released)
+                waiter = state.next_waiter()
+                if waiter is None:
+                    await permit.release()
+                    return
+                waiter.set_result(permit)
+                continue
+            state.released.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(state.released.wait(), random.uniform(delay / 2, delay))
+            delay = min(delay * 2, self._max_poll_s)
