@@ -84,29 +84,34 @@ class FakeBotApi:
     _loop: asyncio.AbstractEventLoop | None = None
     _spans: dict[str, list[float]] = field(default_factory=dict)
     """Per conversation: when it was opened and when its latest reply went out (monotonic)."""
-    _in_flight: int = 0
-    """HTTP calls (initConversation, webhook) being answered right now."""
-    _most_in_flight: int = 0
+    _call_spans: list[tuple[str, float, float | None]] = field(default_factory=list)
+    """Every HTTP call (initConversation, webhook): its conversation, start and end (monotonic;
+    None while it is being answered)."""
 
-    def reset_in_flight(self) -> None:
-        """Count the most calls in flight at once from now on (none may be in flight)."""
+    def most_in_flight(self, conversation_ids: set[str]) -> int:
+        """The most calls of these conversations this fake was answering at one time (calls of
+        other tests, e.g. a gated conversation left waiting, do not count)."""
         with self._lock:
-            self._most_in_flight = self._in_flight
+            spans = [(s, e) for c, s, e in self._call_spans if c in conversation_ids]
+        moments = sorted(
+            [(start, 1) for start, _ in spans]
+            + [(end if end is not None else float("inf"), -1) for _, end in spans]
+        )
+        most = current = 0
+        for _, step in moments:
+            current += step
+            most = max(most, current)
+        return most
 
-    @property
-    def most_in_flight(self) -> int:
-        """The most HTTP calls this fake was answering at one time since ``reset_in_flight``."""
+    def _call_started(self, conversation_id: str) -> int:
         with self._lock:
-            return self._most_in_flight
+            self._call_spans.append((conversation_id, time.monotonic(), None))
+            return len(self._call_spans) - 1
 
-    def _call_started(self) -> None:
+    def _call_ended(self, call: int) -> None:
         with self._lock:
-            self._in_flight += 1
-            self._most_in_flight = max(self._most_in_flight, self._in_flight)
-
-    def _call_ended(self) -> None:
-        with self._lock:
-            self._in_flight -= 1
+            conversation_id, start, _ = self._call_spans[call]
+            self._call_spans[call] = (conversation_id, start, time.monotonic())
 
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
@@ -157,11 +162,11 @@ class FakeBotApi:
         @api.post(f"{PREFIX}/initConversation")
         async def init_conversation(request: Request) -> dict[str, Any]:
             body = await request.json()
-            self._call_started()
+            call = self._call_started(str(body.get("conversation_id")))
             try:
                 return await _init(body)
             finally:
-                self._call_ended()
+                self._call_ended(call)
 
         async def _init(body: dict[str, Any]) -> dict[str, Any]:
             with self._lock:
@@ -174,11 +179,11 @@ class FakeBotApi:
         @api.post(f"{PREFIX}/webhook", response_model=None)
         async def webhook(request: Request) -> dict[str, Any] | Response:
             body = await request.json()
-            self._call_started()
+            call = self._call_started(str(body.get("conversation_id")))
             try:
                 return await _webhook(body)
             finally:
-                self._call_ended()
+                self._call_ended(call)
 
         async def _webhook(body: dict[str, Any]) -> dict[str, Any] | Response:
             conversation_id = body["conversation_id"]

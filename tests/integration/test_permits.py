@@ -16,7 +16,7 @@ import httpx
 import pytest
 from aio_pika.abc import AbstractRobustConnection
 
-from contracts.events import CompletedEvent, WaitingEvent
+from contracts.events import CompletedEvent, StartedEvent, WaitingEvent
 from services.orchestrator.permits import ConcurrencyLimits, PermitPool, PermitQueues
 from services.orchestrator.permits.filling import QUORUM, ensure_filled
 from tests.fakes.bot_api import GATED_BOT, NORMAL_BOT, SLOW_BOT
@@ -63,15 +63,19 @@ async def test_three_orchestrators_never_exceed_the_targets_max_concurrency(
     for name in ("orchestrator-a", "orchestrator-b", "orchestrator-c"):
         isolated.start_orchestrator(name, **env)
     _, url = isolated.start_gateway(**env)
-    isolated.bot.reset_in_flight()
     async with httpx.AsyncClient(base_url=url, timeout=30) as client:
         body = request_body(SLOW_BOT, bot_target=TARGET, max_turns=2)
         ids = await asyncio.gather(*(create_simulation(client, body) for _ in range(40)))
         async with asyncio.timeout(120):
             stories = await asyncio.gather(*(read_events(client, i) for i in ids))
     assert all(isinstance(events[-1], CompletedEvent) for events in stories)
-    assert isolated.bot.most_in_flight <= 5
-    assert isolated.bot.most_in_flight == 5  # the cap was reached, not merely respected
+    conversations = {
+        e.conversation_id for events in stories for e in events if isinstance(e, StartedEvent)
+    }
+    assert len(conversations) == 40
+    most = isolated.bot.most_in_flight(conversations)
+    assert most <= 5
+    assert most == 5  # the cap was reached, not merely respected
     waited = [e for events in stories for e in events if isinstance(e, WaitingEvent)]
     assert waited
     assert {(e.reason, e.target) for e in waited} == {("target_busy", TARGET)}
