@@ -29,10 +29,11 @@ from tests.integration.test_suites import SuiteWatcher, create_suite, member_ids
 pytestmark = pytest.mark.integration
 
 USER_MODEL = "gpt-4o-mini"
+UNPRICED_MODEL = "unpriced-bot"
 PRICES = {USER_MODEL: {"input": 10.0, "output": 40.0}, BOT_MODEL: {"input": 20.0, "output": 80.0}}
 SETTINGS = {
     "CONVSIM_PRICES": json.dumps(PRICES),
-    "CONVSIM_ALLOWED_LLM_MODELS": f"{USER_MODEL},{BOT_MODEL}",
+    "CONVSIM_ALLOWED_LLM_MODELS": f"{USER_MODEL},{BOT_MODEL},{UNPRICED_MODEL}",
 }
 
 
@@ -130,6 +131,20 @@ async def test_a_cost_budget_ends_a_simulation_counting_both_sides(
     assert spent - _turn_cost(turns[-1]) < budget
     assert terminal.usage is not None
     assert terminal.usage.total.cost_usd == pytest.approx(spent, abs=1e-8)
+
+
+async def test_a_cost_budget_with_a_model_known_to_have_no_price_is_refused(
+    http: httpx.AsyncClient,
+) -> None:
+    body = _llm_body("x", max_cost_usd=0.01, bot_llm={"model": UNPRICED_MODEL})
+    response = await http.post("/v1/simulations", json=body)
+    assert response.status_code == 422, response.text
+    [error] = response.json()["detail"]
+    assert (error["type"], error["loc"]) == ("model_not_priced", ["body", "bot_llm", "model"])
+    body["max_tokens_total"] = 1_000  # a token budget counts any model
+    del body["max_cost_usd"]
+    simulation_id = await create_simulation(http, body)
+    assert (await http.delete(f"/v1/simulations/{simulation_id}")).status_code in (200, 202)
 
 
 async def test_an_orchestrator_killed_mid_run_does_not_reset_the_count(
