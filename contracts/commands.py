@@ -5,6 +5,9 @@
   simulation whose user turns come from HTTP); the first command for an index wins.
 - ``close``: end the conversation with ``completed`` and ``stop_reason`` ``closed`` once every
   message sent before it is answered.
+- ``stop``: end the simulation with ``completed`` and ``stop_reason`` ``reason``
+  (``budget_exceeded``: its suite's budget is spent) before its next call, with the transcript
+  so far; a call in flight is finished first.
 """
 
 from __future__ import annotations
@@ -16,7 +19,14 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
 from contracts.events import utc_now
 from contracts.requests import MAX_MESSAGE_CHARS, MAX_TURNS_LIMIT
 
-__all__ = ["CancelCommand", "CloseCommand", "Command", "MessageCommand", "parse_command"]
+__all__ = [
+    "CancelCommand",
+    "CloseCommand",
+    "Command",
+    "MessageCommand",
+    "StopCommand",
+    "parse_command",
+]
 
 
 class CancelCommand(BaseModel):
@@ -54,11 +64,24 @@ class CloseCommand(BaseModel):
     requested_at: AwareDatetime = Field(default_factory=utc_now)
 
 
-Command = Annotated[CancelCommand | MessageCommand | CloseCommand, Field(discriminator="command")]
+class StopCommand(BaseModel):
+    """End the simulation with ``completed`` / ``reason`` at its next step boundary."""
 
-_COMMAND: TypeAdapter[CancelCommand | MessageCommand | CloseCommand] = TypeAdapter(Command)
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    schema_version: Literal[1] = 1
+    command: Literal["stop"] = "stop"
+    simulation_id: str
+    reason: Literal["budget_exceeded"] = "budget_exceeded"
+    requested_at: AwareDatetime = Field(default_factory=utc_now)
 
 
-def parse_command(body: bytes | str) -> CancelCommand | MessageCommand | CloseCommand:
+AnyCommand = CancelCommand | MessageCommand | CloseCommand | StopCommand
+Command = Annotated[AnyCommand, Field(discriminator="command")]
+
+_COMMAND: TypeAdapter[AnyCommand] = TypeAdapter(Command)
+
+
+def parse_command(body: bytes | str) -> AnyCommand:
     """Raises pydantic.ValidationError for anything that is not one of the commands."""
     return _COMMAND.validate_json(body)

@@ -53,11 +53,13 @@ EventType = Literal[
 TERMINAL_EVENT_TYPES: frozenset[str] = frozenset({"completed", "failed", "cancelled"})
 
 TurnRole = Literal["user", "bot"]
-StopReason = Literal["max_turns", "user_ended", "bot_ended", "closed", "idle"]
+StopReason = Literal["max_turns", "user_ended", "bot_ended", "closed", "idle", "budget_exceeded"]
 """``max_turns``: the bot gave ``max_turns`` replies; ``user_ended``: the simulated user said
 the stop phrase (CONVSIM_STOP_PHRASE); ``bot_ended``: the bot's reply matched its target's
 ``end_pattern``; ``closed``: a conversation a person steers was closed (DELETE
-/v1/conversations/{id}); ``idle``: no message came for CONVSIM_CONVERSATION_IDLE_S."""
+/v1/conversations/{id}); ``idle``: no message came for CONVSIM_CONVERSATION_IDLE_S;
+``budget_exceeded``: the request's ``max_tokens_total``/``max_cost_usd`` was reached, or its
+suite's ``budget_usd`` was spent (a ``stop`` command)."""
 
 ErrorCode = Literal[
     "bot_unreachable",

@@ -200,6 +200,24 @@ class SimulationCreate(BaseModel):
             "user, so a run can be repeated as exactly as the LLMs allow.",
         ),
     ] = None
+    max_tokens_total: Annotated[
+        int | None,
+        Field(
+            ge=1,
+            description="Budget: LLM tokens (prompt + completion, simulated user and bot "
+            "together). Once reached, the simulation completes with stop_reason "
+            "`budget_exceeded` after the line whose call reached it.",
+        ),
+    ] = None
+    max_cost_usd: Annotated[
+        float | None,
+        Field(
+            gt=0,
+            description="Budget: LLM cost in USD (CONVSIM_PRICES), simulated user and bot "
+            "together; ends the simulation like max_tokens_total. Calls of a model without a "
+            "price cannot be counted: the cost budget then never ends the run.",
+        ),
+    ] = None
     replay_of: Annotated[
         str | None,
         Field(

@@ -159,6 +159,14 @@ class Scenario(BaseModel):
         ),
     ] = []
     assertions: Annotated[list[Assertion], Field(max_length=MAX_ASSERTIONS)] = []
+    max_tokens_total: Annotated[
+        int | None,
+        Field(ge=1, description="Budget of each run: LLM tokens (simulated user and bot)."),
+    ] = None
+    max_cost_usd: Annotated[
+        float | None,
+        Field(gt=0, description="Budget of each run: LLM cost in USD (CONVSIM_PRICES)."),
+    ] = None
     repeat: Annotated[
         int | None,
         Field(ge=1, le=MAX_REPEAT, description="Runs of this scenario; default: the suite's."),
@@ -198,6 +206,16 @@ class _SuiteSettings(BaseModel):
     concurrency: Annotated[
         int | None,
         Field(ge=1, le=MAX_CONCURRENCY, description="Members in flight; default: the server's."),
+    ] = None
+    budget_usd: Annotated[
+        float | None,
+        Field(
+            gt=0,
+            description="LLM cost in USD (CONVSIM_PRICES) the suite may spend, simulated users, "
+            "bots and judge together. Once spent, nothing more is admitted, waiting members are "
+            "cancelled, running ones end with budget_exceeded, and the suite ends with "
+            "stop_reason budget_exceeded.",
+        ),
     ] = None
 
     @model_validator(mode="before")
@@ -272,6 +290,8 @@ def simulation_body(scenario: Scenario) -> dict[str, JsonValue]:
         "history": [message.model_dump() for message in scenario.user.history],
         "max_turns": scenario.max_turns,
         "min_turns": scenario.min_turns,
+        "max_tokens_total": scenario.max_tokens_total,
+        "max_cost_usd": scenario.max_cost_usd,
         "criteria": list(scenario.criteria),
         "assertions": [
             assertion.model_dump(exclude_none=True) for assertion in scenario.assertions

@@ -24,6 +24,7 @@ __all__ = [
     "MemberStatus",
     "ScenarioSummary",
     "SuiteAdmittedEvent",
+    "SuiteBudgetCheck",
     "SuiteCancelCommand",
     "SuiteCancelledEvent",
     "SuiteCancellingEvent",
@@ -123,9 +124,12 @@ class SuiteProgressEvent(_SuiteEvent):
 
 class SuiteCancellingEvent(_SuiteEvent):
     """DELETE /v1/suites/{id} was received: nothing more is admitted, running members are being
-    cancelled; ``cancelled`` follows once they have ended."""
+    cancelled; ``cancelled`` follows once they have ended. With ``reason`` ``budget_exceeded``:
+    the suite's ``budget_usd`` is spent, running members are told to stop (they end
+    ``completed`` / ``budget_exceeded``), and ``completed`` with that stop_reason follows."""
 
     type: Literal["cancelling"] = "cancelling"
+    reason: Literal["cancelled", "budget_exceeded"] = "cancelled"
 
 
 class _SuiteEnded(_SuiteEvent):
@@ -171,6 +175,18 @@ class SuiteCancelCommand(BaseModel):
     timestamp: AwareDatetime = Field(default_factory=utc_now)
 
 
+class SuiteBudgetCheck(BaseModel):
+    """A gateway saw a member's spend bring its suite near or past ``budget_usd``: the conductor
+    counts the spend from the logs and stops the suite if it is spent (routing key
+    SUITE_CANCEL_ROUTING_KEY, like a cancel)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    command: Literal["budget_check"] = "budget_check"
+    suite_id: str
+    timestamp: AwareDatetime = Field(default_factory=utc_now)
+
+
 @dataclass
 class MemberState:
     member: SuiteMember
@@ -207,6 +223,8 @@ class SuiteState:
     status: SuiteStatus = "queued"
     stop_reason: SuiteStopReason | None = None
     finished: _SuiteEnded | None = None
+    ending_reason: Literal["cancelled", "budget_exceeded"] | None = None
+    """Why it is ``cancelling``: a cancel, or its budget was spent."""
     by_simulation: dict[str, int] = field(default_factory=dict)
 
     @classmethod
@@ -242,6 +260,7 @@ class SuiteState:
                 member.cost_usd = event.cost_usd if event.cost_usd is not None else member.cost_usd
             case SuiteCancellingEvent():
                 self.status = "cancelling"
+                self.ending_reason = event.reason
             case SuiteCompletedEvent() | SuiteCancelledEvent():
                 self.status = event.type
                 self.stop_reason = event.stop_reason
@@ -345,17 +364,20 @@ class SuiteState:
         )
 
     def ended_event(self, now: datetime | None = None) -> SuiteCompletedEvent | SuiteCancelledEvent:
-        """The suite's last event, once it is settled: ``cancelled`` after a cancel, else
-        ``completed``."""
+        """The suite's last event, once it is settled: ``cancelled`` after a cancel,
+        ``completed`` / ``budget_exceeded`` once its budget was spent, else ``completed``."""
         now = now or utc_now()
-        cancelled = self.status == "cancelling"
+        cancelled = self.status == "cancelling" and self.ending_reason != "budget_exceeded"
         kind = SuiteCancelledEvent if cancelled else SuiteCompletedEvent
         duration = max(0, int((now - self.queued.timestamp).total_seconds() * 1000))
+        stop_reason: SuiteStopReason = "cancelled" if cancelled else "completed"
+        if self.status == "cancelling" and self.ending_reason == "budget_exceeded":
+            stop_reason = "budget_exceeded"
         return kind(
             suite_id=self.suite_id,
             seq=self.last_seq + 1,
             timestamp=now,
-            stop_reason="cancelled" if cancelled else "completed",
+            stop_reason=stop_reason,
             counts=self.counts(),
             pass_rate=self.pass_rate,
             pass_hat_k=self.pass_hat_k,

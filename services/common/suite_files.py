@@ -64,6 +64,7 @@ def load_suite(paths: Sequence[Path]) -> SuiteCreate:
             name=settings.name or first.stem,
             repeat=settings.repeat,
             concurrency=settings.concurrency,
+            budget_usd=settings.budget_usd,
             scenarios=[scenario for scenario, _, _ in scenarios],
         )
     except ValidationError as exc:

@@ -39,7 +39,7 @@ from services.gateway.routes import (
 )
 from services.gateway.settings import GatewaySettings
 from services.gateway.submission import IdempotencyConflict, IdempotencyKeyInUse
-from services.gateway.suites import SuiteBook, SuiteConductor
+from services.gateway.suites import BudgetWatch, SuiteBook, SuiteConductor, check_sender
 
 __all__ = ["create_app"]
 
@@ -97,7 +97,11 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             suite_book = SuiteBook(broker.connection, sync_timeout_s=settings.log_read_timeout_s)
             await suite_book.start()
             app.state.suite_book = suite_book
-            await SuiteConductor(suite_book, broker, relay).start(broker.connection)
+            budget_watch = BudgetWatch(suite_book, settings.prices, check_sender(broker))
+            relay.observe(budget_watch.observe)
+            await SuiteConductor(suite_book, broker, relay, settings.prices).start(
+                broker.connection
+            )
             app.state.active = active
             app.state.settings = settings
             app.state.broker = broker
@@ -105,6 +109,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             app.state.idempotency = idempotency
             logger.info("gateway ready")
             yield
+            await budget_watch.close()
             await suite_book.stop()
             await active.stop()
             await idempotency.stop()

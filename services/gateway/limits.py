@@ -129,6 +129,7 @@ def within_limits(body: SimulationCreate, settings: GatewaySettings) -> Simulati
             _llm_errors(body.llm, settings.permitted_llm_models(), settings.max_llm_tokens)
         )
     errors.extend(_bot_errors(body, settings))
+    errors.extend(_unpriced_budget_errors(body, settings))
     if errors:
         raise RequestValidationError(errors)
     return body
@@ -175,6 +176,27 @@ def _bot_errors(body: SimulationCreate, settings: GatewaySettings) -> list[dict[
                 body.bot_llm, settings.permitted_llm_models(), settings.max_llm_tokens, "bot_llm"
             )
         )
+    return errors
+
+
+def _unpriced_budget_errors(
+    body: SimulationCreate, settings: GatewaySettings
+) -> list[dict[str, Any]]:
+    """A ``max_cost_usd`` can only count priced calls: a model the request names that
+    CONVSIM_PRICES (when the gateway has it) does not price is refused."""
+    if body.max_cost_usd is None or not settings.prices:
+        return []
+    errors: list[dict[str, Any]] = []
+    for field, options in (("llm", body.llm), ("bot_llm", body.bot_llm)):
+        model = options.model if options is not None else None
+        if model is not None and model not in settings.prices:
+            errors.append(
+                _error(
+                    (field, "model"),
+                    f"model {model!r} has no price (CONVSIM_PRICES): max_cost_usd cannot count it",
+                    "model_not_priced",
+                )
+            )
     return errors
 
 

@@ -14,6 +14,7 @@ from contracts.requests import (
     MAX_TURNS_LIMIT,
 )
 from contracts.scenarios import MAX_CONCURRENCY
+from services.common.pricing import ModelPrice
 from services.common.settings import SharedSettings
 
 __all__ = ["GatewaySettings"]
@@ -36,6 +37,11 @@ class GatewaySettings(SharedSettings):
         "log keeps two days).",
     )
     log_read_prefetch: Annotated[int, Field(ge=1, le=10_000)] = 1_000
+    prices: dict[str, ModelPrice] = Field(
+        default_factory=dict,
+        description="CONVSIM_PRICES, JSON: model -> {input, output} USD per million tokens "
+        "(the orchestrator's table): what the suite conductor counts against budget_usd.",
+    )
     api_keys: Annotated[list[SecretStr], NoDecode] = Field(
         default_factory=list,
         description="Comma-separated bearer tokens; when set, every route but /healthz and "

@@ -4,7 +4,8 @@ Cancel commands come from the control log (a stream read from its start), so a s
 cancelled while it waited in the queue, or between two attempts, is cancelled by whichever
 orchestrator picks it up next, and a held one at once. A cancel is remembered as long as the
 control log keeps it (its retention): after that a new orchestrator would not see it either,
-so the set does not grow with uptime.
+so the set does not grow with uptime. A ``stop`` (its suite's budget is spent) is kept the
+same way: the run ends with ``budget_exceeded`` before its next call.
 
 The messages a person sends to a conversation (and its close) come the same way: kept by index
 (the first command for an index wins), as long as the log keeps them, and a run waiting for
@@ -22,7 +23,13 @@ from datetime import UTC, datetime, timedelta
 from aio_pika.abc import AbstractIncomingMessage
 from pydantic import ValidationError
 
-from contracts.commands import CancelCommand, CloseCommand, MessageCommand, parse_command
+from contracts.commands import (
+    CancelCommand,
+    CloseCommand,
+    MessageCommand,
+    StopCommand,
+    parse_command,
+)
 from services.orchestrator.simulation import RunSignals
 
 __all__ = ["HeldRuns"]
@@ -43,6 +50,8 @@ class HeldRuns:
         self._clock = clock
         self._cancelled: OrderedDict[str, datetime] = OrderedDict()
         """Cancelled ids by the time of their command, oldest first."""
+        self._stopped: OrderedDict[str, datetime] = OrderedDict()
+        """Ids told to stop (their suite's budget is spent), oldest first."""
         self._held: dict[str, RunSignals] = {}
         self._messages: dict[str, dict[int, str]] = {}
         """Each conversation's messages by index (1 = the first)."""
@@ -62,6 +71,8 @@ class HeldRuns:
         self._none_held.clear()
         if self.was_cancelled(simulation_id):
             signals.cancel()
+        if simulation_id in self._stopped:
+            signals.stop_for_budget()
         return signals
 
     def release(self, simulation_id: str, signals: RunSignals) -> None:
@@ -105,6 +116,15 @@ class HeldRuns:
         if signals is not None and not signals.cancelled.is_set():
             logger.info("simulation %s: cancel requested, stopping it", simulation_id)
             signals.cancel()
+
+    def stop(self, simulation_id: str, requested_at: datetime | None = None) -> None:
+        """Its suite's budget is spent: the run (now or later) ends with ``budget_exceeded``."""
+        _remember(self._stopped, simulation_id, requested_at or self._clock())
+        self._forget_expired()
+        signals = self._held.get(simulation_id)
+        if signals is not None and not signals.budget_spent:
+            logger.info("simulation %s: budget spent, stopping it", simulation_id)
+            signals.stop_for_budget()
 
     def message(self, simulation_id: str, index: int) -> str | None:
         """The conversation's message ``index`` (1-based), if it was sent."""
@@ -177,6 +197,8 @@ class HeldRuns:
                 )
             case CloseCommand():
                 self.close(command.simulation_id, command.requested_at)
+            case StopCommand():
+                self.stop(command.simulation_id, command.requested_at)
 
     def _forget_expired(self) -> None:
         """Drop the commands the control log has dropped too (its max age). Commands arrive in
@@ -187,6 +209,11 @@ class HeldRuns:
             if requested_at >= horizon:
                 break
             del self._cancelled[simulation_id]
+        while self._stopped:
+            simulation_id, requested_at = next(iter(self._stopped.items()))
+            if requested_at >= horizon:
+                break
+            del self._stopped[simulation_id]
         # A conversation goes once its latest command has (its earlier ones went before it).
         while self._last_command:
             simulation_id, requested_at = next(iter(self._last_command.items()))
@@ -195,3 +222,11 @@ class HeldRuns:
             del self._last_command[simulation_id]
             self._messages.pop(simulation_id, None)
             self._closed.pop(simulation_id, None)
+
+
+def _remember(commands: OrderedDict[str, datetime], simulation_id: str, at: datetime) -> None:
+    """Keep the latest command time of ``simulation_id``, the oldest first."""
+    known = commands.get(simulation_id)
+    if known is None or known < at:
+        commands[simulation_id] = at
+        commands.move_to_end(simulation_id)

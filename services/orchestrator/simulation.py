@@ -100,12 +100,16 @@ class RunSignals:
     """How the outside world steers a run.
 
     ``cancel()``: end with ``cancelled`` now (an in-flight call is abandoned).
+    ``stop_for_budget()``: end with ``completed`` / ``budget_exceeded`` before the next call
+    (an in-flight call is finished and recorded first).
     ``hand_back_soon()``: stop at the next step boundary, so nothing is repeated (lease end,
     shutdown). ``hand_back_now()``: stop even mid-call (the grace period is over).
     """
 
     def __init__(self) -> None:
         self.cancelled = asyncio.Event()
+        self.budget_spent = False
+        """Its suite's budget is spent (a ``stop`` command): no further call is made."""
         self.interrupted = asyncio.Event()
         self.hand_back_requested = False
         self.hand_back_wanted = asyncio.Event()
@@ -118,6 +122,9 @@ class RunSignals:
     def cancel(self) -> None:
         self.cancelled.set()
         self._interrupt()
+
+    def stop_for_budget(self) -> None:
+        self.budget_spent = True
 
     def hand_back_soon(self) -> None:
         self.hand_back_requested = True
@@ -160,6 +167,10 @@ class _Cancelled(Exception):
 
 class _DeadlineExceeded(Exception):
     pass
+
+
+class _BudgetExceeded(Exception):
+    """A budget is reached: the run completes with ``budget_exceeded`` and what it has."""
 
 
 class _TranscriptTooLarge(Exception):
@@ -269,6 +280,8 @@ class SimulationRun:
             await self._converse()
         except ConversationEnded as ended:
             self._stop_reason = ended.reason
+        except _BudgetExceeded:
+            self._stop_reason = "budget_exceeded"
         except _Cancelled:
             return await self._emit(CancelledEvent, transcript=self._transcript())
         except SimulationFailure as failure:
@@ -336,6 +349,7 @@ class SimulationRun:
             if message is None:  # the user ended it with nothing left to send
                 self._stop_reason = "user_ended"
                 return
+            self._check_budget()  # the user line's call may have reached it
             reply = await self._bot_reply(f"bot reply {turn}", message)
             self._bot_replies += 1
             if self._user_ends:
@@ -346,6 +360,7 @@ class SimulationRun:
                 return
             if turn == request.max_turns:
                 return
+            self._check_budget()
             message = await self._user_message(turn + 1)
 
     async def _user_message(self, number: int) -> str | None:
@@ -631,6 +646,8 @@ class SimulationRun:
         """At a step boundary: stop here if asked to."""
         if self._signals.cancelled.is_set():
             raise _Cancelled
+        if self._signals.budget_spent:
+            raise _BudgetExceeded
         if self._signals.hand_back_requested:
             raise HandBack
 
@@ -683,6 +700,22 @@ class SimulationRun:
             **parts,
         )
         self._append_line(role, content)
+
+    def _check_budget(self) -> None:
+        """After a whole line (a user line, or every message of a bot reply): stop when the
+        LLM usage of the lines so far reaches the request's budget. The lines so far, not every
+        recorded one: a resumed run stops where its first attempt did."""
+        request = self._request
+        if request.max_tokens_total is None and request.max_cost_usd is None:
+            return
+        lines = len(self._lines)
+        used = usage_summary((t for t in self._turns if t.index < lines), self._prices).total
+        tokens = used.prompt_tokens + used.completion_tokens
+        if request.max_tokens_total is not None and tokens >= request.max_tokens_total:
+            raise _BudgetExceeded
+        cost = used.cost_usd
+        if request.max_cost_usd is not None and cost is not None and cost >= request.max_cost_usd:
+            raise _BudgetExceeded
 
     def _append_line(self, role: TurnRole, content: str) -> None:
         self._lines.append((role, content))

@@ -73,6 +73,12 @@ class EventRelay:
         self._read_wait_s = read_wait_s
         self._gap_check_s = gap_check_s
         self._catch_ups: set[asyncio.Task[None]] = set()
+        self._observers: list[Callable[[SimulationEvent], None]] = []
+
+    def observe(self, observer: Callable[[SimulationEvent], None]) -> None:
+        """Call ``observer`` with every event as it is released in seq order (an event read
+        again from the log, after its feed was dropped, comes again)."""
+        self._observers.append(observer)
 
     @property
     def cache(self) -> FeedCache:
@@ -103,6 +109,8 @@ class EventRelay:
         for event_in_order in released:
             for listener in feed.listeners:
                 listener.put_nowait(event_in_order)
+            for observer in self._observers:
+                observer(event_in_order)
 
     def on_reconnect(self) -> None:
         """The broker connection was lost and is back: events published meanwhile never

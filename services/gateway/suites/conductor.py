@@ -11,6 +11,14 @@ published in the log and carries on from there.
 Admission is write-ahead: ``admitted`` (with the members' new ids) is published before their
 requests. The first trigger a conductor handles (and any redelivered one) makes it check that
 every admitted member's simulation is known; one whose request never went out is queued then.
+
+Budget (``budget_usd``): before admitting, the conductor counts what the suite has spent
+(spending.py, from the logs); once spent >= budget it publishes ``cancelling`` with reason
+``budget_exceeded``, tells every running member to ``stop`` (it ends ``completed`` /
+``budget_exceeded`` before its next call), and ends the suite ``completed`` / ``budget_exceeded``
+once they have ended and are judged. Besides the usual triggers, a ``budget_check``
+(budget_watch.py: a gateway saw a member's turn bring the suite to its budget) asks for the
+count between two member ends.
 """
 
 from __future__ import annotations
@@ -23,7 +31,7 @@ from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
 from aiormq.exceptions import AMQPError, ChannelInvalidStateError
 from pydantic import ValidationError
 
-from contracts.commands import CancelCommand
+from contracts.commands import CancelCommand, StopCommand
 from contracts.events import CompletedEvent, parse_event
 from contracts.ids import new_simulation_id
 from contracts.judgement import JudgedEvent, parse_judged
@@ -33,17 +41,20 @@ from contracts.suites import (
     EndedStatus,
     MemberState,
     SuiteAdmittedEvent,
+    SuiteBudgetCheck,
     SuiteCancelCommand,
     SuiteCancellingEvent,
     SuiteEvent,
     SuiteState,
 )
 from contracts.topology import suites_queue_arguments
+from services.common.pricing import Prices
 from services.gateway.broker import GatewayBroker
 from services.gateway.relay import EventRelay, UnknownSimulation
 from services.gateway.submission import submit_simulation
 from services.gateway.suites.admission import member_create
 from services.gateway.suites.book import SuiteBook
+from services.gateway.suites.spending import member_calls_cost, suite_spend
 
 __all__ = ["SuiteConductor"]
 
@@ -54,10 +65,17 @@ RETRY_AFTER_FAILURE_S = 1.0
 
 
 class SuiteConductor:
-    def __init__(self, book: SuiteBook, broker: GatewayBroker, relay: EventRelay) -> None:
+    def __init__(
+        self,
+        book: SuiteBook,
+        broker: GatewayBroker,
+        relay: EventRelay,
+        prices: Prices | None = None,
+    ) -> None:
         self._book = book
         self._broker = broker
         self._relay = relay
+        self._prices: Prices = prices or {}
         self._checked = False
         self._one_at_a_time = asyncio.Lock()
 
@@ -90,12 +108,14 @@ class SuiteConductor:
                 logger.info("this gateway's suite conductor is the active one")
             await self._book.sync()
             await self._requeue_lost_members()
+            await self._restop_budget_spent()
             self._checked = True
         if routing_key == SUITE_CANCEL_ROUTING_KEY:
-            command = SuiteCancelCommand.model_validate_json(body)
+            command = _suite_command(body)
             state = await self._suite(command.suite_id)
             if state is not None:
-                await self._cancel(state)
+                if isinstance(command, SuiteCancelCommand):
+                    await self._cancel(state)
                 await self._advance(state)
             return
         parts = routing_key.split(".")
@@ -140,6 +160,8 @@ class SuiteConductor:
         cost = None
         if isinstance(event, CompletedEvent) and event.usage is not None:
             cost = event.usage.total.cost_usd
+        if cost is None:  # failed, cancelled, or a model without a price: what can be priced
+            cost = await self._calls_cost(member)
         await self._publish(
             state.progress_event(
                 member.member.index, status=event.type, verdict=member.verdict, cost_usd=cost
@@ -150,10 +172,13 @@ class SuiteConductor:
         if member.verdict is not None:
             return  # the first verdict counts
         status: EndedStatus = judged.simulation_status
+        calls_cost = member.cost_usd
         if member.ended:
             status = cast("EndedStatus", member.status)
+        else:  # the verdict came first: this progress records the member's calls too
+            calls_cost = await self._calls_cost(member)
         judge_cost = judged.usage.cost_usd if judged.usage is not None else None
-        costs = [c for c in (member.cost_usd, judge_cost) if c is not None]
+        costs = [c for c in (calls_cost, judge_cost) if c is not None]
         await self._publish(
             state.progress_event(
                 member.member.index,
@@ -176,10 +201,52 @@ class SuiteConductor:
                     CancelCommand(simulation_id=member.simulation_id)
                 )
 
+    async def _calls_cost(self, member: MemberState) -> float | None:
+        if member.simulation_id is None:
+            return None
+        cost = await member_calls_cost(self._relay, member.simulation_id, self._prices)
+        return cost or None
+
+    async def _check_budget(self, state: SuiteState) -> None:
+        """Stop the suite once what it spent reaches its ``budget_usd``."""
+        budget = state.queued.suite.budget_usd
+        if budget is None or state.status not in ("queued", "running"):
+            return
+        spent = await suite_spend(state, self._relay, self._prices)
+        if spent < budget:
+            return
+        logger.info(
+            "suite %s spent %.6f USD of its budget %.6f: stopping it",
+            state.suite_id,
+            spent,
+            budget,
+            extra={"suite_id": state.suite_id},
+        )
+        await self._publish(
+            SuiteCancellingEvent(
+                suite_id=state.suite_id, seq=state.last_seq + 1, reason="budget_exceeded"
+            )
+        )
+        await self._stop_running(state)
+
+    async def _stop_running(self, state: SuiteState) -> None:
+        for member in state.members:
+            if member.status == "running" and member.simulation_id is not None:
+                await self._broker.publish_command(StopCommand(simulation_id=member.simulation_id))
+
+    async def _restop_budget_spent(self) -> None:
+        """Tell the running members of budget-stopped suites to stop again (the conductor
+        before may have died between ``cancelling`` and its commands)."""
+        for state in self._book.active():
+            if state.status == "cancelling" and state.ending_reason == "budget_exceeded":
+                await self._stop_running(state)
+
     async def _advance(self, state: SuiteState) -> None:
-        """Admit what the concurrency allows; end the suite once it is settled."""
+        """Admit what the concurrency (and the budget) allows; end the suite once it is
+        settled."""
         if state.is_terminal:
             return
+        await self._check_budget(state)
         waiting = state.to_admit()
         if waiting:
             await self._admit(state, waiting)
@@ -237,6 +304,14 @@ class SuiteConductor:
         # The log may have brought it back to the book already: that is the same event.
         if not self._book.apply(event) and not self._book.holds(event):
             raise RuntimeError(f"suite {event.suite_id}: seq {event.seq} was taken meanwhile")
+
+
+def _suite_command(body: bytes) -> SuiteCancelCommand | SuiteBudgetCheck:
+    """What came on SUITE_CANCEL_ROUTING_KEY: a cancel, or a budget check."""
+    try:
+        return SuiteCancelCommand.model_validate_json(body)
+    except ValidationError:  # extra fields are forbidden: a check's ``command`` is one
+        return SuiteBudgetCheck.model_validate_json(body)
 
 
 async def _settle(message: AbstractIncomingMessage, *, ack: bool) -> None:
