@@ -122,6 +122,15 @@ class Judging:
             )
         if not request.criteria:
             return CriteriaVerdicts(results=[])
+        if state.stop_reason == "budget_exceeded":
+            # Its budget counts the judge too, and is spent: the judge LLM is not asked.
+            reason = "unjudged: the simulation's budget was spent (budget_exceeded)"
+            return CriteriaVerdicts(
+                results=[
+                    CriterionResult(criterion=criterion, passed=None, reasoning=reason)
+                    for criterion in request.criteria
+                ]
+            )
         return await self._judge.judge(
             Case(
                 simulation_id=state.simulation_id,

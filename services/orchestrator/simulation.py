@@ -110,6 +110,8 @@ class RunSignals:
         self.cancelled = asyncio.Event()
         self.budget_spent = False
         """Its suite's budget is spent (a ``stop`` command): no further call is made."""
+        self.budget_stop = asyncio.Event()
+        """Set with ``budget_spent``: a wait for a permit ends on it."""
         self.interrupted = asyncio.Event()
         self.hand_back_requested = False
         self.hand_back_wanted = asyncio.Event()
@@ -125,6 +127,7 @@ class RunSignals:
 
     def stop_for_budget(self) -> None:
         self.budget_spent = True
+        self.budget_stop.set()
 
     def hand_back_soon(self) -> None:
         self.hand_back_requested = True
@@ -575,22 +578,30 @@ class SimulationRun:
                     step=what,
                 )
                 await self._interruptible(self._until_permit(taking))
-            return taking.result()
+            permit = taking.result()
+            if self._signals.budget_spent:  # the stop came while it waited: no call
+                raise _BudgetExceeded
+            return permit
         except BaseException:
             await _give_back(taking)
             raise
 
     async def _until_permit(self, taking: asyncio.Future[Permit]) -> None:
-        """Wait for the permit; a hand-back ends the wait too (no call is cut short by it)."""
+        """Wait for the permit; a hand-back or a budget stop ends the wait too (no call is cut
+        short by them)."""
         hand_back: asyncio.Future[Any] = asyncio.ensure_future(
             self._signals.hand_back_wanted.wait()
         )
-        waits: set[asyncio.Future[Any]] = {taking, hand_back}
+        budget: asyncio.Future[Any] = asyncio.ensure_future(self._signals.budget_stop.wait())
+        waits: set[asyncio.Future[Any]] = {taking, hand_back, budget}
         try:
             await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
         finally:
             hand_back.cancel()
+            budget.cancel()
         if not taking.done():
+            if self._signals.budget_spent:
+                raise _BudgetExceeded
             raise HandBack
 
     async def _retried(

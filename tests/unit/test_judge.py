@@ -20,6 +20,7 @@ from contracts.events import (
     QueuedEvent,
     SimulationEvent,
     StartedEvent,
+    StopReason,
     TurnEvent,
     TurnUsage,
 )
@@ -29,7 +30,7 @@ from contracts.requests import SimulationRequest
 from services.common.event_log import LoggedSimulation
 from services.common.pricing import ModelPrice
 from services.judge.assertions import BotReply, bot_replies, evaluate
-from services.judge.case import Case
+from services.judge.case import Case, CriteriaVerdicts
 from services.judge.judging import Judging
 from services.judge.llm_judge import RESPONSE_FORMAT, LLMJudge, judge_messages, parse_verdicts
 from services.judge.metrics import JudgeMetrics
@@ -224,7 +225,9 @@ class _FakeLog:
         return LoggedSimulation(events=self.events, judged=self.judged)
 
 
-def _simulation(ending: str, **request: Any) -> tuple[str, list[SimulationEvent]]:
+def _simulation(
+    ending: str, stop_reason: StopReason = "max_turns", **request: Any
+) -> tuple[str, list[SimulationEvent]]:
     sim = new_simulation_id()
     body = {"simulation_id": sim, "bot_id": 1, "user_prompt": "hi", "persona": "p", **request}
     events: list[SimulationEvent] = [
@@ -238,7 +241,7 @@ def _simulation(ending: str, **request: Any) -> tuple[str, list[SimulationEvent]
             CompletedEvent(
                 simulation_id=sim,
                 seq=5,
-                stop_reason="max_turns",
+                stop_reason=stop_reason,
                 transcript="",
                 turn_count=1,
                 duration_ms=5,
@@ -312,3 +315,35 @@ async def test_a_failed_simulation_is_judged_fail_with_its_error() -> None:
     assert judged.error == ErrorInfo(code="bot_timeout", message="the bot did not answer")
     assert judged.criteria[0].passed is None
     assert "simulation failed (bot_timeout)" in judged.criteria[0].reasoning
+
+
+class _AskedJudge(OfflineJudge):
+    """Fails the test if the judge LLM is asked."""
+
+    async def judge(self, case: Case) -> CriteriaVerdicts:
+        raise AssertionError(f"the judge LLM was asked about {case.simulation_id}")
+
+
+async def test_a_simulation_that_spent_its_budget_is_not_sent_to_the_judge_llm() -> None:
+    _, events = _simulation(
+        "completed", "budget_exceeded", criteria=["greets"], assertions=[{"contains": "Hello"}]
+    )
+    published: list[JudgedEvent] = []
+
+    async def publish(event: JudgedEvent) -> None:
+        published.append(event)
+
+    judging = Judging(
+        log=_FakeLog(events, None),
+        judge=_AskedJudge(),
+        prices={},
+        metrics=JudgeMetrics(CollectorRegistry()),
+    )
+    ended = events[-1]
+    assert isinstance(ended, CompletedEvent)
+    judged = await judging.handle(ended, publish)
+    assert judged is not None
+    assert judged.verdict == "unjudged"  # never a pass; the assertions still count
+    assert judged.criteria[0].passed is None
+    assert "budget was spent" in judged.criteria[0].reasoning
+    assert judged.assertions[0].passed

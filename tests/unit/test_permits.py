@@ -133,6 +133,19 @@ async def test_a_hand_back_ends_a_wait_for_a_permit_without_a_call() -> None:
     assert gate.acquired == []
 
 
+async def test_a_budget_stop_while_waiting_ends_the_run_without_a_call() -> None:
+    gate, sink, bot, signals = FakeGate(closed=True), WaitRecorder(), FakeBot(), RunSignals()
+    run = _simulation(bot, sink, permits=CallPermits(gate, bot="lesson"), signals=signals)
+    task = asyncio.create_task(run.run())
+    await asyncio.wait_for(sink.waited.wait(), 5)
+    signals.stop_for_budget()  # its suite's budget is spent while it waits for the target
+    terminal = await asyncio.wait_for(task, 5)
+    assert isinstance(terminal, CompletedEvent)
+    assert terminal.stop_reason == "budget_exceeded"
+    assert bot.calls == []
+    assert gate.held == 0
+
+
 async def test_the_simulated_user_takes_permits_of_its_model() -> None:
     gate, sink, bot = FakeGate(), Recorder(), FakeBot()
     run = _simulation(bot, sink, permits=CallPermits(gate, user="llm:m"))
