@@ -97,7 +97,9 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             suite_book = SuiteBook(broker.connection, sync_timeout_s=settings.log_read_timeout_s)
             await suite_book.start()
             app.state.suite_book = suite_book
-            await SuiteConductor(suite_book, broker, relay).start(broker.connection)
+            await SuiteConductor(
+                suite_book, broker, relay, members_in_flight=settings.suite_members_in_flight
+            ).start(broker.connection)
             app.state.active = active
             app.state.settings = settings
             app.state.broker = broker

@@ -44,6 +44,7 @@ from services.gateway.relay import EventRelay, UnknownSimulation
 from services.gateway.submission import submit_simulation
 from services.gateway.suites.admission import member_create
 from services.gateway.suites.book import SuiteBook
+from services.gateway.suites.fair_share import admissions
 
 __all__ = ["SuiteConductor"]
 
@@ -54,8 +55,16 @@ RETRY_AFTER_FAILURE_S = 1.0
 
 
 class SuiteConductor:
-    def __init__(self, book: SuiteBook, broker: GatewayBroker, relay: EventRelay) -> None:
+    def __init__(
+        self,
+        book: SuiteBook,
+        broker: GatewayBroker,
+        relay: EventRelay,
+        *,
+        members_in_flight: int = 100,
+    ) -> None:
         self._book = book
+        self._members_in_flight = members_in_flight
         self._broker = broker
         self._relay = relay
         self._checked = False
@@ -177,12 +186,12 @@ class SuiteConductor:
                 )
 
     async def _advance(self, state: SuiteState) -> None:
-        """Admit what the concurrency allows; end the suite once it is settled."""
+        """Admit what the concurrency allows (this suite's and, shared fairly between every
+        suite, CONVSIM_SUITE_MEMBERS_IN_FLIGHT); end the suite once it is settled."""
         if state.is_terminal:
             return
-        waiting = state.to_admit()
-        if waiting:
-            await self._admit(state, waiting)
+        for admission in admissions(self._book.active(), self._members_in_flight):
+            await self._admit(admission.state, admission.members)
         if state.is_settled:
             await self._publish(state.ended_event())
             logger.info(
