@@ -7,7 +7,7 @@ from typing import Literal
 
 from contracts.requests import SimulationCreate
 
-__all__ = ["WORK_CLASSES", "WorkClass", "work_class_of"]
+__all__ = ["WORK_CLASSES", "WorkClass", "classify", "work_class_of"]
 
 WorkClass = Literal["interactive", "single", "suite"]
 WORK_CLASSES: tuple[WorkClass, ...] = ("interactive", "single", "suite")
@@ -15,8 +15,13 @@ WORK_CLASSES: tuple[WorkClass, ...] = ("interactive", "single", "suite")
 
 
 def work_class_of(request: SimulationCreate) -> WorkClass:
-    if request.is_conversation:
+    return classify(request.mode, request.suite_id)
+
+
+def classify(mode: object, suite_id: object) -> WorkClass:
+    """From a request's ``mode`` and ``suite_id`` (as found in JSON)."""
+    if mode == "conversation":
         return "interactive"
-    if request.suite_id is not None:
+    if suite_id:
         return "suite"
     return "single"

@@ -18,7 +18,7 @@ from aio_pika.abc import AbstractRobustConnection
 from contracts.events import TurnEvent
 from services.orchestrator.permits import ConcurrencyLimits, PermitPool
 from tests.fakes.bot_api import NORMAL_BOT, SLOW_BOT
-from tests.integration.client import create_suite
+from tests.integration.client import create_simulation, create_suite, read_events, request_body
 from tests.integration.conftest import API_KEY_ALPHA, API_KEY_BETA, IsolatedStack
 from tests.integration.log_tap import eventually
 from tests.integration.test_conversations import send_streaming
@@ -179,3 +179,33 @@ async def test_a_conversation_is_not_delayed_behind_a_long_suite(isolated: Isola
     print(f"reply latency: alone {baseline}, beside the suite {loaded}; suite {running}")
     assert running["waiting"] + running["running"] > 0  # the suite was still going
     assert max(loaded) < max(baseline) + 0.5  # the suite's 0.5 s calls never came first
+
+
+async def test_a_queued_simulation_shows_its_place_among_queued_work_of_its_class(
+    isolated: IsolatedStack,
+) -> None:
+    env = _env(isolated)
+    _, url = isolated.start_gateway(**env)  # no orchestrator yet: everything stays queued
+    async with httpx.AsyncClient(base_url=url, timeout=30, headers=ALPHA) as client:
+        body = request_body(NORMAL_BOT, max_turns=1)
+        singles = [await create_simulation(client, body) for _ in range(3)]
+        response = await client.post("/v1/conversations", json={"bot_id": NORMAL_BOT})
+        conversation = response.json()["conversation_id"]
+
+        async def places() -> list[int | None]:
+            return [
+                (await client.get(f"/v1/simulations/{i}")).json()["queue_place"]
+                for i in [*singles, conversation]
+            ]
+
+        async def numbered() -> bool:
+            return await places() == [1, 2, 3, 1]
+
+        await eventually(numbered, timeout_s=10, what="the places of the queued simulations")
+        isolated.start_orchestrator("orchestrator-fair", **env)
+        await asyncio.wait_for(read_events(client, singles[-1]), 30)
+
+        async def started() -> bool:
+            return (await places())[:3] == [None, None, None]
+
+        await eventually(started, timeout_s=10, what="the places to go once started")

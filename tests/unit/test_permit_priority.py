@@ -63,3 +63,19 @@ async def test_a_runs_permits_are_taken_as_its_class() -> None:
         assert call_permits.bot is not None
         await call_permits.gate.acquire(call_permits.bot)
     assert pool.asked == [("default", "interactive"), ("default", "single"), ("default", "suite")]
+
+
+def test_a_queued_simulations_place_among_its_class_until_it_starts() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from services.gateway.active import ActiveIndex
+
+    index = ActiveIndex(window=timedelta(hours=1))
+    t0 = datetime.now(UTC)
+    for n, work_class in enumerate(["single", "suite", "single", "interactive", "single"]):
+        index.queued(f"s{n}", None, t0 + timedelta(seconds=n), work_class)  # type: ignore[arg-type]
+    assert [index.place(f"s{n}") for n in range(5)] == [1, 1, 2, 1, 3]
+    index.started("s0", t0)
+    index.ended("s2", t0)
+    assert [index.place(f"s{n}") for n in range(5)] == [None, 1, None, 1, 1]
+    assert index.place("unknown") is None
