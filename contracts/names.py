@@ -86,6 +86,7 @@ simulations from it (CONVSIM_MAX_ACTIVE_PER_KEY) without reading every turn."""
 
 ACTIVITY_EVENTS = (
     "simulation.*.queued",
+    "simulation.*.started",
     "simulation.*.completed",
     "simulation.*.failed",
     "simulation.*.cancelled",

@@ -4,6 +4,8 @@ Fed by the activity log (``convsim.activity.log``: every ``queued`` event, with 
 every terminal event), followed from ``now - CONVSIM_ACTIVE_WINDOW_S``: so every replica, and a
 restarted one, counts what every gateway accepted. A simulation counts from ``queued`` until
 its terminal event, and at most for the window (one queued longer than that is forgotten).
+``started`` events tell which are still waiting in the request queue: ``place`` is a queued
+simulation's place among those of its class of work (``contracts.work_class``).
 
 What this replica accepts counts at once (a reservation, then the id once it is known), so
 one replica never admits more than the limit; another replica's simulations count once its
@@ -23,6 +25,7 @@ from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
 from contracts.events import TERMINAL_EVENT_TYPES
 from contracts.ids import created_at_of
 from contracts.names import ACTIVITY_LOG_STREAM
+from contracts.work_class import WorkClass, classify
 from services.common.stream_reader import StreamFollower
 
 __all__ = ["ActiveIndex", "ActiveSimulations", "Owner", "TooManyActive"]
@@ -45,6 +48,7 @@ class TooManyActive(Exception):
 class _Active:
     owner: Owner
     since: datetime
+    work_class: WorkClass = "single"
 
 
 class ActiveIndex:
@@ -55,17 +59,45 @@ class ActiveIndex:
         self._window = window
         self._active: dict[str, _Active] = {}
         self._ended: dict[str, datetime] = {}
+        self._started: dict[str, datetime] = {}
         self._counts: Counter[Owner] = Counter()
         self._reserved: Counter[Owner] = Counter()
 
-    def queued(self, simulation_id: str, owner: Owner, at: datetime) -> None:
-        if simulation_id in self._active or simulation_id in self._ended:
+    def queued(
+        self, simulation_id: str, owner: Owner, at: datetime, work_class: WorkClass | None = None
+    ) -> None:
+        """``work_class`` comes with the log's ``queued`` (this replica's own acceptance,
+        counted first, does not say it)."""
+        if simulation_id in self._ended:
             return
-        self._active[simulation_id] = _Active(owner, at)
+        known = self._active.get(simulation_id)
+        if known is not None:
+            if work_class is not None:
+                self._active[simulation_id] = _Active(known.owner, known.since, work_class)
+            return
+        self._active[simulation_id] = _Active(owner, at, work_class or "single")
         self._counts[owner] += 1
+
+    def started(self, simulation_id: str, at: datetime) -> None:
+        self._started.setdefault(simulation_id, at)
+
+    def place(self, simulation_id: str) -> int | None:
+        """1 for the next of its class to start, 2 for the one after...; None once started
+        (or unknown)."""
+        active = self._active.get(simulation_id)
+        if active is None or simulation_id in self._started:
+            return None
+        return 1 + sum(
+            1
+            for other_id, other in self._active.items()
+            if other.work_class == active.work_class
+            and other_id not in self._started
+            and (other.since, other_id) < (active.since, simulation_id)
+        )
 
     def ended(self, simulation_id: str, at: datetime) -> None:
         self._ended.setdefault(simulation_id, at)
+        self._started.pop(simulation_id, None)
         if (active := self._active.pop(simulation_id, None)) is not None:
             self._counts[active.owner] -= 1
 
@@ -97,6 +129,10 @@ class ActiveIndex:
             if at >= horizon:
                 break
             del self._ended[simulation_id]
+        for simulation_id, at in list(self._started.items()):
+            if at >= horizon:
+                break
+            del self._started[simulation_id]
 
 
 class ActiveSimulations:
@@ -129,14 +165,20 @@ class ActiveSimulations:
             at = at.replace(tzinfo=UTC)
         if event_type in TERMINAL_EVENT_TYPES:
             self.index.ended(simulation_id, at)
+        elif event_type == "started":
+            self.index.started(simulation_id, at)
         elif event_type == "queued":
-            self.index.queued(simulation_id, _owner_of(message.body), at)
+            owner, work_class = _owner_and_class_of(message.body)
+            self.index.queued(simulation_id, owner, at, work_class)
 
 
-def _owner_of(body: bytes) -> Owner:
+def _owner_and_class_of(body: bytes) -> tuple[Owner, WorkClass]:
     try:
-        owner = json.loads(body).get("owner")
+        queued = json.loads(body)
+        owner = queued.get("owner")
+        request = queued.get("request") or {}
+        work_class = classify(request.get("mode"), request.get("suite_id"))
     except (ValueError, AttributeError):
         logger.warning("a queued event in the activity log is not a JSON object")
-        return None
-    return owner if isinstance(owner, str) else None
+        return None, "single"
+    return (owner if isinstance(owner, str) else None), work_class

@@ -99,9 +99,13 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             app.state.suite_book = suite_book
             budget_watch = BudgetWatch(suite_book, settings.prices, check_sender(broker))
             relay.observe(budget_watch.observe)
-            await SuiteConductor(suite_book, broker, relay, settings.prices).start(
-                broker.connection
-            )
+            await SuiteConductor(
+                suite_book,
+                broker,
+                relay,
+                settings.prices,
+                members_in_flight=settings.suite_members_in_flight,
+            ).start(broker.connection)
             app.state.active = active
             app.state.settings = settings
             app.state.broker = broker

@@ -112,6 +112,12 @@ class SimulationPublic(BaseModel):
     started_at: datetime | None
     finished_at: datetime | None
     last_seq: int
+    queue_place: int | None = Field(
+        default=None,
+        description="While queued (not started, not waiting for a permit): 1 for the next "
+        "to start among queued work of its class (conversations, single simulations, suite "
+        "members), 2 for the one after...",
+    )
     waiting_for: WaitingForPublic | None = Field(
         default=None,
         description="While the last event is `waiting`: the permit the next call waits for "

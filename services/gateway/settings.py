@@ -124,6 +124,13 @@ class GatewaySettings(SharedSettings):
         description="Members of a suite in flight at once when its body sets no concurrency "
         "(held across every gateway: one suite conductor decides).",
     )
+    suite_members_in_flight: Annotated[int, Field(ge=1, le=100_000)] = Field(
+        default=100,
+        description="Members of all suites together in flight at once, shared in turn between "
+        "owners (then between an owner's suites); keep it below the orchestrators' "
+        "CONVSIM_MAX_CONCURRENT_SIMULATIONS summed, so conversations and single simulations "
+        "never queue behind suite members.",
+    )
     llm_model: Annotated[str, Field(min_length=1)] = "gpt-4o-mini"
     allowed_llm_models: Annotated[list[str], NoDecode] = Field(
         default_factory=list,

@@ -150,7 +150,12 @@ async def _permits(
     pool = PermitPool(connection, limits)
     stack.push_async_callback(pool.close)
     logger.info("limits: targets %s, llm %s", dict(limits.targets), dict(limits.llm))
-    return RunPermits(pool, limits, user_model=settings.llm_model if user_kind == "llm" else None)
+    return RunPermits(
+        pool,
+        limits,
+        user_model=settings.llm_model if user_kind == "llm" else None,
+        by_class=pool,
+    )
 
 
 async def _follow_control_log(

@@ -14,11 +14,13 @@ from contracts.ids import created_at_of
 from contracts.names import OWNER_HEADER
 from contracts.requests import SimulationRequest
 from contracts.topology import REQUEST_DELIVERY_LIMIT
+from contracts.work_class import work_class_of
 from services.common.bot_targets import DEFAULT_TARGET
 from services.common.event_log import EventLogReader
 from services.orchestrator.endings import DEFAULT_STOP_PHRASE
 from services.orchestrator.http_user import ConversationCommands, HttpUser
 from services.orchestrator.permits.limits import ConcurrencyLimits
+from services.orchestrator.permits.priority import ClassedGate, ClassedPool
 from services.orchestrator.ports import BotPort, CallPermits, PermitGate, TranscriptLine
 from services.orchestrator.pricing import Prices
 from services.orchestrator.provenance import ProvenanceFacts, provenance_of
@@ -61,11 +63,13 @@ class RunLimits:
 class RunPermits:
     """Which calls of a run take permits: those of a limited bot target, and the simulated
     user's LLM calls of a limited model (``user_model`` unless the request names one; None:
-    the simulated user makes no LLM call)."""
+    the simulated user makes no LLM call). With ``by_class`` (the broker pool), a run takes
+    them as its class of work: conversation, single simulation or suite member."""
 
     gate: PermitGate
     limits: ConcurrencyLimits
     user_model: str | None
+    by_class: ClassedPool | None = None
 
     def of(self, request: SimulationRequest) -> CallPermits | None:
         bot = self.limits.target(request.bot_target or DEFAULT_TARGET)
@@ -73,7 +77,10 @@ class RunPermits:
         user = None if model is None else self.limits.user_llm(model)
         if bot is None and user is None:
             return None
-        return CallPermits(self.gate, bot=bot, user=user)
+        gate: PermitGate = self.gate
+        if self.by_class is not None:
+            gate = ClassedGate(self.by_class, work_class_of(request))
+        return CallPermits(gate, bot=bot, user=user)
 
 
 class RequestHandler:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Response
+from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import PlainTextResponse
 from sse_starlette import EventSourceResponse
 
+from services.gateway.active import ActiveSimulations
 from services.gateway.cancellation import request_cancel
 from services.gateway.dependencies import (
     AccessDep,
@@ -95,9 +96,15 @@ async def create_simulation(
     summary="A simulation's status, turns and transcript, and the judge's verdict once given",
     responses=NOT_FOUND,
 )
-async def get_simulation(simulation_id: str, relay: RelayDep, owner: OwnerDep) -> SimulationPublic:
+async def get_simulation(
+    simulation_id: str, relay: RelayDep, owner: OwnerDep, request: Request
+) -> SimulationPublic:
     state = await relay.state(simulation_id, owner)
-    return SimulationPublic.from_state(state, relay.judgement(simulation_id))
+    public = SimulationPublic.from_state(state, relay.judgement(simulation_id))
+    active: ActiveSimulations | None = getattr(request.app.state, "active", None)
+    if public.status == "queued" and public.waiting_for is None and active is not None:
+        public.queue_place = active.index.place(simulation_id)
+    return public
 
 
 @router.get(

@@ -54,6 +54,7 @@ from services.gateway.relay import EventRelay, UnknownSimulation
 from services.gateway.submission import submit_simulation
 from services.gateway.suites.admission import member_create
 from services.gateway.suites.book import SuiteBook
+from services.gateway.suites.fair_share import admissions
 from services.gateway.suites.spending import member_calls_cost, suite_spend
 
 __all__ = ["SuiteConductor"]
@@ -71,8 +72,11 @@ class SuiteConductor:
         broker: GatewayBroker,
         relay: EventRelay,
         prices: Prices | None = None,
+        *,
+        members_in_flight: int = 100,
     ) -> None:
         self._book = book
+        self._members_in_flight = members_in_flight
         self._broker = broker
         self._relay = relay
         self._prices: Prices = prices or {}
@@ -242,14 +246,15 @@ class SuiteConductor:
                 await self._stop_running(state)
 
     async def _advance(self, state: SuiteState) -> None:
-        """Admit what the concurrency (and the budget) allows; end the suite once it is
-        settled."""
+        """Admit what the concurrency allows (this suite's and, shared fairly between every
+        suite, CONVSIM_SUITE_MEMBERS_IN_FLIGHT) and the budgets allow; end the suite once it
+        is settled."""
         if state.is_terminal:
             return
-        await self._check_budget(state)
-        waiting = state.to_admit()
-        if waiting:
-            await self._admit(state, waiting)
+        for active in self._book.active():
+            await self._check_budget(active)  # a spent suite admits nothing more
+        for admission in admissions(self._book.active(), self._members_in_flight):
+            await self._admit(admission.state, admission.members)
         if state.is_settled:
             await self._publish(state.ended_event())
             logger.info(

@@ -1,5 +1,6 @@
 """Taking and returning permits: one channel per orchestrator; per resource, one poller that
-hands the permits it gets (basic.get, unacked) to the calls waiting here, in order.
+hands the permits it gets (basic.get, unacked) to the calls waiting here, by class of work
+(priority.py), then in order. A suite member does not take one of a resource's last permits.
 
 A permit is held as an unacked message of the channel; returning it is a nack with requeue
 (which RabbitMQ 4.3+ does not count as a failed delivery, unlike reject).
@@ -22,9 +23,11 @@ from aio_pika.abc import (
     AbstractRobustConnection,
 )
 
+from contracts.work_class import WorkClass
 from services.orchestrator.permits.filling import ensure_filled
 from services.orchestrator.permits.limits import ConcurrencyLimits
 from services.orchestrator.permits.names import PermitQueues
+from services.orchestrator.permits.priority import rank, reserved
 
 __all__ = ["BrokerPermit", "PermitPool"]
 
@@ -57,21 +60,22 @@ class _Resource:
 
     def __init__(self, queues: PermitQueues) -> None:
         self.queues = queues
-        self.waiters: deque[asyncio.Future[BrokerPermit]] = deque()
+        self.waiters: deque[tuple[WorkClass, asyncio.Future[BrokerPermit]]] = deque()
         self.released = asyncio.Event()
         self.queue: AbstractQueue | None = None
         self.ready: asyncio.Task[None] | None = None
         self.poller: asyncio.Task[None] | None = None
 
-    def next_waiter(self) -> asyncio.Future[BrokerPermit] | None:
-        while self.waiters:
-            waiter = self.waiters.popleft()
-            if not waiter.done():
-                return waiter
-        return None
+    def next_waiter(self) -> tuple[WorkClass, asyncio.Future[BrokerPermit]] | None:
+        """The first waiter of the highest class (cancelled ones are dropped)."""
+        live = [(c, w) for c, w in self.waiters if not w.done()]
+        self.waiters = deque(live)
+        if not live:
+            return None
+        return min(live, key=lambda item: rank(item[0]))
 
     def has_waiters(self) -> bool:
-        return any(not waiter.done() for waiter in self.waiters)
+        return any(not waiter.done() for _, waiter in self.waiters)
 
 
 class PermitPool:
@@ -105,14 +109,16 @@ class PermitPool:
             with contextlib.suppress(Exception):
                 await self._channel.close()
 
-    async def acquire(self, resource: str) -> BrokerPermit:
-        """Wait for a permit of ``resource`` (in the order asked, within this process).
-        Cancelling the wait is safe: a permit that arrives for it goes back."""
+    async def acquire(self, resource: str, work_class: WorkClass = "single") -> BrokerPermit:
+        """Wait for a permit of ``resource`` (by class, then in the order asked, within this
+        process). Cancelling the wait is safe: a permit that arrives for it goes back."""
         state = self._resource(resource)
         waiter: asyncio.Future[BrokerPermit] = asyncio.get_running_loop().create_future()
-        state.waiters.append(waiter)
+        state.waiters.append((work_class, waiter))
         if state.poller is None or state.poller.done():
             state.poller = asyncio.create_task(self._poll(state), name=f"permits {resource}")
+        elif work_class != "suite":
+            state.released.set()  # a poller backing off for suite members: try again now
         try:
             return await waiter
         except asyncio.CancelledError:
@@ -152,14 +158,19 @@ class PermitPool:
             except Exception as exc:
                 logger.warning("taking a permit of %s failed: %r", state.queues.resource, exc)
             if message is not None:
-                delay = self._min_poll_s
                 permit = BrokerPermit(message, state.released)
                 waiter = state.next_waiter()
                 if waiter is None:
                     await permit.release()
                     return
-                waiter.set_result(permit)
-                continue
+                work_class, future = waiter
+                left = message.message_count or 0
+                if left >= reserved(work_class, state.queues.size):
+                    delay = self._min_poll_s
+                    state.waiters.remove(waiter)
+                    future.set_result(permit)
+                    continue
+                await permit.release()  # one of the last: kept for a higher class; back off
             state.released.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(state.released.wait(), random.uniform(delay / 2, delay))
