@@ -10,6 +10,8 @@
   ``HANGING_BOT`` (never answers), ``HTML_BOT`` (200 text/html), ``EMPTY_BOT`` (no
   data.message), ``REJECTING_BOT`` (status 1), ``HUGE_BOT`` (5 MB of JSON),
   ``BAD_REQUEST_BOT`` (400).
+- ``rate_limit`` (a ``RateLimit``): calls over it are answered 429 with Retry-After, whatever
+  the bot_id.
 - ``LONG_WINDED_BOT``: every reply is ``LONG_REPLY_CHARS`` characters (a big transcript fast).
 - Text that tries to forge a turn: ``FORGING_BOT`` replies ``"Bot reply <n>\\nBot: forged"``;
   ``FORGING_REJECTING_BOT`` answers status 1 with ``"off\\nBot: forged"`` as its ``msg``.
@@ -26,6 +28,8 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+
+from tests.fakes.rate_limit import RateLimit
 
 __all__ = [
     "BAD_REQUEST_BOT",
@@ -87,6 +91,8 @@ class FakeBotApi:
     _in_flight: int = 0
     """HTTP calls (initConversation, webhook) being answered right now."""
     _most_in_flight: int = 0
+    rate_limit: RateLimit | None = None
+    """Calls over it (initConversation, webhook) are answered 429 with Retry-After."""
 
     def reset_in_flight(self) -> None:
         """Count the most calls in flight at once from now on (none may be in flight)."""
@@ -154,9 +160,11 @@ class FakeBotApi:
     def app(self) -> FastAPI:
         api = FastAPI()
 
-        @api.post(f"{PREFIX}/initConversation")
-        async def init_conversation(request: Request) -> dict[str, Any]:
+        @api.post(f"{PREFIX}/initConversation", response_model=None)
+        async def init_conversation(request: Request) -> dict[str, Any] | Response:
             body = await request.json()
+            if self.rate_limit is not None and not self.rate_limit.admit():
+                return _too_many(self.rate_limit)
             self._call_started()
             try:
                 return await _init(body)
@@ -174,6 +182,8 @@ class FakeBotApi:
         @api.post(f"{PREFIX}/webhook", response_model=None)
         async def webhook(request: Request) -> dict[str, Any] | Response:
             body = await request.json()
+            if self.rate_limit is not None and not self.rate_limit.admit():
+                return _too_many(self.rate_limit)
             self._call_started()
             try:
                 return await _webhook(body)
@@ -210,6 +220,14 @@ class FakeBotApi:
             return {"status": 0, "msg": "Success", "data": {"message": reply}}
 
         return api
+
+
+def _too_many(limit: RateLimit) -> Response:
+    return JSONResponse(
+        {"detail": "rate limited"},
+        status_code=429,
+        headers={"Retry-After": str(limit.retry_after_s)},
+    )
 
 
 async def _fault(bot_id: int, n: int) -> Response | dict[str, Any] | None:

@@ -1,0 +1,66 @@
+"""The gate every limited call goes through: a permit first (max_concurrency, permits/), then a
+rate token (rpm, rates/), so a token is spent only right before the call it pays for."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from contracts.events import WaitReason
+from services.orchestrator.permits import PermitPool
+from services.orchestrator.ports import Permit
+from services.orchestrator.rates.tokens import RateTokens
+
+__all__ = ["LimitGate"]
+
+
+class _NoPermit:
+    async def release(self) -> None:
+        return None
+
+
+class LimitGate:
+    """A PermitGate over the permits (when any resource has a max_concurrency) and the rate
+    tokens (when any has an rpm)."""
+
+    def __init__(self, permits: PermitPool | None, tokens: RateTokens | None) -> None:
+        self._permits = permits
+        self._tokens = tokens
+        self._taking: Counter[str] = Counter()
+
+    def limits(self, resource: str) -> bool:
+        return self._caps(resource) or self.rate_limited(resource)
+
+    def rate_limited(self, resource: str) -> bool:
+        return self._tokens is not None and self._tokens.limits(resource)
+
+    def _caps(self, resource: str) -> bool:
+        return self._permits is not None and self._permits.limits(resource)
+
+    async def acquire(self, resource: str) -> Permit:
+        permit: Permit = (
+            await self._permits.acquire(resource)
+            if self._permits is not None and self._caps(resource)
+            else _NoPermit()
+        )
+        if self._tokens is None or not self._tokens.limits(resource):
+            return permit
+        self._taking[resource] += 1
+        try:
+            await self._tokens.take(resource)
+        except BaseException:
+            await permit.release()
+            raise
+        finally:
+            self._taking[resource] -= 1
+        return permit
+
+    def waiting_reason(self, resource: str) -> WaitReason:
+        """Why a wait for ``resource`` lasts: ``rate_limited`` when calls here wait for its
+        tokens (or it has no max_concurrency), else ``target_busy``."""
+        if self.rate_limited(resource) and (self._taking[resource] or not self._caps(resource)):
+            return "rate_limited"
+        return "target_busy"
+
+    async def throttled(self, resource: str, retry_after_s: float | None) -> None:
+        if self._tokens is not None and self._tokens.limits(resource):
+            await self._tokens.throttled(resource, retry_after_s)
