@@ -2,7 +2,8 @@
 
 A 429 halves the rate (not below ``floor``) and pauses refilling for its Retry-After; the 429s
 of calls already in flight when the first one came (within ``cooldown_s`` of a decrease) do not
-halve it again, so a burst of 429s is one decrease. Each second without a 429 the rate grows by
+halve it again, nor do those during the pause, so a burst of 429s is one decrease. Each second
+without a 429 the rate grows by
 ``increase`` of the configured rate, back up to it."""
 
 from __future__ import annotations
@@ -40,9 +41,11 @@ class Aimd:
 
     def throttled(self, now: float, retry_after_s: float | None) -> bool:
         """A 429 was seen; True when it lowered the rate (False: within the cooldown)."""
+        # A 429 during a pause or the cooldown answers a call made before the decrease.
+        echo = now < self.paused_until or now - self._decreased_at < self.cooldown_s
         if retry_after_s:
             self.paused_until = max(self.paused_until, now + retry_after_s)
-        if now - self._decreased_at < max(self.cooldown_s, retry_after_s or 0.0):
+        if echo:
             return False
         self.rate_per_s = max(self.configured_per_s * self.floor, self.rate_per_s * self.decrease)
         self._decreased_at = self._grown_at = now
