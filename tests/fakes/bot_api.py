@@ -23,6 +23,7 @@ import asyncio
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -79,6 +80,8 @@ PREFIX = "/robot-ai-lesson/api/v1/bot"
 class FakeBotApi:
     plain: bool = False
     """Every bot_id behaves like NORMAL_BOT (for generated requests, which pick any id)."""
+    rate_limit: RateLimit | None = None
+    """Calls over it (initConversation, webhook) are answered 429 with Retry-After."""
     calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _bots: dict[str, int] = field(default_factory=dict)
@@ -91,8 +94,6 @@ class FakeBotApi:
     _in_flight: int = 0
     """HTTP calls (initConversation, webhook) being answered right now."""
     _most_in_flight: int = 0
-    rate_limit: RateLimit | None = None
-    """Calls over it (initConversation, webhook) are answered 429 with Retry-After."""
 
     def reset_in_flight(self) -> None:
         """Count the most calls in flight at once from now on (none may be in flight)."""
@@ -160,11 +161,22 @@ class FakeBotApi:
     def app(self) -> FastAPI:
         api = FastAPI()
 
-        @api.post(f"{PREFIX}/initConversation", response_model=None)
-        async def init_conversation(request: Request) -> dict[str, Any] | Response:
+        @api.middleware("http")
+        async def rate_limited(
+            request: Request, call_next: Callable[[Request], Awaitable[Response]]
+        ) -> Response:
+            limit = self.rate_limit
+            if limit is not None and request.url.path.startswith(PREFIX) and not limit.admit():
+                return JSONResponse(
+                    {"detail": "rate limited"},
+                    status_code=429,
+                    headers={"Retry-After": str(limit.retry_after_s)},
+                )
+            return await call_next(request)
+
+        @api.post(f"{PREFIX}/initConversation")
+        async def init_conversation(request: Request) -> dict[str, Any]:
             body = await request.json()
-            if self.rate_limit is not None and not self.rate_limit.admit():
-                return _too_many(self.rate_limit)
             self._call_started()
             try:
                 return await _init(body)
@@ -182,8 +194,6 @@ class FakeBotApi:
         @api.post(f"{PREFIX}/webhook", response_model=None)
         async def webhook(request: Request) -> dict[str, Any] | Response:
             body = await request.json()
-            if self.rate_limit is not None and not self.rate_limit.admit():
-                return _too_many(self.rate_limit)
             self._call_started()
             try:
                 return await _webhook(body)
@@ -220,14 +230,6 @@ class FakeBotApi:
             return {"status": 0, "msg": "Success", "data": {"message": reply}}
 
         return api
-
-
-def _too_many(limit: RateLimit) -> Response:
-    return JSONResponse(
-        {"detail": "rate limited"},
-        status_code=429,
-        headers={"Retry-After": str(limit.retry_after_s)},
-    )
 
 
 async def _fault(bot_id: int, n: int) -> Response | dict[str, Any] | None:
