@@ -90,6 +90,10 @@ class RateGate(Protocol):
         """A call to ``resource`` was answered 429: every replica slows down."""
         ...
 
+    def used(self, resource: str, tokens: int) -> None:
+        """A call to ``resource`` used ``tokens`` LLM tokens (its tpm is charged)."""
+        ...
+
 
 @dataclass(frozen=True)
 class CallPermits:

@@ -80,7 +80,11 @@ class RunPermits:
         return CallPermits(self.gate, bot=bot, user=user)
 
     def _limited(self, resource: str) -> str | None:
-        limited = self.limits.size_of(resource) is not None or self.rates.rpm_of(resource)
+        limited = (
+            self.limits.size_of(resource) is not None
+            or self.rates.rpm_of(resource) is not None
+            or self.rates.tpm_of(resource) is not None
+        )
         return resource if limited else None
 
 

@@ -541,12 +541,18 @@ class SimulationRun:
             permit = await self._permit(what, resource)
             started = time.monotonic()
             try:
-                return await self._permitted(permit, call), _ms_since(started)
+                result = await self._permitted(permit, call)
             except SimulationFailure as failure:
                 gate = self._rate_gate(resource)
                 if gate is None or resource is None or not failure.throttled:
                     raise
                 await gate.throttled(resource, failure.retry_after_s)
+                continue
+            gate = self._rate_gate(resource)
+            usage = unmetered(result)[1]
+            if gate is not None and resource is not None and usage is not None:
+                gate.used(resource, usage.prompt_tokens + usage.completion_tokens)
+            return result, _ms_since(started)
 
     def _rate_gate(self, resource: str | None) -> RateGate | None:
         gate = None if self._permits is None else self._permits.gate

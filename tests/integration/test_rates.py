@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from contracts.events import CompletedEvent, TurnEvent, WaitingEvent
-from services.orchestrator.rates import RateLimits, RateTokens
+from services.orchestrator.rates import LimitGate, RateLimits, RateTokens
 from services.orchestrator.rates.limits import burst_of
 from tests.fakes.bot_api import NORMAL_BOT
 from tests.fakes.rate_limit import RateLimit
@@ -131,3 +131,25 @@ async def test_tokens_come_at_the_configured_rate_across_replicas(isolated: Isol
             await connection.close()
     print(f"{in_window} tokens in 4 s at 5 a second (burst {burst_of(300)})")
     assert 4 * 5 * 0.9 <= in_window <= 4 * 5 + burst_of(300)
+
+
+async def test_an_llm_calls_tokens_are_a_debt_the_next_call_waits_for(
+    isolated: IsolatedStack,
+) -> None:
+    """tpm 600 (10 LLM tokens a second, a bucket of 10): a call that used 31 tokens (one
+    taken before it) leaves 30 owed, so the next call waits about 2-3 s."""
+    connection = await aio_pika.connect_robust(isolated.broker.amqp_url)
+    tokens = RateTokens(connection, RateLimits(llm_tokens={"*": 600}))
+    gate = LimitGate(None, tokens)
+    try:
+        permit = await asyncio.wait_for(gate.acquire("llm:m"), 10)
+        await permit.release()
+        gate.used("llm:m", 31)
+        started = time.monotonic()
+        await asyncio.wait_for(gate.acquire("llm:m"), 15)
+        waited_s = time.monotonic() - started
+    finally:
+        await tokens.close()
+        await connection.close()
+    print(f"the next call waited {waited_s:.1f} s for 30 tokens owed at 10 a second")
+    assert 1.5 <= waited_s <= 6

@@ -8,16 +8,17 @@ from typing import Any
 
 import pytest
 
-from contracts.events import CompletedEvent, FailedEvent, WaitingEvent
+from contracts.events import CompletedEvent, FailedEvent, TurnUsage, WaitingEvent
 from services.common.bot_targets import RobotAiLessonTarget
 from services.orchestrator.errors import SimulationFailure
 from services.orchestrator.permits import ConcurrencyLimits, LimitSetting
-from services.orchestrator.ports import CallPermits
+from services.orchestrator.ports import CallPermits, Metered
 from services.orchestrator.rates import Aimd, LimitGate, RateLimits, RateQueues
-from services.orchestrator.rates.limits import burst_of
+from services.orchestrator.rates.limits import burst_of, unit_of
 from services.orchestrator.request_handler import RunPermits
+from services.orchestrator.simulation import SimulationRun
 from tests.unit.test_permits import FakeGate, WaitRecorder
-from tests.unit.test_simulation import FakeBot, Recorder, _request, _simulation
+from tests.unit.test_simulation import FakeBot, FakeUser, Recorder, _request, _simulation
 
 
 def test_a_429_halves_the_rate_once_per_burst_and_pauses_for_retry_after() -> None:
@@ -62,6 +63,7 @@ class RateGate(FakeGate):
         super().__init__(size=10, closed=closed)
         self._rate_limited = rate_limited
         self.throttles: list[tuple[str, float | None]] = []
+        self.charged: list[tuple[str, int]] = []
 
     def waiting_reason(self, resource: str) -> Any:
         return "rate_limited"
@@ -71,6 +73,9 @@ class RateGate(FakeGate):
 
     async def throttled(self, resource: str, retry_after_s: float | None) -> None:
         self.throttles.append((resource, retry_after_s))
+
+    def used(self, resource: str, tokens: int) -> None:
+        self.charged.append((resource, tokens))
 
 
 class ThrottledBot(FakeBot):
@@ -148,3 +153,38 @@ def test_rpm_is_read_from_targets_and_llm_limits() -> None:
     assert (chosen.bot, chosen.user) == ("paced", "llm:gpt-x")
     assert RateQueues("paced", 600, 10).bucket == "convsim.rate.paced.600.10"
     assert RateQueues("x" * 300, 60, 1).bucket.startswith("convsim.rate.sha256-")
+
+
+class MeteredUser(FakeUser):
+    """The fake simulated user, reporting 7 + 3 tokens per line."""
+
+    async def next_message(self, *args: Any, **kwargs: Any) -> Any:
+        return Metered(
+            await super().next_message(*args, **kwargs),
+            TurnUsage(prompt_tokens=7, completion_tokens=3),
+        )
+
+
+async def test_an_llm_calls_tokens_are_charged_after_it() -> None:
+    gate, sink = RateGate(), Recorder()
+    request = _request()  # a fixed opening, then two lines of the simulated user
+    run = SimulationRun(
+        request,
+        bot=FakeBot(),
+        user=MeteredUser(),
+        events=sink,
+        deadline_s=30,
+        permits=CallPermits(gate, user="llm:gpt-x"),
+    )
+    assert isinstance(await run.run(), CompletedEvent)
+    assert gate.charged == [("llm:gpt-x", 10)] * 2
+
+
+def test_tpm_is_a_bucket_of_units() -> None:
+    rates = RateLimits.of({}, {"*": LimitSetting(tpm=60_000), "small": LimitSetting(tpm=600)})
+    assert rates.tpm_of("llm:any") == 60_000
+    assert unit_of(60_000) == 10  # 6000 messages a minute at most
+    assert rates.rpm_of("llm:any+tokens") == 6_000
+    assert rates.rpm_of("llm:small+tokens") == 600
+    assert rates.rpm_of("llm:any") is None  # no rpm
+    assert rates.any

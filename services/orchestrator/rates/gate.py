@@ -1,5 +1,7 @@
 """The gate every limited call goes through: a permit first (max_concurrency, permits/), then a
-rate token (rpm, rates/), so a token is spent only right before the call it pays for."""
+rate token (rpm, rates/), and for an LLM with a tpm one unit of its tokens bucket, so a token is
+spent only right before the call it pays for; the rest of a call's LLM tokens are charged after
+it (``used``), as a debt the next calls of this replica wait for."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ from collections import Counter
 from contracts.events import WaitReason
 from services.orchestrator.permits import PermitPool
 from services.orchestrator.ports import Permit
+from services.orchestrator.rates.limits import TOKENS
 from services.orchestrator.rates.tokens import RateTokens
 
 __all__ = ["LimitGate"]
@@ -31,7 +34,9 @@ class LimitGate:
         return self._caps(resource) or self.rate_limited(resource)
 
     def rate_limited(self, resource: str) -> bool:
-        return self._tokens is not None and self._tokens.limits(resource)
+        return self._tokens is not None and (
+            self._tokens.limits(resource) or self._tokens.limits(resource + TOKENS)
+        )
 
     def _caps(self, resource: str) -> bool:
         return self._permits is not None and self._permits.limits(resource)
@@ -42,11 +47,13 @@ class LimitGate:
             if self._permits is not None and self._caps(resource)
             else _NoPermit()
         )
-        if self._tokens is None or not self._tokens.limits(resource):
+        if self._tokens is None or not self.rate_limited(resource):
             return permit
         self._taking[resource] += 1
         try:
-            await self._tokens.take(resource)
+            for bucket in (resource, resource + TOKENS):  # a call, then its first LLM token
+                if self._tokens.limits(bucket):
+                    await self._tokens.take(bucket)
         except BaseException:
             await permit.release()
             raise
@@ -62,5 +69,14 @@ class LimitGate:
         return "target_busy"
 
     async def throttled(self, resource: str, retry_after_s: float | None) -> None:
-        if self._tokens is not None and self._tokens.limits(resource):
-            await self._tokens.throttled(resource, retry_after_s)
+        if self._tokens is None:
+            return
+        for bucket in (resource, resource + TOKENS):
+            if self._tokens.limits(bucket):
+                await self._tokens.throttled(bucket, retry_after_s)
+
+    def used(self, resource: str, tokens: int) -> None:
+        """A call to ``resource`` used ``tokens`` LLM tokens (one was taken before it)."""
+        bucket = resource + TOKENS
+        if self._tokens is not None and self._tokens.limits(bucket):
+            self._tokens.charge(bucket, self._tokens.units(bucket, tokens) - 1)

@@ -14,7 +14,7 @@ from collections import deque
 import aio_pika
 from aio_pika.abc import AbstractQueue, AbstractRobustChannel, AbstractRobustConnection
 
-from services.orchestrator.rates.limits import RateLimits
+from services.orchestrator.rates.limits import TOKENS, RateLimits, unit_of
 from services.orchestrator.rates.names import LIMITS_EXCHANGE, RateQueues
 from services.orchestrator.rates.refiller import declare_bucket, refill_while_elected
 
@@ -33,6 +33,8 @@ class _Resource:
         self.bucket: AbstractQueue | None = None
         self.poller: asyncio.Task[None] | None = None
         self.refiller: asyncio.Task[None] | None = None
+        self.debt = 0
+        """Tokens owed (a tpm bucket, charged after a call): paid before any waiter is served."""
 
     def next_waiter(self) -> asyncio.Future[None] | None:
         while self.waiters:
@@ -43,6 +45,9 @@ class _Resource:
 
     def has_waiters(self) -> bool:
         return any(not waiter.done() for waiter in self.waiters)
+
+    def wants_tokens(self) -> bool:
+        return self.debt > 0 or self.has_waiters()
 
 
 class RateTokens:
@@ -67,6 +72,11 @@ class RateTokens:
     def limits(self, resource: str) -> bool:
         return self._limits.rpm_of(resource) is not None
 
+    def units(self, bucket: str, tokens: int) -> int:
+        """The messages of a tpm bucket that ``tokens`` LLM tokens cost (at least one)."""
+        tpm = self._limits.tpm_of(bucket.removesuffix(TOKENS)) or 1
+        return max(1, -(-tokens // unit_of(tpm)))
+
     async def close(self) -> None:
         tasks = [t for r in self._resources.values() for t in (r.poller, r.refiller) if t]
         for task in tasks:
@@ -84,6 +94,15 @@ class RateTokens:
         if state.poller is None or state.poller.done():
             state.poller = asyncio.create_task(self._poll(state), name=f"rate {resource}")
         await waiter
+
+    def charge(self, resource: str, tokens: int) -> None:
+        """Owe ``tokens`` more of ``resource``: the calls here wait until they are paid."""
+        if tokens <= 0:
+            return
+        state = self._resource(resource)
+        state.debt += tokens
+        if state.poller is None or state.poller.done():
+            state.poller = asyncio.create_task(self._poll(state), name=f"rate {resource}")
 
     async def throttled(self, resource: str, retry_after_s: float | None) -> None:
         """Tell the resource's refiller (any replica) that a call was answered 429."""
@@ -127,7 +146,7 @@ class RateTokens:
         min_poll_s up to the token interval (at most max_poll_s); no busy loop."""
         ceiling = min(self._max_poll_s, max(self._min_poll_s, 60 / state.queues.rpm))
         delay = self._min_poll_s
-        while state.has_waiters():
+        while state.wants_tokens():
             token = None
             try:
                 token = await (await self._bucket(state)).get(no_ack=True, fail=False)
@@ -138,6 +157,9 @@ class RateTokens:
                 logger.warning("taking a token of %s failed: %r", state.queues.resource, exc)
             if token is not None:
                 delay = self._min_poll_s
+                if state.debt > 0:
+                    state.debt -= 1
+                    continue
                 waiter = state.next_waiter()
                 if waiter is not None:
                     waiter.set_result(None)
