@@ -17,8 +17,11 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 from bench.broker import BenchVhost
 from bench.processes import Process, free_port, pid_usage, rabbitmq_pid
+from bench.rate_limit import rate_report
 from bench.report import machine, percentiles, print_report
 from bench.workload import run_baseline, run_ours
 
@@ -30,6 +33,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--latency", type=float, default=1.0, help="seconds per fake call")
     parser.add_argument("--orchestrators", type=int, default=1)
     parser.add_argument("--baseline", action="store_true", help="also run the original design")
+    parser.add_argument(
+        "--llm-rpm",
+        type=int,
+        help="rate-limit the fake LLM to this many calls a minute (429 above it) and give "
+        "convsim the same limit (CONVSIM_LLM_LIMITS rpm); reports throughput against it",
+    )
+    parser.add_argument(
+        "--configured-rpm", type=int, help="the rpm convsim is given (default: --llm-rpm)"
+    )
     parser.add_argument("--json", type=Path, help="write the result here")
     parser.add_argument("--logs", type=Path, help="process logs here (default: a temp dir)")
     return parser.parse_args(argv)
@@ -56,7 +68,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             fakes_port = free_port()
             fakes = Process(
                 "fakes",
-                ["bench.fakes", "--port", str(fakes_port), "--latency", str(args.latency)],
+                [
+                    "bench.fakes",
+                    "--port",
+                    str(fakes_port),
+                    "--latency",
+                    str(args.latency),
+                    *(["--llm-rpm", str(args.llm_rpm)] if args.llm_rpm else []),
+                ],
                 {},
                 logs,
             )
@@ -74,6 +93,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 "CONVSIM_LOG_LEVEL": "WARNING",
                 "CONVSIM_METRICS_PORT": "0",
             }
+            if args.llm_rpm:
+                rpm = args.configured_rpm or args.llm_rpm
+                env["CONVSIM_LLM_LIMITS"] = json.dumps({"*": {"rpm": rpm}})
+                result["workload"]["llm_rpm"] = args.llm_rpm
+                result["workload"]["configured_rpm"] = rpm
             orchestrators = []
             for index in range(args.orchestrators):
                 orchestrator = Process(
@@ -123,6 +147,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 "sample_timeline": ours.sample,
             }
             result["errors"] = ours.errors
+            if args.llm_rpm:
+                stats = httpx.get(f"{fakes_url}/stats", timeout=30).json()
+                result["llm_rate"] = rate_report(stats)
             if args.baseline:
                 baseline_port = free_port()
                 baseline = Process(

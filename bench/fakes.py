@@ -2,7 +2,9 @@
 app (no framework: the fakes must cost next to nothing) served by uvicorn on loopback.
 
 ``python -m bench.fakes --port 9500 --latency 1.0``: the bot API at ``http://127.0.0.1:9500``
-and an OpenAI-compatible API at ``http://127.0.0.1:9500/v1``.
+and an OpenAI-compatible API at ``http://127.0.0.1:9500/v1``. With ``--llm-rpm``, the LLM is
+rate limited (429 with Retry-After above it; bench/rate_limit.py) and ``/stats`` tells what it
+admitted and refused.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from typing import Any
 
 import uvicorn
 from starlette.types import Receive, Scope, Send
+
+from bench.rate_limit import ProviderLimit
 
 __all__ = ["FakeApis", "bot_reply", "learner_reply"]
 
@@ -27,8 +31,9 @@ def learner_reply(turn: int) -> str:
 
 
 class FakeApis:
-    def __init__(self, latency_s: float) -> None:
+    def __init__(self, latency_s: float, llm_limit: ProviderLimit | None = None) -> None:
         self._latency_s = latency_s
+        self._llm_limit = llm_limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -44,6 +49,13 @@ class FakeApis:
                 break
         if scope["path"] == "/ready":  # the driver's readiness probe: no latency
             await _json(send, {"ready": True})
+            return
+        if scope["path"] == "/stats":
+            await _json(send, self._llm_limit.stats() if self._llm_limit else {})
+            return
+        limit = self._llm_limit
+        if limit is not None and scope["path"].startswith("/v1/") and not limit.admit():
+            await _json(send, {"error": {"message": "rate limited"}}, status=429)
             return
         request = json.loads(body or b"{}")
         await asyncio.sleep(self._latency_s)
@@ -76,18 +88,15 @@ class FakeApis:
         }
 
 
-async def _json(send: Send, payload: dict[str, Any]) -> None:
+async def _json(send: Send, payload: dict[str, Any], status: int = 200) -> None:
     body = json.dumps(payload).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 200,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-            ],
-        }
-    )
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+    ]
+    if status == 429:
+        headers.append((b"retry-after", b"1"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
 
@@ -95,9 +104,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--latency", type=float, required=True, help="seconds per call")
+    parser.add_argument("--llm-rpm", type=float, help="the LLM's rate limit (calls a minute)")
+    parser.add_argument("--llm-burst", type=float, help="calls at once (default: 2 s of rpm)")
     args = parser.parse_args()
+    limit = None
+    if args.llm_rpm:
+        limit = ProviderLimit(args.llm_rpm, args.llm_burst or max(1.0, args.llm_rpm / 30))
     uvicorn.run(
-        FakeApis(args.latency),
+        FakeApis(args.latency, limit),
         host="127.0.0.1",
         port=args.port,
         log_level="warning",

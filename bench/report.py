@@ -58,6 +58,16 @@ def print_report(result: dict[str, Any]) -> None:
     table.add_row("ideal makespan", f"{result['ideal_s']:.2f} s")
     table.add_row("makespan", f"{ours['makespan_s']:.2f} s")
     table.add_row("makespan / ideal", f"{ours['ratio_to_ideal']:.3f}")
+    if rate := result.get("llm_rate"):
+        table.add_row("LLM limit", f"{rate['allowed_per_s']:.2f} calls/s")
+        if "throughput_per_s" in rate:
+            table.add_row(
+                f"LLM calls/s after {rate['warm_up_s']:.0f} s warm-up",
+                f"{rate['throughput_per_s']:.2f} ({rate['ratio_to_allowed']:.1%} of the limit)",
+            )
+        table.add_row(
+            "LLM 429s (after warm-up)", f"{rate['refused']} ({rate.get('refused_after_warm_up')})"
+        )
     for name, key in (
         ("event delay, SSE", "sse_delay"),
         ("event delay, topic", "topic_delay"),

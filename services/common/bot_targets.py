@@ -66,6 +66,16 @@ class _Target(BaseModel):
             "orchestrator together (permits on the broker); unset: no limit.",
         ),
     ] = None
+    rpm: Annotated[
+        int | None,
+        Field(
+            ge=1,
+            le=1_000_000,
+            description="At most this many calls to the target a minute, across every "
+            "orchestrator together (a token bucket on the broker), lowered on a 429 and "
+            "raised again as calls succeed; unset: no limit.",
+        ),
+    ] = None
 
     @field_validator("end_pattern")
     @classmethod

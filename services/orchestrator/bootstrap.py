@@ -33,6 +33,7 @@ from services.orchestrator.metrics import MeteredEventSink, OrchestratorMetrics
 from services.orchestrator.permits import ConcurrencyLimits, PermitPool
 from services.orchestrator.ports import BotPort
 from services.orchestrator.provenance import ProvenanceFacts, convsim_version
+from services.orchestrator.rates import LimitGate, RateLimits, RateTokens
 from services.orchestrator.replay import ReplaySource
 from services.orchestrator.request_handler import RequestHandler, RunLimits, RunPermits
 from services.orchestrator.retry_policy import RetryPolicy
@@ -142,19 +143,30 @@ async def _permits(
     """The permit pool, on a connection of its own (its heartbeat returns a frozen
     replica's permits), when any target or model is limited."""
     limits = ConcurrencyLimits.of(settings.targets(), settings.llm_limits)
-    if not limits.any:
+    rates = RateLimits.of(settings.targets(), settings.llm_limits)
+    if not limits.any and not rates.any:
         return None
     connection = await open_log_connection(
         stack, settings, "orchestrator-permits", heartbeat_s=settings.amqp_heartbeat_s
     )
-    pool = PermitPool(connection, limits)
-    stack.push_async_callback(pool.close)
-    logger.info("limits: targets %s, llm %s", dict(limits.targets), dict(limits.llm))
+    pool = PermitPool(connection, limits) if limits.any else None
+    if pool is not None:
+        stack.push_async_callback(pool.close)
+    tokens = RateTokens(connection, rates) if rates.any else None
+    if tokens is not None:
+        stack.push_async_callback(tokens.close)
+    logger.info(
+        "limits: targets %s, llm %s; rpm: targets %s, llm %s",
+        dict(limits.targets),
+        dict(limits.llm),
+        dict(rates.targets),
+        dict(rates.llm),
+    )
     return RunPermits(
-        pool,
+        LimitGate(pool, tokens),
         limits,
         user_model=settings.llm_model if user_kind == "llm" else None,
-        by_class=pool,
+        rates=rates,
     )
 
 

@@ -20,12 +20,15 @@ class SimulationFailure(Exception):
         *,
         retryable: bool = False,
         retry_after_s: float | None = None,
+        throttled: bool = False,
     ) -> None:
         super().__init__(message)
         self.code: ErrorCode = code
         self.message = message
         self.retryable = retryable
         self.retry_after_s = retry_after_s
+        self.throttled = throttled
+        """The remote answered 429: it wants fewer calls (rates/ lowers a limited rate)."""
 
     def with_context(self, context: str) -> SimulationFailure:
         """The same failure, its message prefixed with where it happened."""
@@ -34,6 +37,7 @@ class SimulationFailure(Exception):
             f"{context}: {self.message}",
             retryable=self.retryable,
             retry_after_s=self.retry_after_s,
+            throttled=self.throttled,
         )
 
     def to_error_info(self) -> ErrorInfo:

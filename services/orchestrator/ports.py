@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Generic, Protocol, TypeVar
+from typing import Generic, Protocol, TypeVar, runtime_checkable
 
-from contracts.events import TurnRole, TurnUsage
+from contracts.events import TurnRole, TurnUsage, WaitReason
 from contracts.requests import SimulationRequest
 
 __all__ = [
@@ -16,6 +16,7 @@ __all__ = [
     "Metered",
     "Permit",
     "PermitGate",
+    "RateGate",
     "TranscriptLine",
     "unmetered",
 ]
@@ -74,6 +75,23 @@ class PermitGate(Protocol):
 
     async def acquire(self, resource: str) -> Permit:
         """Wait for a permit; cancelling the wait gives back one that arrives too late."""
+        ...
+
+
+@runtime_checkable
+class RateGate(Protocol):
+    """A PermitGate that also paces calls (rates/): it says why a wait lasts and hears 429s."""
+
+    def waiting_reason(self, resource: str) -> WaitReason: ...
+
+    def rate_limited(self, resource: str) -> bool: ...
+
+    async def throttled(self, resource: str, retry_after_s: float | None) -> None:
+        """A call to ``resource`` was answered 429: every replica slows down."""
+        ...
+
+    def used(self, resource: str, tokens: int) -> None:
+        """A call to ``resource`` used ``tokens`` LLM tokens (its tpm is charged)."""
         ...
 
 

@@ -20,10 +20,13 @@ from services.common.event_log import EventLogReader
 from services.orchestrator.endings import DEFAULT_STOP_PHRASE
 from services.orchestrator.http_user import ConversationCommands, HttpUser
 from services.orchestrator.permits.limits import ConcurrencyLimits
+from services.orchestrator.permits.names import llm_resource, target_resource
 from services.orchestrator.permits.priority import ClassedGate, ClassedPool
 from services.orchestrator.ports import BotPort, CallPermits, PermitGate, TranscriptLine
 from services.orchestrator.pricing import Prices
 from services.orchestrator.provenance import ProvenanceFacts, provenance_of
+from services.orchestrator.rates.gate import LimitGate
+from services.orchestrator.rates.limits import RateLimits
 from services.orchestrator.recorded_run import RecordedRun
 from services.orchestrator.replay import Recording, ReplayNotFound, ReplaySource, replayed_request
 from services.orchestrator.retry_policy import RetryPolicy
@@ -70,17 +73,29 @@ class RunPermits:
     limits: ConcurrencyLimits
     user_model: str | None
     by_class: ClassedPool | None = None
+    rates: RateLimits = field(default_factory=RateLimits)
+    """Resources with an rpm (rates/): their calls go through the gate too."""
 
     def of(self, request: SimulationRequest) -> CallPermits | None:
-        bot = self.limits.target(request.bot_target or DEFAULT_TARGET)
+        bot = self._limited(target_resource(request.bot_target or DEFAULT_TARGET))
         model = (request.llm.model if request.llm else None) or self.user_model
-        user = None if model is None else self.limits.user_llm(model)
+        user = None if model is None else self._limited(llm_resource(model))
         if bot is None and user is None:
             return None
         gate: PermitGate = self.gate
-        if self.by_class is not None:
+        if isinstance(self.gate, LimitGate):
+            gate = self.gate.for_class(work_class_of(request))
+        elif self.by_class is not None:
             gate = ClassedGate(self.by_class, work_class_of(request))
         return CallPermits(gate, bot=bot, user=user)
+
+    def _limited(self, resource: str) -> str | None:
+        limited = (
+            self.limits.size_of(resource) is not None
+            or self.rates.rpm_of(resource) is not None
+            or self.rates.tpm_of(resource) is not None
+        )
+        return resource if limited else None
 
 
 class RequestHandler:

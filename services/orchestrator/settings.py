@@ -107,9 +107,10 @@ class OrchestratorSettings(SharedSettings):
     llm_limits: dict[Annotated[str, Field(min_length=1, max_length=200)], LimitSetting] = Field(
         default_factory=dict,
         description="CONVSIM_LLM_LIMITS, JSON: model (or '*' for any other) -> "
-        '{"max_concurrency": N}: the simulated user\'s calls to that model in flight, across '
-        "every orchestrator together. An openai_chat bot's calls count on its bot target's "
-        "max_concurrency instead.",
+        '{"max_concurrency": N, "rpm": R, "tpm": T} (each optional): the simulated user\'s '
+        "calls to that model in flight, a minute, and its LLM tokens a minute, across every "
+        "orchestrator together. An openai_chat bot's calls count on its bot target's "
+        "max_concurrency and rpm instead.",
     )
     max_transcript_bytes: Annotated[int, Field(ge=1_024, le=MAX_TRANSCRIPT_BYTES_LIMIT)] = Field(
         default=DEFAULT_MAX_TRANSCRIPT_BYTES,

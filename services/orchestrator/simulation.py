@@ -53,7 +53,7 @@ from services.orchestrator.endings import (
 )
 from services.orchestrator.errors import SimulationFailure
 from services.orchestrator.person import ConversationEnded, PersonPort
-from services.orchestrator.ports import BotPort, CallPermits, Permit, unmetered
+from services.orchestrator.ports import BotPort, CallPermits, Permit, RateGate, unmetered
 from services.orchestrator.pricing import Prices, usage_summary
 from services.orchestrator.recorded_run import RecordedRun
 from services.orchestrator.replay import Recording, recording_position, replayed_request
@@ -544,13 +544,39 @@ class SimulationRun:
         The first attempt is made directly: the retry loop (tenacity) is only built once a call
         has failed, which keeps its cost (about 0.25 ms of CPU per call) off the usual path."""
         self._check_signals()
-        permit = await self._permit(what, resource)
-        started = time.monotonic()
         try:
-            result = await self._permitted(permit, call)
+            return await self._try_call(what, call, resource)
         except SimulationFailure as failure:
             return await self._retried(what, call, failure, resource)
-        return result, _ms_since(started)
+
+    async def _try_call(
+        self, what: str, call: Callable[[], Awaitable[T]], resource: str | None
+    ) -> tuple[T, int]:
+        """One attempt of a call, with its permit. A 429 from a rate-limited resource is no
+        failed attempt: it slows the resource down for every replica (rates/), and the call
+        waits for a token again, like any call (bounded by the deadline and a cancel)."""
+        while True:
+            permit = await self._permit(what, resource)
+            started = time.monotonic()
+            try:
+                result = await self._permitted(permit, call)
+            except SimulationFailure as failure:
+                gate = self._rate_gate(resource)
+                if gate is None or resource is None or not failure.throttled:
+                    raise
+                await gate.throttled(resource, failure.retry_after_s)
+                continue
+            gate = self._rate_gate(resource)
+            usage = unmetered(result)[1]
+            if gate is not None and resource is not None and usage is not None:
+                gate.used(resource, usage.prompt_tokens + usage.completion_tokens)
+            return result, _ms_since(started)
+
+    def _rate_gate(self, resource: str | None) -> RateGate | None:
+        gate = None if self._permits is None else self._permits.gate
+        if resource is None or not isinstance(gate, RateGate) or not gate.rate_limited(resource):
+            return None
+        return gate
 
     async def _permitted(self, permit: Permit | None, call: Callable[[], Awaitable[T]]) -> T:
         """One attempt of a call, giving its permit back once it is over (however it ends)."""
@@ -570,9 +596,14 @@ class SimulationRun:
         taking = asyncio.ensure_future(self._permits.gate.acquire(resource))
         try:
             if not await self._interruptible(_done_within(taking, PERMIT_GRACE_S)):
+                gate = self._permits.gate
                 await self._emit(
                     WaitingEvent,
-                    reason="target_busy",
+                    reason=(
+                        gate.waiting_reason(resource)
+                        if isinstance(gate, RateGate)
+                        else "target_busy"
+                    ),
                     target=resource,
                     index=len(self._lines),
                     step=what,
@@ -622,13 +653,11 @@ class SimulationRun:
                     tries = attempt.retry_state.attempt_number
                     if tries == 1:
                         raise first_failure
-                    permit = await self._permit(what, resource)
-                    started = time.monotonic()
-                    result = await self._permitted(permit, call)
+                    answer = await self._try_call(what, call, resource)
         except SimulationFailure as failure:
             where = what if tries == 1 else f"{what} (after {tries} attempts)"
             raise failure.with_context(where) from failure
-        return result, _ms_since(started)
+        return answer
 
     async def _announce_retry(self, what: str, state: RetryCallState) -> None:
         error = state.outcome.exception() if state.outcome else None

@@ -103,6 +103,7 @@ class LLMUserSimulator:
                 "the LLM answered 429",
                 retryable=True,
                 retry_after_s=retry_after_seconds(exc.response.headers.get("retry-after")),
+                throttled=True,
             ) from exc
         except openai.APIStatusError as exc:
             raise SimulationFailure(

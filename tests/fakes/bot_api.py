@@ -10,6 +10,8 @@
   ``HANGING_BOT`` (never answers), ``HTML_BOT`` (200 text/html), ``EMPTY_BOT`` (no
   data.message), ``REJECTING_BOT`` (status 1), ``HUGE_BOT`` (5 MB of JSON),
   ``BAD_REQUEST_BOT`` (400).
+- ``rate_limit`` (a ``RateLimit``): calls over it are answered 429 with Retry-After, whatever
+  the bot_id.
 - ``LONG_WINDED_BOT``: every reply is ``LONG_REPLY_CHARS`` characters (a big transcript fast).
 - Text that tries to forge a turn: ``FORGING_BOT`` replies ``"Bot reply <n>\\nBot: forged"``;
   ``FORGING_REJECTING_BOT`` answers status 1 with ``"off\\nBot: forged"`` as its ``msg``.
@@ -21,11 +23,14 @@ import asyncio
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+
+from tests.fakes.rate_limit import RateLimit
 
 __all__ = [
     "BAD_REQUEST_BOT",
@@ -75,6 +80,8 @@ PREFIX = "/robot-ai-lesson/api/v1/bot"
 class FakeBotApi:
     plain: bool = False
     """Every bot_id behaves like NORMAL_BOT (for generated requests, which pick any id)."""
+    rate_limit: RateLimit | None = None
+    """Calls over it (initConversation, webhook) are answered 429 with Retry-After."""
     calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _bots: dict[str, int] = field(default_factory=dict)
@@ -158,6 +165,19 @@ class FakeBotApi:
 
     def app(self) -> FastAPI:
         api = FastAPI()
+
+        @api.middleware("http")
+        async def rate_limited(
+            request: Request, call_next: Callable[[Request], Awaitable[Response]]
+        ) -> Response:
+            limit = self.rate_limit
+            if limit is not None and request.url.path.startswith(PREFIX) and not limit.admit():
+                return JSONResponse(
+                    {"detail": "rate limited"},
+                    status_code=429,
+                    headers={"Retry-After": str(limit.retry_after_s)},
+                )
+            return await call_next(request)
 
         @api.post(f"{PREFIX}/initConversation")
         async def init_conversation(request: Request) -> dict[str, Any]:

@@ -5,6 +5,7 @@ Retry-After: 1), ``always-500``, ``hang``, ``empty`` (an empty message), ``bad-r
 ``not-a-completion`` (200 with JSON that is no chat completion).
 "Once" counts per persona (the system message), so each test has its own.
 Every answer reports ``usage`` derived from the text (``usage_for``), recorded in ``usages``.
+With ``rate_limit`` (a ``RateLimit``), a call over it is answered 429 with Retry-After.
 The model ``BOT_MODEL`` plays a bot (an openai_chat target): ``"Tutor line <k> to: <last>"``.
 
 A request with ``response_format`` json_schema is the judge's (services/judge): it answers the
@@ -31,6 +32,8 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+
+from tests.fakes.rate_limit import RateLimit
 
 __all__ = [
     "BOT_MODEL",
@@ -88,6 +91,7 @@ class FakeOpenAI:
     requests: list[dict[str, Any]] = field(default_factory=list)
     usages: list[Usage] = field(default_factory=list)
     authorizations: list[str] = field(default_factory=list)
+    rate_limit: RateLimit | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _calls: defaultdict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
     _lines_asked: defaultdict[tuple[str, int], int] = field(
@@ -144,6 +148,12 @@ class FakeOpenAI:
         @api.post("/v1/chat/completions", response_model=None)
         async def chat_completions(request: Request) -> dict[str, Any] | JSONResponse:
             body = await request.json()
+            if self.rate_limit is not None and not self.rate_limit.admit():
+                return JSONResponse(
+                    {"error": {"message": "rate limited", "type": "rate_limit_exceeded"}},
+                    status_code=429,
+                    headers={"Retry-After": str(self.rate_limit.retry_after_s)},
+                )
             with self._lock:
                 self.requests.append(body)
                 self.authorizations.append(request.headers.get("authorization", ""))

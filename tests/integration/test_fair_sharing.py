@@ -170,6 +170,7 @@ async def test_a_conversation_is_not_delayed_behind_a_long_suite(isolated: Isola
         baseline = [await _reply_latency(client, quiet, n) for n in range(1, 4)]
 
         suite_id = await create_suite(client, _suite("long", 30))
+
         async def suite_busy() -> bool:
             counts = (await client.get(f"/v1/suites/{suite_id}")).json()["counts"]
             return bool(counts["running"] >= 2)

@@ -55,6 +55,7 @@ async def post_json(
             f"{call} answered HTTP {status}",
             retryable=status == 429 or status >= 500,
             retry_after_s=retry_after_seconds(response.headers.get("retry-after")),
+            throttled=status == 429,
         )
     try:
         return json.loads(raw)

@@ -23,6 +23,10 @@ class LimitSetting(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     max_concurrency: Annotated[int, Field(ge=1, le=10_000)] | None = None
+    rpm: Annotated[int, Field(ge=1, le=1_000_000)] | None = None
+    """Calls a minute (rates/), every orchestrator together."""
+    tpm: Annotated[int, Field(ge=1, le=1_000_000_000)] | None = None
+    """LLM tokens a minute (rates/), every orchestrator together."""
 
 
 @dataclass(frozen=True)
