@@ -48,7 +48,7 @@ class OrchestratorSettings(SharedSettings):
     retry_base_delay_s: Annotated[float, Field(gt=0, le=60)] = 0.5
     retry_max_delay_s: Annotated[float, Field(gt=0, le=600)] = 30.0
     simulation_deadline_s: PositiveSeconds = 1_800.0
-    max_concurrent_simulations: Annotated[int, Field(ge=1, le=10_000)] = 200
+    max_concurrent_simulations: Annotated[int, Field(ge=1, le=10_000)] = 1_000
     graceful_timeout_s: PositiveSeconds = Field(
         default=30.0,
         description="On SIGTERM: how long held simulations may run on before they are handed "
