@@ -124,6 +124,8 @@ class SuiteProgress:
                     f"[{done}/{counts.members}] {escape(member.member.scenario)} "
                     f"#{member.member.repeat_index}: {outcome}"
                 )
+            case SuiteCancellingEvent(reason="budget_exceeded"):
+                return "[yellow]budget spent[/yellow]: running members stop before their next call"
             case SuiteCancellingEvent():
                 return "[yellow]cancelling[/yellow]: running members are being cancelled"
             case SuiteCompletedEvent() | SuiteCancelledEvent():

@@ -16,6 +16,7 @@ from rich.console import Console
 
 from contracts.judgement import CriterionResult
 from contracts.scenarios import Scenario, SuiteCreate, UserSpec
+from contracts.suites import SuiteCancellingEvent
 from services.cli.diff import diff_table
 from services.cli.reports import ReportPaths, write_reports
 from services.cli.reports.histogram import bins_of, histogram_svg
@@ -300,6 +301,22 @@ def test_live_view_has_a_line_per_scenario_with_a_mark_per_run() -> None:
     assert any("greets" in line and "1/2" in line and "✓" in line for line in lines)
     assert any("thanks" in line and "0/2" in line for line in lines)
     assert "1/6 ended · 5 running" in lines[-1]
+
+
+def test_the_plain_progress_says_why_the_suite_stops() -> None:
+    fake = FakeSuiteGateway(canned_runs(), hold=True)
+    state = fake.state()
+    out = io.StringIO()
+    progress = SuiteProgress(Console(file=out, force_terminal=False, width=200))
+    seq = state.last_seq
+    for reason in ("budget_exceeded", "cancelled"):
+        seq += 1
+        progress.show(state, SuiteCancellingEvent(suite_id=state.suite_id, seq=seq, reason=reason))
+    lines = out.getvalue().splitlines()
+    assert lines == [
+        "budget spent: running members stop before their next call",
+        "cancelling: running members are being cancelled",
+    ]
 
 
 def test_diff_marks_the_lines_that_differ() -> None:
