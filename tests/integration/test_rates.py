@@ -15,7 +15,7 @@ import aio_pika
 import httpx
 import pytest
 
-from contracts.events import CompletedEvent, TurnEvent, WaitingEvent
+from contracts.events import CompletedEvent, StartedEvent, TurnEvent, WaitingEvent
 from services.orchestrator.rates import LimitGate, RateLimits, RateTokens
 from services.orchestrator.rates.limits import burst_of
 from tests.fakes.bot_api import NORMAL_BOT
@@ -66,7 +66,12 @@ async def test_a_target_answering_429_under_load_is_slowed_down_and_nothing_fail
             stories = await asyncio.gather(*(read_events(client, i) for i in ids))
     took_s = time.monotonic() - started
     assert all(isinstance(events[-1], CompletedEvent) for events in stories)
-    calls = len(limited_bot.admitted)
+    conversations = {
+        e.conversation_id for events in stories for e in events if isinstance(e, StartedEvent)
+    }
+    assert len(conversations) == 40
+    # This test's calls (the fake is the session's: another test's leftover call is not one).
+    calls = sum(len(isolated.bot.calls_of(c)) for c in conversations)
     refused = len(limited_bot.refused)
     logs = "".join(p.log_text() for p in isolated.processes)
     print(f"{calls} calls in {took_s:.1f} s ({calls / took_s:.1f}/s, limit 10/s), {refused} 429s")
