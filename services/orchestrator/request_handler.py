@@ -19,8 +19,8 @@ from services.common.bot_targets import DEFAULT_TARGET
 from services.common.event_log import EventLogReader
 from services.orchestrator.endings import DEFAULT_STOP_PHRASE
 from services.orchestrator.http_user import ConversationCommands, HttpUser
+from services.orchestrator.limited_resources import llm_resource, target_resource
 from services.orchestrator.permits.limits import ConcurrencyLimits
-from services.orchestrator.permits.names import llm_resource, target_resource
 from services.orchestrator.permits.priority import ClassedGate, ClassedPool
 from services.orchestrator.ports import BotPort, CallPermits, PermitGate, TranscriptLine
 from services.orchestrator.pricing import Prices

@@ -30,7 +30,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 
-from tests.fakes.rate_limit import RateLimit
+from bench.rate_limit import RateLimit
 
 __all__ = [
     "BAD_REQUEST_BOT",

@@ -33,7 +33,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from tests.fakes.rate_limit import RateLimit
+from bench.rate_limit import RateLimit
 
 __all__ = [
     "BOT_MODEL",

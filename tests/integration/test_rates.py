@@ -15,11 +15,11 @@ import aio_pika
 import httpx
 import pytest
 
+from bench.rate_limit import RateLimit
 from contracts.events import CompletedEvent, StartedEvent, TurnEvent, WaitingEvent
 from services.orchestrator.rates import LimitGate, RateLimits, RateTokens
 from services.orchestrator.rates.limits import burst_of
 from tests.fakes.bot_api import NORMAL_BOT
-from tests.fakes.rate_limit import RateLimit
 from tests.integration.client import create_simulation, read_events, request_body
 from tests.integration.conftest import IsolatedStack
 from tests.integration.log_tap import eventually

@@ -13,6 +13,7 @@ from contracts.requests import LLMOptions, SimulationRequest
 from services.orchestrator.ports import TranscriptLine
 from services.orchestrator.recorded_run import RecordedRun
 from services.orchestrator.simulation import EventPublishError, SimulationRun
+from tests.unit.run_fakes import Recorder
 
 
 class ChattyBot:
@@ -50,17 +51,6 @@ class User:
         seed: int | None = None,
     ) -> str:
         return f"user {len(lines)}"
-
-
-class Recorder:
-    def __init__(self, fail_at_seq: int | None = None) -> None:
-        self.events: list[SimulationEvent] = []
-        self._fail_at_seq = fail_at_seq
-
-    async def publish(self, event: SimulationEvent) -> None:
-        if event.seq == self._fail_at_seq:
-            raise ConnectionError("broker gone")
-        self.events.append(event)
 
 
 REQUEST = SimulationRequest(simulation_id="sim-1", user_prompt="hi", max_turns=3)

@@ -4,7 +4,6 @@ attempt did, and a ``stop`` command (its suite's budget is spent) ends it before
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -12,15 +11,13 @@ import pytest
 from pydantic import ValidationError
 
 from contracts.commands import StopCommand, parse_command
-from contracts.events import CompletedEvent, SimulationEvent, TurnEvent, TurnUsage
-from contracts.requests import LLMOptions, SimulationRequest
+from contracts.events import CompletedEvent
+from contracts.requests import SimulationRequest
 from services.orchestrator.held_runs import HeldRuns
-from services.orchestrator.ports import Metered, TranscriptLine
-from services.orchestrator.pricing import ModelPrice, Prices
 from services.orchestrator.recorded_run import RecordedRun
-from services.orchestrator.simulation import EventPublishError, RunSignals, SimulationRun
+from services.orchestrator.simulation import EventPublishError, RunSignals
+from tests.unit.run_fakes import MeteredBot, Recorder, metered_run
 
-PRICES = {"user-m": ModelPrice(input=2.0, output=8.0), "bot-m": ModelPrice(input=1.0, output=4.0)}
 # Tokens per line: the opening (no LLM) 0, bot reply k: 100 k + 10, a user line: 55.
 # Running totals: line 1 (bot) 110, line 2 (user) 165, line 3 (bot) 375, line 4 (user) 430.
 # Cost (µUSD): bot k: 100 k + 40, user: 140. Running: 140, 280, 520, 660.
@@ -32,83 +29,9 @@ def _request(**budget: Any) -> SimulationRequest:
     )
 
 
-class MeteredBot:
-    def __init__(self, on_reply: RunSignals | None = None) -> None:
-        self.replies = 0
-        self._stop_during_reply = on_reply
-
-    async def open(self, request: SimulationRequest) -> None:
-        return None
-
-    async def reply(
-        self, request: SimulationRequest, message: str, earlier: Sequence[TranscriptLine]
-    ) -> Metered[list[str]]:
-        self.replies += 1
-        if self._stop_during_reply is not None:  # the stop comes while the call is in flight
-            self._stop_during_reply.stop_for_budget()
-        usage = TurnUsage(prompt_tokens=100 * self.replies, completion_tokens=10, model="bot-m")
-        return Metered([f"bot {self.replies}"], usage)
-
-    def ends_conversation(self, messages: Sequence[str]) -> bool:
-        return False
-
-
-class MeteredUser:
-    kind = "llm"
-
-    def __init__(self) -> None:
-        self.calls = 0
-
-    async def next_message(
-        self,
-        persona: str,
-        lines: Sequence[TranscriptLine],
-        options: LLMOptions | None,
-        *,
-        seed: int | None = None,
-    ) -> Metered[str]:
-        self.calls += 1
-        return Metered(
-            f"user {len(lines)}", TurnUsage(prompt_tokens=50, completion_tokens=5, model="user-m")
-        )
-
-
-class Recorder:
-    def __init__(self, fail_at_seq: int | None = None) -> None:
-        self.events: list[SimulationEvent] = []
-        self._fail_at_seq = fail_at_seq
-
-    async def publish(self, event: SimulationEvent) -> None:
-        if event.seq == self._fail_at_seq:
-            raise ConnectionError("broker gone")
-        self.events.append(event)
-
-    def lines(self) -> list[str]:
-        return [e.content for e in self.events if isinstance(e, TurnEvent)]
-
-
-def _run(
-    request: SimulationRequest,
-    sink: Recorder,
-    *,
-    bot: MeteredBot | None = None,
-    prices: Prices = PRICES,
-    **options: Any,
-) -> SimulationRun:
-    return SimulationRun(
-        request,
-        bot=bot or MeteredBot(),
-        user=MeteredUser(),
-        events=sink,
-        deadline_s=30,
-        prices=prices,
-        **options,
-    )
-
-
 async def test_a_token_budget_ends_the_run_after_the_user_line_that_reached_it() -> None:
     sink = Recorder()
-    terminal = await _run(_request(max_tokens_total=400), sink).run()
+    terminal = await metered_run(_request(max_tokens_total=400), sink).run()
     assert isinstance(terminal, CompletedEvent)
     assert terminal.stop_reason == "budget_exceeded"
     assert sink.lines() == ["p", "bot 1", "user 2", "bot 2", "user 4"]  # no call after it
@@ -120,7 +43,7 @@ async def test_a_token_budget_ends_the_run_after_the_user_line_that_reached_it()
 
 async def test_a_token_budget_reached_by_a_bot_reply_keeps_the_whole_reply() -> None:
     sink = Recorder()
-    terminal = await _run(_request(max_tokens_total=375), sink).run()
+    terminal = await metered_run(_request(max_tokens_total=375), sink).run()
     assert isinstance(terminal, CompletedEvent)
     assert terminal.stop_reason == "budget_exceeded"
     assert sink.lines() == ["p", "bot 1", "user 2", "bot 2"]
@@ -128,7 +51,7 @@ async def test_a_token_budget_reached_by_a_bot_reply_keeps_the_whole_reply() -> 
 
 async def test_a_cost_budget_counts_both_sides_at_their_prices() -> None:
     sink = Recorder()
-    terminal = await _run(_request(max_cost_usd=0.0005), sink).run()
+    terminal = await metered_run(_request(max_cost_usd=0.0005), sink).run()
     assert isinstance(terminal, CompletedEvent)
     assert (terminal.stop_reason, terminal.turn_count) == ("budget_exceeded", 2)
     assert terminal.usage is not None
@@ -137,13 +60,15 @@ async def test_a_cost_budget_counts_both_sides_at_their_prices() -> None:
 
 async def test_a_cost_budget_cannot_count_an_unpriced_model_and_does_not_stop_the_run() -> None:
     sink = Recorder()
-    terminal = await _run(_request(max_cost_usd=1e-9), sink, prices={}).run()
+    terminal = await metered_run(_request(max_cost_usd=1e-9), sink, prices={}).run()
     assert isinstance(terminal, CompletedEvent)
     assert (terminal.stop_reason, terminal.turn_count) == ("max_turns", 5)
 
 
 async def test_a_run_within_its_budget_ends_as_it_would_without_one() -> None:
-    terminal = await _run(_request(max_tokens_total=100_000, max_cost_usd=10.0), Recorder()).run()
+    terminal = await metered_run(
+        _request(max_tokens_total=100_000, max_cost_usd=10.0), Recorder()
+    ).run()
     assert isinstance(terminal, CompletedEvent)
     assert terminal.stop_reason == "max_turns"
 
@@ -157,12 +82,12 @@ async def test_a_resumed_run_counts_the_recorded_usage_and_stops_where_the_first
     request = _request(max_tokens_total=375)
     first = Recorder(fail_at_seq=fail_at_seq)
     with pytest.raises(EventPublishError):
-        await _run(request, first).run()
+        await metered_run(request, first).run()
     sink = Recorder()
     bot = MeteredBot()
     bot.replies = sum(line.startswith("bot") for line in first.lines())  # the same bot, on
     recorded = RecordedRun.from_log(request, first.events)
-    terminal = await _run(request, sink, bot=bot, recorded=recorded, attempt=2).run()
+    terminal = await metered_run(request, sink, bot=bot, recorded=recorded, attempt=2).run()
     assert isinstance(terminal, CompletedEvent)
     assert terminal.stop_reason == "budget_exceeded"
     assert first.lines() + sink.lines() == ["p", "bot 1", "user 2", "bot 2"]
@@ -175,7 +100,7 @@ async def test_a_stop_command_ends_the_run_after_the_call_in_flight() -> None:
     signals = RunSignals()
     sink = Recorder()
     bot = MeteredBot(on_reply=signals)
-    terminal = await _run(_request(), sink, bot=bot, signals=signals).run()
+    terminal = await metered_run(_request(), sink, bot=bot, signals=signals).run()
     assert isinstance(terminal, CompletedEvent)
     assert terminal.stop_reason == "budget_exceeded"
     assert sink.lines() == ["p", "bot 1"]  # the reply in flight is kept, nothing more is called
@@ -187,7 +112,7 @@ async def test_a_run_stopped_before_it_started_calls_no_one() -> None:
     signals.stop_for_budget()
     sink = Recorder()
     bot = MeteredBot()
-    terminal = await _run(_request(), sink, bot=bot, signals=signals).run()
+    terminal = await metered_run(_request(), sink, bot=bot, signals=signals).run()
     assert isinstance(terminal, CompletedEvent)
     assert (terminal.stop_reason, terminal.turn_count, terminal.seq) == ("budget_exceeded", 0, 2)
     assert bot.replies == 0

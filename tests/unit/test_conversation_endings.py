@@ -11,6 +11,7 @@ from services.orchestrator.endings import MAX_STOP_ONLY_REASKS
 from services.orchestrator.recorded_run import RecordedRun
 from services.orchestrator.simulation import SimulationRun
 from services.orchestrator.user_simulator import ScriptedUserSimulator, TranscriptLine
+from tests.unit.run_fakes import Recorder
 
 STOP = "###STOP###"
 
@@ -52,14 +53,6 @@ class ListUser:
     ) -> str:
         self.asked.append((persona, list(lines)))
         return self._lines[min(len(self.asked), len(self._lines)) - 1]
-
-
-class Recorder:
-    def __init__(self) -> None:
-        self.events: list[SimulationEvent] = []
-
-    async def publish(self, event: SimulationEvent) -> None:
-        self.events.append(event)
 
 
 def _request(**fields: Any) -> SimulationRequest:

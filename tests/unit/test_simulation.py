@@ -30,6 +30,7 @@ from services.orchestrator.simulation import (
     SimulationRun,
 )
 from services.orchestrator.user_simulator import TranscriptLine
+from tests.unit.run_fakes import Recorder
 
 
 class FakeBot:
@@ -85,17 +86,6 @@ class FakeUser:
     ) -> str:
         self.seen.append(list(lines))
         return f"user {len(self.seen) + 1}"
-
-
-class Recorder:
-    def __init__(self, fail_at_seq: int | None = None) -> None:
-        self.events: list[SimulationEvent] = []
-        self._fail_at_seq = fail_at_seq
-
-    async def publish(self, event: SimulationEvent) -> None:
-        if event.seq == self._fail_at_seq:
-            raise ConnectionError("broker gone")
-        self.events.append(event)
 
 
 def _request(**fields: Any) -> SimulationRequest:

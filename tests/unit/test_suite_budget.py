@@ -19,15 +19,13 @@ from contracts.events import (
 from contracts.judgement import JudgedEvent
 from contracts.names import SUITE_CANCEL_ROUTING_KEY
 from contracts.projection import SimulationState
-from contracts.scenarios import SuiteCreate
-from contracts.suites import SuiteBudgetCheck, SuiteQueuedEvent
+from contracts.suites import SuiteBudgetCheck
 from services.common.pricing import ModelPrice
 from services.gateway.relay import UnknownSimulation
-from services.gateway.suites.admission import expand_members
 from services.gateway.suites.book import SuiteBook
 from services.gateway.suites.budget_watch import BudgetWatch
 from services.gateway.suites.conductor import SuiteConductor
-from tests.unit.test_suite_conductor import FakeBroker
+from tests.unit.test_suite_conductor import FakeBroker, queued
 
 SUITE_ID = "0190a0a0-0000-7000-8000-0000000000bb"
 PRICES = {"m": ModelPrice(input=1.0, output=1.0)}  # 1 USD per million tokens
@@ -74,26 +72,6 @@ class TurnsRelay:
         return SimulationState.from_events(simulation_id, self.turns[simulation_id])
 
 
-def queued(budget_usd: float | None, concurrency: int = 2) -> SuiteQueuedEvent:
-    body = SuiteCreate.model_validate(
-        {
-            "repeat": 2,
-            "budget_usd": budget_usd,
-            "scenarios": [
-                {"name": "a", "user": {"opening": "hi"}},
-                {"name": "b", "user": {"opening": "hi"}},
-            ],
-        }
-    )
-    return SuiteQueuedEvent(
-        suite_id=SUITE_ID,
-        name="s",
-        suite=body,
-        concurrency=concurrency,
-        members=expand_members(body),
-    )
-
-
 def setup(
     budget_usd: float | None = 0.01,
 ) -> tuple[SuiteBook, CommandBroker, TurnsRelay, SuiteConductor]:
@@ -101,7 +79,7 @@ def setup(
     broker = CommandBroker(book)
     relay = TurnsRelay()
     conductor = SuiteConductor(book, broker, relay, PRICES)  # type: ignore[arg-type]
-    book.apply(queued(budget_usd))
+    book.apply(queued(budget_usd=budget_usd, suite_id=SUITE_ID))
     return book, broker, relay, conductor
 
 

@@ -68,10 +68,13 @@ class FakeRelay:
         return SimulationState.from_events(simulation_id, [])
 
 
-def queued(concurrency: int = 2) -> SuiteQueuedEvent:
+def queued(
+    concurrency: int = 2, budget_usd: float | None = None, suite_id: str = SUITE_ID
+) -> SuiteQueuedEvent:
     body = SuiteCreate.model_validate(
         {
             "repeat": 2,
+            "budget_usd": budget_usd,
             "scenarios": [
                 {"name": "a", "user": {"opening": "hi"}},
                 {"name": "b", "user": {"opening": "hi"}},
@@ -79,7 +82,7 @@ def queued(concurrency: int = 2) -> SuiteQueuedEvent:
         }
     )
     return SuiteQueuedEvent(
-        suite_id=SUITE_ID,
+        suite_id=suite_id,
         name="s",
         suite=body,
         concurrency=concurrency,

@@ -3,36 +3,32 @@ recorded turns, so that a resumed run counts every attempt's calls."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
-
 import httpx
 import pytest
 from prometheus_client import CollectorRegistry
 
 from contracts.events import (
     CompletedEvent,
-    SimulationEvent,
     TurnEvent,
     TurnUsage,
     UsageTotal,
     parse_event,
 )
-from contracts.requests import LLMOptions, SimulationRequest
+from contracts.requests import SimulationRequest
 from services.common.bot_targets import OpenAIChatTarget
 from services.orchestrator.bots.openai_chat import OpenAIChatBot
 from services.orchestrator.llm_usage import usage_of
 from services.orchestrator.metrics import OrchestratorMetrics
-from services.orchestrator.ports import Metered, TranscriptLine
+from services.orchestrator.ports import Metered
 from services.orchestrator.pricing import ModelPrice, usage_summary
 from services.orchestrator.recorded_run import RecordedRun
 from services.orchestrator.settings import OrchestratorSettings
-from services.orchestrator.simulation import EventPublishError, SimulationRun
+from services.orchestrator.simulation import EventPublishError
+from tests.unit.run_fakes import PRICES, Recorder, metered_run
 
 REQUEST = SimulationRequest.model_validate(
     {"simulation_id": "sim-u", "bot_id": 1, "user_prompt": "p", "max_turns": 3}
 )
-PRICES = {"user-m": ModelPrice(input=2.0, output=8.0), "bot-m": ModelPrice(input=1.0, output=4.0)}
 
 
 def _turn(index: int, role: str, usage: TurnUsage | None) -> TurnEvent:
@@ -93,65 +89,9 @@ def test_prices_come_from_convsim_prices(monkeypatch: pytest.MonkeyPatch) -> Non
     assert settings.prices == {"gpt-4o-mini": ModelPrice(input=0.15, output=0.6)}
 
 
-class MeteredBot:
-    def __init__(self) -> None:
-        self.replies = 0
-
-    async def open(self, request: SimulationRequest) -> None:
-        return None
-
-    async def reply(
-        self, request: SimulationRequest, message: str, earlier: Sequence[TranscriptLine]
-    ) -> Metered[list[str]]:
-        self.replies += 1
-        usage = TurnUsage(prompt_tokens=100 * self.replies, completion_tokens=10, model="bot-m")
-        return Metered([f"bot {self.replies}"], usage)
-
-    def ends_conversation(self, messages: Sequence[str]) -> bool:
-        return False
-
-
-class MeteredUser:
-    kind = "llm"
-
-    async def next_message(
-        self,
-        persona: str,
-        lines: Sequence[TranscriptLine],
-        options: LLMOptions | None,
-        *,
-        seed: int | None = None,
-    ) -> Metered[str]:
-        usage = TurnUsage(prompt_tokens=50, completion_tokens=5, model="user-m")
-        return Metered(f"user {len(lines)}", usage)
-
-
-class Recorder:
-    def __init__(self, fail_at_seq: int | None = None) -> None:
-        self.events: list[SimulationEvent] = []
-        self._fail_at_seq = fail_at_seq
-
-    async def publish(self, event: SimulationEvent) -> None:
-        if event.seq == self._fail_at_seq:
-            raise ConnectionError("broker gone")
-        self.events.append(event)
-
-
-def _run(sink: Recorder, **options: Any) -> SimulationRun:
-    return SimulationRun(
-        REQUEST,
-        bot=MeteredBot(),
-        user=MeteredUser(),
-        events=sink,
-        deadline_s=30,
-        prices=PRICES,
-        **options,
-    )
-
-
 async def test_llm_turns_carry_their_usage_and_completed_sums_them() -> None:
     sink = Recorder()
-    terminal = await _run(sink).run()
+    terminal = await metered_run(REQUEST, sink).run()
     turns = [e for e in sink.events if isinstance(e, TurnEvent)]
     assert [t.usage.prompt_tokens if t.usage else None for t in turns] == [
         None,
@@ -175,10 +115,10 @@ async def test_totals_after_a_crash_count_the_recorded_turns_of_the_earlier_atte
     # seq 2 started, 3-6: user, bot, user, bot; the attempt dies publishing seq 7.
     first = Recorder(fail_at_seq=7)
     with pytest.raises(EventPublishError):
-        await _run(first).run()
+        await metered_run(REQUEST, first).run()
     sink = Recorder()
     recorded = RecordedRun.from_log(REQUEST, first.events)
-    terminal = await _run(sink, recorded=recorded, attempt=2).run()
+    terminal = await metered_run(REQUEST, sink, recorded=recorded, attempt=2).run()
     assert isinstance(terminal, CompletedEvent)
     assert terminal.usage is not None
     # The new attempt called the user once and the bot once (its first call: 100 tokens).

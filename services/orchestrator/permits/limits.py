@@ -10,11 +10,9 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.common.bot_targets import BotTarget
-from services.orchestrator.permits.names import llm_resource, target_resource
+from services.orchestrator.limited_resources import limit_of, llm_resource, target_resource
 
-__all__ = ["ANY_MODEL", "ConcurrencyLimits", "LimitSetting"]
-
-ANY_MODEL = "*"
+__all__ = ["ConcurrencyLimits", "LimitSetting"]
 
 
 class LimitSetting(BaseModel):
@@ -59,10 +57,7 @@ class ConcurrencyLimits:
 
     def size_of(self, resource: str) -> int | None:
         """The cap of a resource (``target_resource`` / ``llm_resource``); None: no cap."""
-        if resource.startswith("llm:"):
-            model = resource.removeprefix("llm:")
-            return self.llm.get(model, self.llm.get(ANY_MODEL))
-        return self.targets.get(resource)
+        return limit_of(resource, self.targets, self.llm)
 
     def target(self, name: str) -> str | None:
         """The resource of a bot target's calls, when it is limited."""

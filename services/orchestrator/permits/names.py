@@ -1,24 +1,14 @@
-"""What a limited resource is called, and the broker names of its permits."""
+"""The broker names of a limited resource's permits."""
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 
-__all__ = ["PermitQueues", "llm_resource", "target_resource"]
+from services.orchestrator.limited_resources import queue_key
 
-MAX_QUEUE_NAME_BYTES = 255
+__all__ = ["PermitQueues"]
+
 PREFIX = "convsim.permits."
-
-
-def target_resource(name: str) -> str:
-    """A bot target's resource: its name (names hold no ':', so never an ``llm:`` one)."""
-    return name
-
-
-def llm_resource(model: str) -> str:
-    """The simulated user's LLM calls of one model."""
-    return f"llm:{model}"
 
 
 @dataclass(frozen=True)
@@ -46,7 +36,4 @@ class PermitQueues:
 
     @property
     def _key(self) -> str:
-        # Room for the prefixes and ".<size>.filled"; a longer name (a long model) is hashed.
-        if len(self.resource.encode()) <= MAX_QUEUE_NAME_BYTES - 64:
-            return self.resource
-        return "sha256-" + hashlib.sha256(self.resource.encode()).hexdigest()
+        return queue_key(self.resource)

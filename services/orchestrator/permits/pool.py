@@ -13,28 +13,26 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 from collections import deque
 
-from aio_pika.abc import (
-    AbstractChannel,
-    AbstractIncomingMessage,
-    AbstractQueue,
-    AbstractRobustConnection,
-)
+from aio_pika.abc import AbstractIncomingMessage, AbstractQueue, AbstractRobustConnection
 
 from contracts.work_class import WorkClass
 from services.orchestrator.permits.filling import ensure_filled
 from services.orchestrator.permits.limits import ConcurrencyLimits
 from services.orchestrator.permits.names import PermitQueues
 from services.orchestrator.permits.priority import rank, reserved
+from services.orchestrator.resource_polling import (
+    MAX_POLL_S,
+    MIN_POLL_S,
+    Backoff,
+    PolledResource,
+    ResourcePollers,
+)
 
 __all__ = ["BrokerPermit", "PermitPool"]
 
 logger = logging.getLogger(__name__)
-
-MIN_POLL_S = 0.02
-MAX_POLL_S = 0.5
 
 
 class BrokerPermit:
@@ -55,16 +53,15 @@ class BrokerPermit:
         self._on_release.set()
 
 
-class _Resource:
+class _Resource(PolledResource):
     """The waiters of one resource and the task that polls its permits queue for them."""
 
     def __init__(self, queues: PermitQueues) -> None:
+        super().__init__()
         self.queues = queues
         self.waiters: deque[tuple[WorkClass, asyncio.Future[BrokerPermit]]] = deque()
         self.released = asyncio.Event()
         self.queue: AbstractQueue | None = None
-        self.ready: asyncio.Task[None] | None = None
-        self.poller: asyncio.Task[None] | None = None
 
     def next_waiter(self) -> tuple[WorkClass, asyncio.Future[BrokerPermit]] | None:
         """The first waiter of the highest class (cancelled ones are dropped)."""
@@ -78,8 +75,9 @@ class _Resource:
         return any(not waiter.done() for _, waiter in self.waiters)
 
 
-class PermitPool:
-    """The permits of every limited resource, as one orchestrator takes them."""
+class PermitPool(ResourcePollers[_Resource]):
+    """The permits of every limited resource, as one orchestrator takes them. On ``close``,
+    the permits still held go back with the channel."""
 
     def __init__(
         self,
@@ -89,25 +87,11 @@ class PermitPool:
         min_poll_s: float = MIN_POLL_S,
         max_poll_s: float = MAX_POLL_S,
     ) -> None:
-        self._connection = connection
+        super().__init__(connection, min_poll_s=min_poll_s, max_poll_s=max_poll_s)
         self._limits = limits
-        self._min_poll_s = min_poll_s
-        self._max_poll_s = max_poll_s
-        self._channel: AbstractChannel | None = None
-        self._resources: dict[str, _Resource] = {}
 
     def limits(self, resource: str) -> bool:
         return self._limits.size_of(resource) is not None
-
-    async def close(self) -> None:
-        """Stop polling; the permits still held go back when the channel closes."""
-        tasks = [t for r in self._resources.values() for t in (r.poller, r.ready) if t]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        if self._channel is not None:
-            with contextlib.suppress(Exception):
-                await self._channel.close()
 
     async def acquire(self, resource: str, work_class: WorkClass = "single") -> BrokerPermit:
         """Wait for a permit of ``resource`` (by class, then in the order asked, within this
@@ -115,9 +99,8 @@ class PermitPool:
         state = self._resource(resource)
         waiter: asyncio.Future[BrokerPermit] = asyncio.get_running_loop().create_future()
         state.waiters.append((work_class, waiter))
-        if state.poller is None or state.poller.done():
-            state.poller = asyncio.create_task(self._poll(state), name=f"permits {resource}")
-        elif work_class != "suite":
+        started = self._start_poller(state, f"permits {resource}")
+        if not started and work_class != "suite":
             state.released.set()  # a poller backing off for suite members: try again now
         try:
             return await waiter
@@ -138,15 +121,14 @@ class PermitPool:
     async def _queue(self, state: _Resource) -> AbstractQueue:
         if state.queue is None:
             await ensure_filled(self._connection, state.queues)
-            if self._channel is None or self._channel.is_closed:
-                self._channel = await self._connection.channel()
-            state.queue = await self._channel.get_queue(state.queues.permits, ensure=False)
+            channel = await self._get_channel()
+            state.queue = await channel.get_queue(state.queues.permits, ensure=False)
         return state.queue
 
     async def _poll(self, state: _Resource) -> None:
         """Get permits while anyone here waits: at once after a local release, else with a
         jittered backoff from min_poll_s to max_poll_s; no busy loop."""
-        delay = self._min_poll_s
+        backoff = Backoff(self._min_poll_s, self._max_poll_s)
         while state.has_waiters():
             message: AbstractIncomingMessage | None = None
             try:
@@ -166,12 +148,10 @@ class PermitPool:
                 work_class, future = waiter
                 left = message.message_count or 0
                 if left >= reserved(work_class, state.queues.size):
-                    delay = self._min_poll_s
+                    backoff.reset()
                     state.waiters.remove(waiter)
                     future.set_result(permit)
                     continue
                 await permit.release()  # one of the last: kept for a higher class; back off
             state.released.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(state.released.wait(), random.uniform(delay / 2, delay))
-            delay = min(delay * 2, self._max_poll_s)
+            await backoff.wait(state.released)

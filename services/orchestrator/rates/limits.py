@@ -8,7 +8,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from services.common.bot_targets import BotTarget
-from services.orchestrator.permits.limits import ANY_MODEL, LimitSetting
+from services.orchestrator.limited_resources import limit_of
+from services.orchestrator.permits.limits import LimitSetting
 from services.orchestrator.rates.names import RateQueues
 
 __all__ = ["TOKENS", "RateLimits", "burst_of", "unit_of"]
@@ -53,10 +54,7 @@ class RateLimits:
 
     def tpm_of(self, resource: str) -> int | None:
         """The LLM tokens a minute of an ``llm_resource``; None: no limit."""
-        if not resource.startswith("llm:"):
-            return None
-        model = resource.removeprefix("llm:")
-        return self.llm_tokens.get(model, self.llm_tokens.get(ANY_MODEL))
+        return limit_of(resource, {}, self.llm_tokens)
 
     def rpm_of(self, resource: str) -> int | None:
         """The rate of a resource (``target_resource`` / ``llm_resource``; for a tpm bucket,
@@ -64,10 +62,7 @@ class RateLimits:
         if resource.endswith(TOKENS):
             tpm = self.tpm_of(resource.removesuffix(TOKENS))
             return None if tpm is None else math.ceil(tpm / unit_of(tpm))
-        if resource.startswith("llm:"):
-            model = resource.removeprefix("llm:")
-            return self.llm.get(model, self.llm.get(ANY_MODEL))
-        return self.targets.get(resource)
+        return limit_of(resource, self.targets, self.llm)
 
     def queues_of(self, resource: str) -> RateQueues | None:
         rpm = self.rpm_of(resource)

@@ -3,14 +3,14 @@ routing key its 429s are announced on."""
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
+
+from services.orchestrator.limited_resources import queue_key
 
 __all__ = ["LIMITS_EXCHANGE", "RateQueues"]
 
 LIMITS_EXCHANGE = "convsim.limits"
 """A durable topic exchange: ``throttle.<resource>`` carries the 429s replicas saw."""
-MAX_QUEUE_NAME_BYTES = 255
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,4 @@ class RateQueues:
 
     @property
     def _key(self) -> str:
-        if len(self.resource.encode()) <= MAX_QUEUE_NAME_BYTES - 64:
-            return self.resource
-        return "sha256-" + hashlib.sha256(self.resource.encode()).hexdigest()
+        return queue_key(self.resource)

@@ -5,33 +5,35 @@ a 429 to the resource's refiller, wherever it runs."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
-import random
 from collections import deque
 
 import aio_pika
-from aio_pika.abc import AbstractQueue, AbstractRobustChannel, AbstractRobustConnection
+from aio_pika.abc import AbstractQueue, AbstractRobustConnection
 
 from services.orchestrator.rates.limits import TOKENS, RateLimits, unit_of
 from services.orchestrator.rates.names import LIMITS_EXCHANGE, RateQueues
 from services.orchestrator.rates.refiller import declare_bucket, refill_while_elected
+from services.orchestrator.resource_polling import (
+    MAX_POLL_S,
+    MIN_POLL_S,
+    Backoff,
+    PolledResource,
+    ResourcePollers,
+)
 
 __all__ = ["RateTokens"]
 
 logger = logging.getLogger(__name__)
 
-MIN_POLL_S = 0.02
-MAX_POLL_S = 0.5
 
-
-class _Resource:
+class _Resource(PolledResource):
     def __init__(self, queues: RateQueues) -> None:
+        super().__init__()
         self.queues = queues
         self.waiters: deque[asyncio.Future[None]] = deque()
         self.bucket: AbstractQueue | None = None
-        self.poller: asyncio.Task[None] | None = None
         self.refiller: asyncio.Task[None] | None = None
         self.debt = 0
         """Tokens owed (a tpm bucket, charged after a call): paid before any waiter is served."""
@@ -49,8 +51,11 @@ class _Resource:
     def wants_tokens(self) -> bool:
         return self.debt > 0 or self.has_waiters()
 
+    def tasks(self) -> list[asyncio.Task[None] | None]:
+        return [self.poller, self.refiller]
 
-class RateTokens:
+
+class RateTokens(ResourcePollers[_Resource]):
     """The rate tokens of every rate-limited resource, as one orchestrator takes them; it also
     stands for election as each resource's refiller once it uses the resource."""
 
@@ -62,12 +67,8 @@ class RateTokens:
         min_poll_s: float = MIN_POLL_S,
         max_poll_s: float = MAX_POLL_S,
     ) -> None:
-        self._connection = connection
+        super().__init__(connection, min_poll_s=min_poll_s, max_poll_s=max_poll_s)
         self._limits = limits
-        self._min_poll_s = min_poll_s
-        self._max_poll_s = max_poll_s
-        self._channel: AbstractRobustChannel | None = None
-        self._resources: dict[str, _Resource] = {}
 
     def limits(self, resource: str) -> bool:
         return self._limits.rpm_of(resource) is not None
@@ -77,22 +78,12 @@ class RateTokens:
         tpm = self._limits.tpm_of(bucket.removesuffix(TOKENS)) or 1
         return max(1, -(-tokens // unit_of(tpm)))
 
-    async def close(self) -> None:
-        tasks = [t for r in self._resources.values() for t in (r.poller, r.refiller) if t]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        if self._channel is not None:
-            with contextlib.suppress(Exception):
-                await self._channel.close()
-
     async def take(self, resource: str) -> None:
         """Wait for a token of ``resource`` and spend it (in the order asked, here)."""
         state = self._resource(resource)
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         state.waiters.append(waiter)
-        if state.poller is None or state.poller.done():
-            state.poller = asyncio.create_task(self._poll(state), name=f"rate {resource}")
+        self._start_poller(state, f"rate {resource}")
         await waiter
 
     def charge(self, resource: str, tokens: int) -> None:
@@ -101,8 +92,7 @@ class RateTokens:
             return
         state = self._resource(resource)
         state.debt += tokens
-        if state.poller is None or state.poller.done():
-            state.poller = asyncio.create_task(self._poll(state), name=f"rate {resource}")
+        self._start_poller(state, f"rate {resource}")
 
     async def throttled(self, resource: str, retry_after_s: float | None) -> None:
         """Tell the resource's refiller (any replica) that a call was answered 429."""
@@ -131,11 +121,6 @@ class RateTokens:
             )
         return state
 
-    async def _get_channel(self) -> AbstractRobustChannel:
-        if self._channel is None or self._channel.is_closed:
-            self._channel = await self._connection.channel()
-        return self._channel
-
     async def _bucket(self, state: _Resource) -> AbstractQueue:
         if state.bucket is None:
             state.bucket = await declare_bucket(await self._get_channel(), state.queues)
@@ -145,7 +130,7 @@ class RateTokens:
         """Take tokens while anyone here waits, polling with a jittered backoff from
         min_poll_s up to the token interval (at most max_poll_s); no busy loop."""
         ceiling = min(self._max_poll_s, max(self._min_poll_s, 60 / state.queues.rpm))
-        delay = self._min_poll_s
+        backoff = Backoff(self._min_poll_s, ceiling)
         while state.wants_tokens():
             token = None
             try:
@@ -156,7 +141,7 @@ class RateTokens:
                 state.bucket = None
                 logger.warning("taking a token of %s failed: %r", state.queues.resource, exc)
             if token is not None:
-                delay = self._min_poll_s
+                backoff.reset()
                 if state.debt > 0:
                     state.debt -= 1
                     continue
@@ -164,5 +149,4 @@ class RateTokens:
                 if waiter is not None:
                     waiter.set_result(None)
                 continue
-            await asyncio.sleep(random.uniform(delay / 2, delay))  # the poll timer
-            delay = min(delay * 2, ceiling)
+            await backoff.wait()  # the poll timer
