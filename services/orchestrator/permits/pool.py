@@ -143,8 +143,10 @@ class PermitPool(ResourcePollers[_Resource]):
                 permit = BrokerPermit(message, state.released)
                 waiter = state.next_waiter()
                 if waiter is None:
+                    # Not ``return``: a call may start waiting while it goes back, and finds
+                    # this poller still running (the loop's check sees it).
                     await permit.release()
-                    return
+                    continue
                 work_class, future = waiter
                 left = message.message_count or 0
                 if left >= reserved(work_class, state.queues.size):
