@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Protocol
 
-from contracts.events import CompletedEvent, FailedEvent
+from contracts.events import TERMINAL_EVENT_TYPES, CompletedEvent, FailedEvent
 from contracts.ids import created_at_of
 from contracts.judgement import CriterionResult, JudgedEvent
 from contracts.projection import EventSequence, SimulationState
@@ -21,9 +21,14 @@ from services.judge.case import Case, CriteriaJudge, CriteriaVerdicts
 from services.judge.metrics import JudgeMetrics
 from services.judge.verdict import score_of, verdict_of
 
-__all__ = ["Judging", "JudgmentLog", "judgement_of"]
+__all__ = ["Judging", "JudgmentLog", "LogBehind", "judgement_of"]
 
 logger = logging.getLogger(__name__)
+
+
+class LogBehind(Exception):
+    """The log read has no end of the simulation, though one was delivered: the log is behind
+    (the judge's queue and the log stream are two queues); the delivery goes back."""
 
 
 class JudgmentLog(Protocol):
@@ -67,10 +72,13 @@ class Judging:
                 extra={"simulation_id": simulation_id},
             )
             return None
+        own = [event for event in logged.events if event.simulation_id == simulation_id]
+        if not any(event.type in TERMINAL_EVENT_TYPES for event in own):
+            # Acking now would leave it unjudged for good: read it again on redelivery.
+            raise LogBehind(f"the log has no end of {simulation_id} yet")
         sequence = EventSequence()
-        for event in logged.events:
-            if event.simulation_id == simulation_id:
-                sequence.add(event)
+        for event in own:
+            sequence.add(event)
         state = SimulationState.from_events(simulation_id, sequence.events)
         if state.status not in ("completed", "failed"):
             # A stale attempt's terminal event: the simulation's real end comes on its own.

@@ -31,7 +31,7 @@ from services.common.event_log import LoggedSimulation
 from services.common.pricing import ModelPrice
 from services.judge.assertions import BotReply, bot_replies, evaluate
 from services.judge.case import Case, CriteriaVerdicts
-from services.judge.judging import Judging
+from services.judge.judging import Judging, LogBehind
 from services.judge.llm_judge import RESPONSE_FORMAT, LLMJudge, judge_messages, parse_verdicts
 from services.judge.metrics import JudgeMetrics
 from services.judge.offline_judge import UNJUDGED_OFFLINE, OfflineJudge
@@ -347,3 +347,30 @@ async def test_a_simulation_that_spent_its_budget_is_not_sent_to_the_judge_llm()
     assert judged.criteria[0].passed is None
     assert "budget was spent" in judged.criteria[0].reasoning
     assert judged.assertions[0].passed
+
+
+async def test_a_log_read_without_the_end_goes_back_to_be_read_again() -> None:
+    """The end came on the judge's queue before the log had it: acking would leave the
+    simulation unjudged for good, so the delivery goes back (and is judged next time)."""
+    _, events = _simulation("completed", criteria=["greets"])
+    ended = events[-1]
+    assert isinstance(ended, CompletedEvent)
+    published: list[JudgedEvent] = []
+
+    async def publish(event: JudgedEvent) -> None:
+        published.append(event)
+
+    log = _FakeLog(events[:-1])  # the log is behind: no terminal event yet
+    judging = Judging(
+        log=log,
+        judge=OfflineJudge(),
+        prices={},
+        metrics=JudgeMetrics(CollectorRegistry()),
+    )
+    with pytest.raises(LogBehind):
+        await judging.handle(ended, publish)
+    assert published == []
+    log.events = events  # the log caught up: the redelivery is judged
+    judged = await judging.handle(ended, publish)
+    assert judged is not None
+    assert published == [judged]
