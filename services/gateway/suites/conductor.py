@@ -85,12 +85,18 @@ class SuiteConductor:
 
     async def start(self, connection: AbstractRobustConnection) -> None:
         channel = await connection.channel()
+        # Once its channel is back, this consumer may be the active one again after another
+        # gateway's conductor acted: read the log up to now before the next decision.
+        channel.reopen_callbacks.add(self._forget_checked)
         await channel.set_qos(prefetch_count=1)  # decisions one after another
         # Declared on the robust channel, so its consumer comes back after a reconnect.
         queue = await channel.declare_queue(
             SUITES_QUEUE, durable=True, arguments=suites_queue_arguments()
         )
         await queue.consume(self._on_message)
+
+    def _forget_checked(self, *_: object) -> None:
+        self._checked = False
 
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
         async with self._one_at_a_time:
