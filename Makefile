@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: install broker browser up down demo test lint format bench
+.PHONY: install broker browser cluster cluster-down up down demo test lint format bench
 
 install: $(STAMP)
 
@@ -17,6 +17,13 @@ $(STAMP): pyproject.toml
 
 broker:
 	@bash scripts/broker.sh ensure
+
+# Three RabbitMQ nodes on loopback (AMQP 5681-5683, management 15681-15683): see scripts/cluster.sh
+cluster:
+	@bash scripts/cluster.sh up
+
+cluster-down:
+	@bash scripts/cluster.sh down
 
 # Debian's chromium, for the web page's tests (they skip, saying why, if it can't be installed)
 browser:

@@ -3,6 +3,7 @@
 #   broker.sh ensure   install rabbitmq-server from the Debian packages when missing, start it when
 #                      nothing listens, wait until it is ready; a running broker is left alone.
 #   broker.sh stop     stop the broker this script started.
+#   broker.sh install  install rabbitmq-server when missing (no broker is started).
 #   broker.sh secure-epmd
 #                      stop an epmd that listens beyond loopback and serves no node (the package's).
 # The broker it starts listens on loopback only (AMQP, management UI, epmd, Erlang distribution),
@@ -110,6 +111,9 @@ case "${1:-ensure}" in
     secure_epmd
     start_server
     ;;
+  install)
+    install_server
+    ;;
   secure-epmd)
     secure_epmd
     ;;
@@ -117,5 +121,5 @@ case "${1:-ensure}" in
     loopback_env
     as_root env RABBITMQ_NODENAME="$node" rabbitmqctl -q stop >/dev/null 2>&1 || true
     ;;
-  *) echo "usage: $0 ensure|stop|secure-epmd" >&2; exit 2 ;;
+  *) echo "usage: $0 ensure|install|stop|secure-epmd" >&2; exit 2 ;;
 esac

@@ -1,0 +1,133 @@
+"""A local RabbitMQ cluster for the cluster tests: scripts/cluster.sh with ports, node names and a
+data directory of the test's own, torn down whatever happens."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+__all__ = ["LocalCluster", "local_cluster"]
+
+REPO = Path(__file__).resolve().parents[2]
+SCRIPT = REPO / "scripts" / "cluster.sh"
+SIZE = 3
+
+
+def _free_block(start: int, stop: int, size: int = SIZE) -> int:
+    """The first port of `size` consecutive free loopback ports in [start, stop) (below the
+    ephemeral range, so that nothing takes them by chance while the nodes start)."""
+    for first in range(start, stop, size):
+        if all(_free(port) for port in range(first, first + size)):
+            return first
+    raise RuntimeError(f"no {size} consecutive free ports in {start}..{stop}")
+
+
+def _free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+@dataclass(frozen=True)
+class LocalCluster:
+    """Three nodes <prefix>1..3@localhost on loopback, driven through scripts/cluster.sh."""
+
+    prefix: str
+    base: Path
+    amqp_port: int
+    management_port: int
+    dist_port: int
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {
+            **os.environ,
+            "CONVSIM_CLUSTER_SIZE": str(SIZE),
+            "CONVSIM_CLUSTER_NODE_PREFIX": self.prefix,
+            "CONVSIM_CLUSTER_DIR": str(self.base),
+            "CONVSIM_CLUSTER_AMQP_PORT": str(self.amqp_port),
+            "CONVSIM_CLUSTER_MANAGEMENT_PORT": str(self.management_port),
+            "CONVSIM_CLUSTER_DIST_PORT": str(self.dist_port),
+        }
+
+    def node(self, index: int) -> str:
+        return f"{self.prefix}{index}@localhost"
+
+    @property
+    def nodes(self) -> list[str]:
+        return [self.node(index) for index in range(1, SIZE + 1)]
+
+    def amqp_url(self, index: int) -> str:
+        return f"amqp://guest:guest@127.0.0.1:{self.amqp_port + index - 1}/"
+
+    def management_url(self, index: int) -> str:
+        return f"http://127.0.0.1:{self.management_port + index - 1}"
+
+    def script(self, *args: str, timeout_s: float = 180) -> str:
+        result = subprocess.run(
+            ["bash", str(SCRIPT), *args],
+            check=True,
+            capture_output=True,
+            text=True,
+            env=self.env,
+            timeout=timeout_s,
+            cwd=REPO,
+        )
+        return result.stdout
+
+    def kill(self, index: int) -> None:
+        self.script("kill", str(index), timeout_s=30)
+
+    def start(self, index: int) -> None:
+        self.script("start", str(index))
+
+    def running_nodes(self, seen_from: int) -> set[str]:
+        """The running nodes of the cluster, as node `seen_from` sees them."""
+        status = json.loads(
+            self.script("ctl", str(seen_from), "-q", "cluster_status", "--formatter", "json")
+        )
+        return set(status["running_nodes"])
+
+    def management_node(self, index: int) -> str:
+        """The node that node `index`'s management API says it is (it answers, or this raises)."""
+        response = httpx.get(
+            f"{self.management_url(index)}/api/overview", auth=("guest", "guest"), timeout=10
+        )
+        response.raise_for_status()
+        return str(response.json()["node"])
+
+
+@contextmanager
+def local_cluster(base: Path) -> Iterator[LocalCluster]:
+    """Bring a three-node cluster up under `base`; ALWAYS tear it down (stop, remove its state),
+    whether the test passes, fails or times out. Skips, saying why, only where three nodes
+    cannot start."""
+    cluster = LocalCluster(
+        prefix=f"cvt{uuid.uuid4().hex[:6]}",
+        base=base / "cluster",
+        amqp_port=_free_block(5700, 5900),
+        management_port=_free_block(15700, 15900),
+        dist_port=_free_block(26000, 26300),
+    )
+    try:
+        try:
+            cluster.script("up")
+        except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
+            output = (exc.stderr or "") if isinstance(exc.stderr, str) else ""
+            pytest.skip(f"three RabbitMQ nodes cannot start here: {output.strip()[-1500:]}")
+        yield cluster
+    finally:
+        cluster.script("down", timeout_s=120)
