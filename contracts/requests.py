@@ -27,11 +27,14 @@ __all__ = [
     "MAX_PERSONA_CHARS",
     "MAX_SCRIPT_MESSAGES",
     "MAX_TURNS_LIMIT",
+    "BotId",
+    "BotTargetName",
     "HistoryMessage",
     "LLMOptions",
     "Role",
     "SimulationCreate",
     "SimulationRequest",
+    "min_turns_within_max_turns",
 ]
 
 MAX_TURNS_LIMIT = 50
@@ -56,6 +59,19 @@ DEFAULT_PERSONA = (
 )
 
 Role = Literal["user", "bot", "assistant"]
+
+BotTargetName = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
+"""A configured bot target, by name (a request never carries a URL)."""
+BotId = Annotated[int, Field(ge=0, le=2**31 - 1)]
+"""A robot_ai_lesson bot's id."""
+
+
+def min_turns_within_max_turns(cls: type[BaseModel], value: int, info: ValidationInfo) -> int:
+    """Validator of ``min_turns`` (declared after ``max_turns``) in a request or a scenario."""
+    max_turns = info.data.get("max_turns")
+    if max_turns is not None and value > max_turns:
+        raise ValueError(f"min_turns ({value}) is more than max_turns ({max_turns})")
+    return value
 
 
 class HistoryMessage(BaseModel):
@@ -88,12 +104,8 @@ class SimulationCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     bot_id: Annotated[
-        int | None,
-        Field(
-            ge=0,
-            le=2**31 - 1,
-            description="The bot under test (required by robot_ai_lesson targets only).",
-        ),
+        BotId | None,
+        Field(description="The bot under test (required by robot_ai_lesson targets only)."),
     ] = None
     user_prompt: Annotated[
         str,
@@ -162,11 +174,8 @@ class SimulationCreate(BaseModel):
         Field(description="Model settings of an openai_chat bot (default: the target's)."),
     ] = None
     bot_target: Annotated[
-        str | None,
+        BotTargetName | None,
         Field(
-            min_length=1,
-            max_length=64,
-            pattern=r"^[A-Za-z0-9_.-]+$",
             description="Which configured bot to test (CONVSIM_BOT_TARGETS, or the built-in "
             "'default' and 'llm'), by name; default: 'default' (CONVSIM_BOT_API_URL). A URL "
             "is never taken from a request.",
@@ -271,13 +280,7 @@ class SimulationCreate(BaseModel):
                 raise ValueError(f"history is a string but not JSON: {exc.msg}") from exc
         return value
 
-    @field_validator("min_turns")
-    @classmethod
-    def _min_turns_within_max_turns(cls, value: int, info: ValidationInfo) -> int:
-        max_turns = info.data.get("max_turns")
-        if max_turns is not None and value > max_turns:
-            raise ValueError(f"min_turns ({value}) is more than max_turns ({max_turns})")
-        return value
+    _min_turns_within_max_turns = field_validator("min_turns")(min_turns_within_max_turns)
 
     @model_validator(mode="after")
     def _has_an_opening_message(self) -> SimulationCreate:

@@ -16,7 +16,6 @@ from pydantic import (
     ConfigDict,
     Field,
     JsonValue,
-    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -38,7 +37,10 @@ from contracts.requests import (
     MAX_PERSONA_CHARS,
     MAX_SCRIPT_MESSAGES,
     MAX_TURNS_LIMIT,
+    BotId,
+    BotTargetName,
     HistoryMessage,
+    min_turns_within_max_turns,
 )
 
 __all__ = [
@@ -83,18 +85,14 @@ class BotSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     target: Annotated[
-        str | None,
+        BotTargetName | None,
         Field(
-            min_length=1,
-            max_length=64,
-            pattern=r"^[A-Za-z0-9_.-]+$",
             description="A bot target by name (CONVSIM_BOT_TARGETS, or 'default' and 'llm'); "
             "default: 'default'.",
         ),
     ] = None
     bot_id: Annotated[
-        int | None,
-        Field(ge=0, le=2**31 - 1, description="Required by robot_ai_lesson targets only."),
+        BotId | None, Field(description="Required by robot_ai_lesson targets only.")
     ] = None
     bot_prompt: Annotated[
         _LongText | None, Field(description="The bot's system message (openai_chat targets).")
@@ -173,13 +171,7 @@ class Scenario(BaseModel):
     ] = None
     tags: Annotated[list[_Tag], Field(max_length=MAX_TAGS)] = []
 
-    @field_validator("min_turns")
-    @classmethod
-    def _min_turns_within_max_turns(cls, value: int, info: ValidationInfo) -> int:
-        max_turns = info.data.get("max_turns")
-        if max_turns is not None and value > max_turns:
-            raise ValueError(f"min_turns ({value}) is more than max_turns ({max_turns})")
-        return value
+    _min_turns_within_max_turns = field_validator("min_turns")(min_turns_within_max_turns)
 
     @model_validator(mode="after")
     def _has_an_opening_message(self) -> Scenario:
