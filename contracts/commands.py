@@ -29,51 +29,39 @@ __all__ = [
 ]
 
 
-class CancelCommand(BaseModel):
+class _Command(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    schema_version: Literal[1] = 1
+    simulation_id: str
+    requested_at: AwareDatetime = Field(default_factory=utc_now)
+
+
+class CancelCommand(_Command):
     """Stop the simulation: the orchestrator holding it (now or later) publishes ``cancelled``."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    schema_version: Literal[1] = 1
     command: Literal["cancel"] = "cancel"
-    simulation_id: str
-    requested_at: AwareDatetime = Field(default_factory=utc_now)
 
 
-class MessageCommand(BaseModel):
+class MessageCommand(_Command):
     """A person's message ``index`` (1-based) to a conversation: its next user turn."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    schema_version: Literal[1] = 1
     command: Literal["message"] = "message"
-    simulation_id: str
     index: Annotated[int, Field(ge=1, le=MAX_TURNS_LIMIT)]
     content: Annotated[str, Field(min_length=1, max_length=MAX_MESSAGE_CHARS)]
-    requested_at: AwareDatetime = Field(default_factory=utc_now)
 
 
-class CloseCommand(BaseModel):
+class CloseCommand(_Command):
     """End the conversation with ``completed`` / ``closed``."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    schema_version: Literal[1] = 1
     command: Literal["close"] = "close"
-    simulation_id: str
-    requested_at: AwareDatetime = Field(default_factory=utc_now)
 
 
-class StopCommand(BaseModel):
+class StopCommand(_Command):
     """End the simulation with ``completed`` / ``reason`` at its next step boundary."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    schema_version: Literal[1] = 1
     command: Literal["stop"] = "stop"
-    simulation_id: str
     reason: Literal["budget_exceeded"] = "budget_exceeded"
-    requested_at: AwareDatetime = Field(default_factory=utc_now)
 
 
 AnyCommand = CancelCommand | MessageCommand | CloseCommand | StopCommand
