@@ -257,10 +257,12 @@ class SuiteConductor:
         is settled."""
         if state.is_terminal:
             return
-        for active in self._book.active():
-            await self._check_budget(active)  # a spent suite admits nothing more
+        await self._check_budget(state)
         for admission in admissions(self._book.active(), self._members_in_flight):
-            await self._admit(admission.state, admission.members)
+            if admission.state is not state:
+                await self._check_budget(admission.state)  # a spent suite admits no more
+            if admission.state.status in ("queued", "running"):
+                await self._admit(admission.state, admission.members)
         if state.is_settled:
             await self._publish(state.ended_event())
             logger.info(
