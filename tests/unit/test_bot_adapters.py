@@ -41,6 +41,18 @@ def _completion(content: Any) -> httpx.Response:
     return httpx.Response(200, json={"choices": [{"message": {"content": content}}]})
 
 
+def _plain_chat_bot(response: httpx.Response) -> OpenAIChatBot:
+    """An OpenAI chat bot with default settings whose every call is answered ``response``."""
+    return OpenAIChatBot(
+        _http(lambda _: response),
+        OpenAIChatTarget(),
+        base_url="http://llm",
+        model="m",
+        api_key=None,
+        max_reply_bytes=10_000,
+    )
+
+
 async def test_an_openai_chat_bot_sends_its_prompt_and_mirrors_the_roles() -> None:
     seen: list[httpx.Request] = []
 
@@ -76,14 +88,7 @@ async def test_an_openai_chat_bot_sends_its_prompt_and_mirrors_the_roles() -> No
 
 
 async def test_an_openai_chat_bot_needs_a_prompt() -> None:
-    bot = OpenAIChatBot(
-        _http(lambda _: _completion("x")),
-        OpenAIChatTarget(),
-        base_url="http://llm",
-        model="m",
-        api_key=None,
-        max_reply_bytes=10_000,
-    )
+    bot = _plain_chat_bot(_completion("x"))
     with pytest.raises(SimulationFailure) as caught:
         await bot.open(_request())
     assert caught.value.code == "bot_rejected"
@@ -104,14 +109,7 @@ async def test_an_openai_chat_bot_needs_a_prompt() -> None:
 async def test_openai_chat_failures_are_bot_failures(
     response: httpx.Response, code: str, retryable: bool
 ) -> None:
-    bot = OpenAIChatBot(
-        _http(lambda _: response),
-        OpenAIChatTarget(),
-        base_url="http://llm",
-        model="m",
-        api_key=None,
-        max_reply_bytes=10_000,
-    )
+    bot = _plain_chat_bot(response)
     with pytest.raises(SimulationFailure) as caught:
         await bot.reply(_request(bot_prompt="p"), "hi", [])
     assert (caught.value.code, caught.value.retryable) == (code, retryable)

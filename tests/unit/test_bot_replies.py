@@ -9,23 +9,21 @@ from typing import Any
 import pytest
 
 from contracts.events import CompletedEvent, SimulationEvent, TurnEvent
-from contracts.requests import LLMOptions, SimulationRequest
+from contracts.requests import SimulationRequest
 from services.orchestrator.ports import TranscriptLine
 from services.orchestrator.recorded_run import RecordedRun
 from services.orchestrator.simulation import EventPublishError, SimulationRun
-from tests.unit.run_fakes import Recorder
+from tests.unit.run_fakes import Recorder, StubBot, StubUser
 
 
-class ChattyBot:
+class ChattyBot(StubBot):
     """Every reply is two messages; the reply ``ends_at`` says goodbye (and ends the talk)."""
 
     def __init__(self, ends_at: int | None = None) -> None:
+        super().__init__(end_pattern="Goodbye")
         self.replies = 0
         self.earlier: list[list[TranscriptLine]] = []
         self._ends_at = ends_at
-
-    async def open(self, request: SimulationRequest) -> None:
-        return None
 
     async def reply(
         self, request: SimulationRequest, message: str, earlier: Sequence[TranscriptLine]
@@ -35,29 +33,12 @@ class ChattyBot:
         last = "Goodbye!" if self.replies == self._ends_at else f"more {self.replies}"
         return [f"answer {self.replies} to {message}", last]
 
-    def ends_conversation(self, messages: Sequence[str]) -> bool:
-        return any("Goodbye" in m for m in messages)
-
-
-class User:
-    kind = "fake"
-
-    async def next_message(
-        self,
-        persona: str,
-        lines: Sequence[TranscriptLine],
-        options: LLMOptions | None,
-        *,
-        seed: int | None = None,
-    ) -> str:
-        return f"user {len(lines)}"
-
 
 REQUEST = SimulationRequest(simulation_id="sim-1", user_prompt="hi", max_turns=3)
 
 
 def _run(bot: ChattyBot, sink: Recorder, **options: Any) -> SimulationRun:
-    return SimulationRun(REQUEST, bot=bot, user=User(), events=sink, deadline_s=30, **options)
+    return SimulationRun(REQUEST, bot=bot, user=StubUser(), events=sink, deadline_s=30, **options)
 
 
 def _turns(events: list[SimulationEvent]) -> list[TurnEvent]:
@@ -133,7 +114,9 @@ async def test_a_reply_recorded_whole_is_not_asked_again_and_still_ends_the_talk
 async def test_the_bot_may_not_end_the_conversation_before_min_turns() -> None:
     sink = Recorder()
     request = REQUEST.model_copy(update={"min_turns": 3})
-    run = SimulationRun(request, bot=ChattyBot(ends_at=2), user=User(), events=sink, deadline_s=30)
+    run = SimulationRun(
+        request, bot=ChattyBot(ends_at=2), user=StubUser(), events=sink, deadline_s=30
+    )
     terminal = await run.run()
     assert isinstance(terminal, CompletedEvent)
     # Reply 2 said goodbye before min_turns: the talk went on to max_turns (3).

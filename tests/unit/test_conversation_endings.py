@@ -6,53 +6,26 @@ from collections.abc import Sequence
 from typing import Any
 
 from contracts.events import CompletedEvent, FailedEvent, SimulationEvent, StartedEvent, TurnEvent
-from contracts.requests import LLMOptions, SimulationRequest
+from contracts.requests import SimulationRequest
 from services.orchestrator.endings import MAX_STOP_ONLY_REASKS
 from services.orchestrator.recorded_run import RecordedRun
 from services.orchestrator.simulation import SimulationRun
 from services.orchestrator.user_simulator import ScriptedUserSimulator, TranscriptLine
-from tests.unit.run_fakes import Recorder
+from tests.unit.run_fakes import ListUser, Recorder, StubBot
 
 STOP = "###STOP###"
 
 
-class EchoBot:
+class EchoBot(StubBot):
     def __init__(self, end_pattern: str | None = None) -> None:
+        super().__init__(end_pattern)
         self.sent: list[str] = []
-        self._end_pattern = end_pattern
-
-    async def open(self, request: SimulationRequest) -> None:
-        return None
 
     async def reply(
         self, request: SimulationRequest, message: str, earlier: Sequence[TranscriptLine]
     ) -> list[str]:
         self.sent.append(message)
         return [f"bot to {message}"]
-
-    def ends_conversation(self, messages: Sequence[str]) -> bool:
-        return self._end_pattern is not None and any(self._end_pattern in m for m in messages)
-
-
-class ListUser:
-    """Says its lines in order (the last one forever); records its instructions."""
-
-    kind = "fake"
-
-    def __init__(self, *lines: str) -> None:
-        self._lines = list(lines)
-        self.asked: list[tuple[str, list[TranscriptLine]]] = []
-
-    async def next_message(
-        self,
-        persona: str,
-        lines: Sequence[TranscriptLine],
-        options: LLMOptions | None,
-        *,
-        seed: int | None = None,
-    ) -> str:
-        self.asked.append((persona, list(lines)))
-        return self._lines[min(len(self.asked), len(self._lines)) - 1]
 
 
 def _request(**fields: Any) -> SimulationRequest:

@@ -121,22 +121,32 @@ def old_id(days: float) -> str:
     return str(uuid.UUID(int=value))
 
 
-async def test_live_events_answer_without_reading_the_log() -> None:
+def seen_story(
+    seen: int, *, logged: bool = True, **limits: float
+) -> tuple[FakeLog, EventRelay, str]:
+    """A new simulation's one-turn story: a fake log (holding the story if ``logged``), a relay
+    over it (``limits`` as for relay_of) that was sent the story's first ``seen`` events, and
+    the simulation's id."""
     log = FakeLog()
-    relay = relay_of(log)
     simulation_id = new_simulation_id()
-    for event in story(simulation_id)[:3]:
+    events = story(simulation_id)
+    if logged:
+        log.events = events
+    relay = relay_of(log, **limits)
+    for event in events[:seen]:
         relay.accept(event)
+    return log, relay, simulation_id
+
+
+async def test_live_events_answer_without_reading_the_log() -> None:
+    log, relay, simulation_id = seen_story(3, logged=False)
     state = await relay.state(simulation_id)
     assert (state.status, state.last_seq) == ("running", 3)
     assert log.reads == []
 
 
 async def test_a_simulation_not_seen_from_its_start_is_read_from_the_log_once() -> None:
-    log = FakeLog()
-    simulation_id = new_simulation_id()
-    log.events = story(simulation_id)
-    relay = relay_of(log)
+    log, relay, simulation_id = seen_story(0)
     relay.accept(log.events[2])  # only a live turn: seq 1 and 2 are missing
     assert (await relay.state(simulation_id)).status == "completed"
     assert (await relay.state(simulation_id)).status == "completed"
@@ -155,12 +165,7 @@ async def test_ids_that_cannot_be_simulations_are_unknown_without_a_read() -> No
 
 async def test_a_cached_simulation_is_read_again_after_a_reconnect() -> None:
     """Issue 12, item 8: it ended while the connection was down; the cache said running."""
-    log = FakeLog()
-    simulation_id = new_simulation_id()
-    log.events = story(simulation_id)
-    relay = relay_of(log)
-    for event in log.events[:3]:
-        relay.accept(event)
+    log, relay, simulation_id = seen_story(3)
     assert (await relay.state(simulation_id)).status == "running"  # the end was missed
     relay.on_reconnect()
     assert (await relay.state(simulation_id)).status == "completed"
@@ -170,12 +175,7 @@ async def test_a_cached_simulation_is_read_again_after_a_reconnect() -> None:
 
 
 async def test_a_followed_simulation_is_caught_up_at_once_after_a_reconnect() -> None:
-    log = FakeLog()
-    simulation_id = new_simulation_id()
-    log.events = story(simulation_id)
-    relay = relay_of(log)
-    for event in log.events[:3]:
-        relay.accept(event)
+    _, relay, simulation_id = seen_story(3)
     follower = await relay.follow(simulation_id)
     seen = [await anext(follower) for _ in range(3)]
     relay.on_reconnect()
@@ -187,23 +187,14 @@ async def test_a_followed_simulation_is_caught_up_at_once_after_a_reconnect() ->
 
 
 async def test_a_finished_simulation_is_not_read_again_after_a_reconnect() -> None:
-    log = FakeLog()
-    simulation_id = new_simulation_id()
-    relay = relay_of(log)
-    for event in story(simulation_id):
-        relay.accept(event)
+    log, relay, simulation_id = seen_story(4, logged=False)
     relay.on_reconnect()
     assert (await relay.state(simulation_id)).status == "completed"
     assert log.reads == []
 
 
 async def test_a_failed_read_leaves_the_feed_stale_for_the_next_request() -> None:
-    log = FakeLog()
-    simulation_id = new_simulation_id()
-    log.events = story(simulation_id)
-    relay = relay_of(log)
-    for event in log.events[:2]:
-        relay.accept(event)
+    log, relay, simulation_id = seen_story(2)
     relay.on_reconnect()
     log.failing = True
     with pytest.raises(BrokerUnavailable):
@@ -292,11 +283,7 @@ async def test_followers_get_the_backlog_then_live_events_in_order() -> None:
 
 
 async def test_a_gap_that_stays_is_filled_from_the_log() -> None:
-    log = FakeLog()
-    simulation_id = new_simulation_id()
-    log.events = story(simulation_id)
-    relay = relay_of(log, gap_check_s=0.05)
-    relay.accept(log.events[0])
+    log, relay, simulation_id = seen_story(1, gap_check_s=0.05)
     follower = await relay.follow(simulation_id)
     relay.accept(log.events[3])  # seq 2 and 3 were lost on the way
     async with asyncio.timeout(2):

@@ -25,7 +25,7 @@ from services.orchestrator.replay import (
     recording_of,
 )
 from services.orchestrator.simulation import SimulationRun
-from tests.unit.test_simulation import FakeBot, FakeUser, Recorder
+from tests.unit.test_simulation import FakeBot, FakeUser, Recorder, _simulation
 
 
 def _request(**fields: Any) -> SimulationRequest:
@@ -209,12 +209,10 @@ async def test_a_resumed_replay_carries_on_from_its_log_with_the_same_lines() ->
     whole = await _ran(request, replay=recording)
     cut = whole[1:5]  # started, history, "hello", bot 1: then the attempt was lost
     sink = Recorder()
-    run = SimulationRun(
-        request,
-        bot=FakeBot(),
-        user=FakeUser(),
-        events=sink,
-        deadline_s=30,
+    run = _simulation(
+        FakeBot(),
+        sink,
+        request=request,
         recorded=RecordedRun.from_log(request, cut),
         attempt=2,
         replay=recording,

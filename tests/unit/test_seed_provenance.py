@@ -16,7 +16,7 @@ from services.orchestrator.bots.openai_chat import OpenAIChatBot
 from services.orchestrator.provenance import ProvenanceFacts, convsim_version, provenance_of
 from services.orchestrator.simulation import SimulationRun
 from services.orchestrator.user_simulator import ScriptedUserSimulator
-from tests.unit.test_simulation import FakeBot, FakeUser, Recorder
+from tests.unit.test_simulation import FakeBot, FakeUser, Recorder, _simulation
 
 
 def _request(**fields: Any) -> SimulationRequest:
@@ -134,14 +134,7 @@ async def test_started_carries_the_provenance() -> None:
     sink = Recorder()
     request = _request(seed=11)
     provenance = provenance_of(request, FACTS)
-    run = SimulationRun(
-        request,
-        bot=FakeBot(),
-        user=FakeUser(),
-        events=sink,
-        deadline_s=30,
-        provenance=provenance,
-    )
+    run = _simulation(FakeBot(), sink, request=request, provenance=provenance)
     await run.run()
     started = sink.events[0]
     assert isinstance(started, StartedEvent)

@@ -18,7 +18,7 @@ from contracts.events import (
     SimulationEvent,
     TurnEvent,
 )
-from contracts.requests import LLMOptions, SimulationRequest
+from contracts.requests import SimulationRequest
 from services.orchestrator.errors import SimulationFailure, retry_after_seconds
 from services.orchestrator.recorded_run import RecordedRun
 from services.orchestrator.request_handler import delivery_number
@@ -30,11 +30,12 @@ from services.orchestrator.simulation import (
     SimulationRun,
 )
 from services.orchestrator.user_simulator import TranscriptLine
-from tests.unit.run_fakes import Recorder
+from tests.unit.run_fakes import Recorder, StubBot, StubUser
 
 
-class FakeBot:
+class FakeBot(StubBot):
     def __init__(self, fail_on_reply: int | None = None, hang: bool = False) -> None:
+        super().__init__()
         self.calls: list[tuple[str, Any]] = []
         self._fail_on_reply = fail_on_reply
         self._hang = hang
@@ -66,26 +67,17 @@ class FakeBot:
     ) -> list[str]:
         return [await self.send_message(request.simulation_id, message)]
 
-    def ends_conversation(self, messages: Sequence[str]) -> bool:
-        return False
 
+class FakeUser(StubUser):
+    """Line k of the simulated user is ``user k+1`` (the prompt is line 1)."""
 
-class FakeUser:
-    kind = "fake"
+    @property
+    def seen(self) -> list[list[TranscriptLine]]:
+        """The lines so far, at each call."""
+        return [lines for _, lines in self.asked]
 
-    def __init__(self) -> None:
-        self.seen: list[list[TranscriptLine]] = []
-
-    async def next_message(
-        self,
-        persona: str,
-        lines: Sequence[TranscriptLine],
-        options: LLMOptions | None,
-        *,
-        seed: int | None = None,
-    ) -> str:
-        self.seen.append(list(lines))
-        return f"user {len(self.seen) + 1}"
+    def say(self, lines: Sequence[TranscriptLine]) -> str:
+        return f"user {len(self.asked) + 1}"
 
 
 def _request(**fields: Any) -> SimulationRequest:
