@@ -4,7 +4,9 @@ fields are named before anything runs."""
 
 from __future__ import annotations
 
+import asyncio
 import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +17,7 @@ from playwright.async_api import Browser, Page, expect
 from contracts.names import JUDGE_QUEUE
 from contracts.scenarios import SuiteCreate
 from services.common.suite_files import load_suite
-from tests.fakes.bot_api import NORMAL_BOT
+from tests.fakes.bot_api import GATED_BOT, NORMAL_BOT
 from tests.integration.browser import chromium, open_page
 from tests.integration.conftest import IsolatedStack, Stack
 from tests.integration.processes import ServiceProcess, wait_until
@@ -29,14 +31,16 @@ REPO = Path(__file__).resolve().parents[2]
 
 # Two scenarios against the fake bot ("Bot reply <n> to: <message>"), scripted users, no
 # criteria: the verdicts come from the assertions alone (no LLM), so they are known: the first
-# scenario passes both its runs, the second fails its one.
+# scenario passes both its runs, the second fails its one. The first scenario's second bot
+# replies wait at the gated bot until the test opens them: the suite cannot end before the
+# page follows it.
 SUITE_YAML = f"""\
 name: pasted in the page
 concurrency: 2
 scenarios:
   - name: replies
     repeat: 2
-    bot: {{bot_id: {NORMAL_BOT}}}
+    bot: {{bot_id: {GATED_BOT}}}
     user:
       opening: hello
       script: [again]
@@ -86,6 +90,38 @@ def start_judge(isolated: IsolatedStack) -> ServiceProcess:
     return judge
 
 
+async def expect_followed(urls: list[str], path: str) -> None:
+    """The page opened ``path`` (bounded)."""
+    deadline = time.monotonic() + WAIT_MS / 1000
+    while not any(path in u for u in urls):
+        assert time.monotonic() < deadline, f"the page never opened {path}"
+        await asyncio.sleep(0.05)
+
+
+async def open_gated_runs(
+    isolated: IsolatedStack, url: str, suite_id: str, *, scenario: str, runs: int
+) -> None:
+    """Let every reply of the scenario's runs go at the gated bot (its conversation ids are the
+    simulation ids) once the suite has admitted them."""
+    deadline = time.monotonic() + WAIT_MS / 1000
+    async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+        while True:
+            suite = (await client.get(f"/v1/suites/{suite_id}")).json()
+            ids = [
+                run["simulation_id"]
+                for s in suite["scenarios"]
+                if s["name"] == scenario
+                for run in s["runs"]
+                if run.get("simulation_id")
+            ]
+            if len(ids) == runs:
+                break
+            assert time.monotonic() < deadline, f"{scenario}'s runs were never admitted: {suite}"
+            await asyncio.sleep(0.05)
+    for simulation_id in ids:
+        isolated.bot.open(simulation_id)
+
+
 async def test_a_pasted_suite_runs_with_its_verdicts_live_and_opens_any_member(
     isolated: IsolatedStack, chromium: Browser
 ) -> None:
@@ -98,6 +134,9 @@ async def test_a_pasted_suite_runs_with_its_verdicts_live_and_opens_any_member(
     await start_suite(page, SUITE_YAML)
     await expect(page).to_have_url(re.compile(r"#/suites/[A-Za-z0-9_-]+$"), timeout=WAIT_MS)
     suite_id = page.url.rsplit("/", 1)[-1]
+    events_path = f"/v1/suites/{suite_id}/events"
+    await expect_followed(watched.urls, events_path)  # live, while its runs wait at the bot
+    await open_gated_runs(isolated, url, suite_id, scenario="replies", runs=2)
 
     await expect(page.get_by_role("heading", name="Suite: pasted in the page")).to_be_visible()
     await expect(page.get_by_role("status")).to_have_text("Completed", timeout=WAIT_MS)
@@ -114,7 +153,6 @@ async def test_a_pasted_suite_runs_with_its_verdicts_live_and_opens_any_member(
     await expect(replies.locator(".scenario-result")).to_have_text("passed")
     await expect(meows.locator(".run")).to_have_text(["Run 1: completed, fail"])
     await expect(meows.locator(".scenario-result")).to_have_text("not passed")
-    assert any(f"/v1/suites/{suite_id}/events" in u for u in watched.urls)  # followed live
 
     # The page shows what the API says.
     async with httpx.AsyncClient(base_url=url, timeout=30) as client:
