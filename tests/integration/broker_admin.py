@@ -12,9 +12,13 @@ __all__ = ["BrokerAdmin"]
 
 
 class BrokerAdmin:
-    def __init__(self) -> None:
-        self.base_url = os.environ.get("CONVSIM_TEST_MANAGEMENT_URL", "http://127.0.0.1:15672")
-        self.amqp_base = os.environ.get(
+    def __init__(self, base_url: str | None = None, amqp_base: str | None = None) -> None:
+        """The management API at ``base_url`` (default: the single broker's, or
+        CONVSIM_TEST_MANAGEMENT_URL); vhost URLs start with ``amqp_base``."""
+        self.base_url = base_url or os.environ.get(
+            "CONVSIM_TEST_MANAGEMENT_URL", "http://127.0.0.1:15672"
+        )
+        self.amqp_base = amqp_base or os.environ.get(
             "CONVSIM_TEST_AMQP_BASE", "amqp://guest:guest@127.0.0.1:5672"
         )
         user = os.environ.get("CONVSIM_TEST_BROKER_USER", "guest")

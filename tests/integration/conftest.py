@@ -18,6 +18,8 @@ from tests.fakes.bot_api import FakeBotApi
 from tests.fakes.openai_api import FAULT_MODELS, FakeOpenAI
 from tests.fakes.server import free_port, serve_in_thread
 from tests.integration.broker_admin import BrokerAdmin
+from tests.integration.cluster_stack import ClusterStack, cluster_stack
+from tests.integration.local_cluster import LocalCluster, local_cluster
 from tests.integration.processes import ServiceProcess, wait_until
 from tests.integration.rabbitmqctl import NODE, can_control_broker
 
@@ -78,6 +80,21 @@ def fake_llm() -> Iterator[tuple[FakeOpenAI, str]]:
         yield llm, url
 
 
+def service_env(amqp_url: str, bot_url: str, llm_url: str) -> dict[str, str]:
+    """The environment of the services under test: the broker, the fakes, short timings."""
+    return {
+        "CONVSIM_AMQP_URL": amqp_url,
+        "CONVSIM_BOT_API_URL": bot_url,
+        "OPENAI_API_KEY": OPENAI_TEST_KEY,
+        "OPENAI_BASE_URL": f"{llm_url}/v1",
+        "CONVSIM_AMQP_HEARTBEAT_S": "2",
+        "CONVSIM_GRACEFUL_TIMEOUT_S": "3",
+        "CONVSIM_METRICS_PORT": "0",
+        "CONVSIM_OWNER_SECRET": OWNER_TEST_SECRET,
+        "CONVSIM_ALLOWED_LLM_MODELS": ",".join(("gpt-4o-mini", *FAULT_MODELS)),
+    }
+
+
 @pytest.fixture(scope="session")
 def stack(
     broker: Broker,
@@ -86,17 +103,7 @@ def stack(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Stack]:
     logs = tmp_path_factory.mktemp("logs")
-    env = {
-        "CONVSIM_AMQP_URL": broker.amqp_url,
-        "CONVSIM_BOT_API_URL": fake_bot[1],
-        "OPENAI_API_KEY": OPENAI_TEST_KEY,
-        "OPENAI_BASE_URL": f"{fake_llm[1]}/v1",
-        "CONVSIM_AMQP_HEARTBEAT_S": "2",
-        "CONVSIM_GRACEFUL_TIMEOUT_S": "3",
-        "CONVSIM_METRICS_PORT": "0",
-        "CONVSIM_OWNER_SECRET": OWNER_TEST_SECRET,
-        "CONVSIM_ALLOWED_LLM_MODELS": ",".join(("gpt-4o-mini", *FAULT_MODELS)),
-    }
+    env = service_env(broker.amqp_url, fake_bot[1], fake_llm[1])
     processes: list[ServiceProcess] = []
 
     def start_gateway() -> tuple[ServiceProcess, str]:
@@ -222,3 +229,24 @@ def _queue_exists(broker: Broker) -> bool:
     except Exception:
         return False
     return True
+
+
+@pytest.fixture(scope="session")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    """The local three-node cluster, started once for every cluster test (they run together,
+    see tests/conftest.py) and always torn down."""
+    with local_cluster(tmp_path_factory.mktemp("cluster")) as running:
+        yield running
+
+
+@pytest.fixture
+def clustered(
+    cluster: LocalCluster,
+    fake_bot: tuple[FakeBotApi, str],
+    fake_llm: tuple[FakeOpenAI, str],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[ClusterStack]:
+    """convsim on the cluster: a vhost of its own, processes the test starts, nodes restored."""
+    env = service_env("", fake_bot[1], fake_llm[1])
+    with cluster_stack(cluster, fake_bot[0], env, tmp_path_factory.mktemp("cluster-logs")) as fresh:
+        yield fresh

@@ -3,21 +3,12 @@ API, and a node that is killed comes back and rejoins."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 
-from tests.integration.local_cluster import LocalCluster, local_cluster
+from tests.integration.local_cluster import LocalCluster
 from tests.integration.processes import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.cluster]
-
-
-@pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[LocalCluster]:
-    with local_cluster(tmp_path) as running:
-        yield running
 
 
 @pytest.mark.timeout(300)

@@ -4,9 +4,7 @@ fields are named before anything runs."""
 
 from __future__ import annotations
 
-import asyncio
 import re
-import time
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +18,7 @@ from services.common.suite_files import load_suite
 from tests.fakes.bot_api import GATED_BOT, NORMAL_BOT
 from tests.integration.browser import chromium, open_page
 from tests.integration.conftest import IsolatedStack, Stack
+from tests.integration.log_tap import eventually
 from tests.integration.processes import ServiceProcess, wait_until
 
 pytestmark = pytest.mark.integration
@@ -90,34 +89,26 @@ def start_judge(isolated: IsolatedStack) -> ServiceProcess:
     return judge
 
 
-async def expect_followed(urls: list[str], path: str) -> None:
-    """The page opened ``path`` (bounded)."""
-    deadline = time.monotonic() + WAIT_MS / 1000
-    while not any(path in u for u in urls):
-        assert time.monotonic() < deadline, f"the page never opened {path}"
-        await asyncio.sleep(0.05)
-
-
 async def open_gated_runs(
     isolated: IsolatedStack, url: str, suite_id: str, *, scenario: str, runs: int
 ) -> None:
     """Let every reply of the scenario's runs go at the gated bot (its conversation ids are the
     simulation ids) once the suite has admitted them."""
-    deadline = time.monotonic() + WAIT_MS / 1000
+    ids: list[str] = []
     async with httpx.AsyncClient(base_url=url, timeout=30) as client:
-        while True:
+
+        async def admitted() -> bool:
             suite = (await client.get(f"/v1/suites/{suite_id}")).json()
-            ids = [
+            ids[:] = [
                 run["simulation_id"]
                 for s in suite["scenarios"]
                 if s["name"] == scenario
                 for run in s["runs"]
                 if run.get("simulation_id")
             ]
-            if len(ids) == runs:
-                break
-            assert time.monotonic() < deadline, f"{scenario}'s runs were never admitted: {suite}"
-            await asyncio.sleep(0.05)
+            return len(ids) == runs
+
+        await eventually(admitted, timeout_s=WAIT_MS / 1000, what=f"{scenario}'s runs admitted")
     for simulation_id in ids:
         isolated.bot.open(simulation_id)
 
@@ -135,7 +126,11 @@ async def test_a_pasted_suite_runs_with_its_verdicts_live_and_opens_any_member(
     await expect(page).to_have_url(re.compile(r"#/suites/[A-Za-z0-9_-]+$"), timeout=WAIT_MS)
     suite_id = page.url.rsplit("/", 1)[-1]
     events_path = f"/v1/suites/{suite_id}/events"
-    await expect_followed(watched.urls, events_path)  # live, while its runs wait at the bot
+    await eventually(  # live, while its runs wait at the bot
+        lambda: any(events_path in u for u in watched.urls),
+        timeout_s=WAIT_MS / 1000,
+        what=f"the page to open {events_path}",
+    )
     await open_gated_runs(isolated, url, suite_id, scenario="replies", runs=2)
 
     await expect(page.get_by_role("heading", name="Suite: pasted in the page")).to_be_visible()

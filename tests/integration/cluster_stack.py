@@ -1,0 +1,214 @@
+"""convsim on the local three-node cluster: a vhost of its own on the cluster, the session's fakes,
+and service processes given every node's URL (CONVSIM_AMQP_URL as a comma-separated list). Nodes
+a test kills are started again, and the processes it started are killed, whatever happens."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+from httpx_sse import aconnect_sse
+
+from contracts.events import SimulationEvent, parse_event
+from contracts.names import SIMULATIONS_QUEUE
+from tests.fakes.bot_api import FakeBotApi
+from tests.fakes.server import free_port
+from tests.integration.broker_admin import BrokerAdmin
+from tests.integration.local_cluster import SIZE, LocalCluster
+from tests.integration.processes import ServiceProcess, wait_until
+
+__all__ = ["ClusterStack", "ResumingWatcher", "cluster_stack"]
+
+TERMINAL = {"completed", "failed", "cancelled"}
+
+
+@dataclass
+class ClusterStack:
+    cluster: LocalCluster
+    vhost: str
+    env: dict[str, str]
+    bot: FakeBotApi
+    logs: Path
+    processes: list[ServiceProcess] = field(default_factory=list)
+    killed: set[int] = field(default_factory=set)
+    """Nodes this test killed and has not started again."""
+
+    @property
+    def amqp_urls(self) -> list[str]:
+        return [self._vhost_url(index) for index in range(1, SIZE + 1)]
+
+    def _vhost_url(self, index: int) -> str:
+        return f"{self.cluster.amqp_url(index)}{quote(self.vhost, safe='')}"
+
+    def admin(self) -> BrokerAdmin:
+        """The management API of a node this test has not killed."""
+        index = min(set(range(1, SIZE + 1)) - self.killed)
+        return BrokerAdmin(self.cluster.management_url(index), self.cluster.amqp_url(index))
+
+    def _get(self, path: str) -> Any:
+        admin = self.admin()
+        try:
+            response = httpx.get(f"{admin.base_url}{path}", auth=("guest", "guest"), timeout=10)
+            response.raise_for_status()
+            return response.json()
+        finally:
+            admin.close()
+
+    def queue(self, name: str) -> dict[str, Any]:
+        result: dict[str, Any] = self._get(
+            f"/api/queues/{quote(self.vhost, safe='')}/{quote(name, safe='')}"
+        )
+        return result
+
+    def leader(self, queue: str) -> int:
+        """The index of the node that leads a quorum queue or a stream."""
+        return self.index_of(str(self.queue(queue)["leader"]))
+
+    def online(self, queue: str) -> set[str]:
+        """The members of a quorum queue or a stream that run (a killed node stays a member)."""
+        return set(self.queue(queue).get("online", []))
+
+    def index_of(self, node: str) -> int:
+        return self.cluster.nodes.index(node) + 1
+
+    def node_of(self, process: ServiceProcess) -> set[int]:
+        """The nodes the process's connections sit on."""
+        pid = process.process.pid
+        connections = self._get(f"/api/vhosts/{quote(self.vhost, safe='')}/connections")
+        return {
+            self.index_of(str(c["node"]))
+            for c in connections
+            if str(c.get("client_properties", {}).get("connection_name", "")).endswith(f":{pid}")
+        }
+
+    def kill(self, index: int) -> None:
+        self.killed.add(index)
+        self.cluster.kill(index)
+
+    def start(self, index: int) -> None:
+        self.cluster.start(index)
+        self.killed.discard(index)
+
+    def wait_online(self, queue: str, members: int = SIZE, timeout_s: float = 90) -> None:
+        wait_until(
+            lambda: len(self.online(queue)) >= members,
+            timeout_s=timeout_s,
+            what=f"{members} online members of {queue}",
+        )
+
+    def start_orchestrator(self, name: str, **env: str) -> ServiceProcess:
+        process = ServiceProcess(name, "services.orchestrator", {**self.env, **env}, self.logs)
+        self.processes.append(process)
+        wait_until(
+            lambda: process.check_running() and "app started successfully" in process.log_text(),
+            timeout_s=60,
+            what=f"{name} to consume the request queue",
+        )
+        return process
+
+    def start_gateway(self, name: str, **env: str) -> tuple[ServiceProcess, str]:
+        port = free_port()
+        process = ServiceProcess(
+            name,
+            "services.gateway",
+            {**self.env, "CONVSIM_GATEWAY_PORT": str(port), **env},
+            self.logs,
+        )
+        self.processes.append(process)
+        url = f"http://127.0.0.1:{port}"
+        process.wait_http_ok(f"{url}/readyz", timeout_s=60)
+        return process, url
+
+    def consumers(self, queue: str = SIMULATIONS_QUEUE) -> int:
+        return int(self.queue(queue).get("consumers", 0))
+
+
+@contextmanager
+def cluster_stack(
+    cluster: LocalCluster, bot: FakeBotApi, env: dict[str, str], logs: Path
+) -> Iterator[ClusterStack]:
+    """A vhost on the cluster and the processes a test starts there; afterwards the processes
+    are killed, killed nodes started again (the next test finds three) and the vhost deleted."""
+    vhost = f"convsim-cluster-{uuid.uuid4().hex[:8]}"
+    admin = BrokerAdmin(cluster.management_url(1), cluster.amqp_url(1))
+    admin.create_vhost(vhost)
+    stack = ClusterStack(cluster, vhost, {}, bot, logs)
+    stack.env = {**env, "CONVSIM_AMQP_URL": ",".join(stack.amqp_urls)}
+    try:
+        yield stack
+    finally:
+        for process in reversed(stack.processes):
+            process.stop(signal.SIGKILL)
+        for index in sorted(stack.killed):
+            stack.start(index)
+        everyone = set(cluster.nodes)
+        wait_until(
+            lambda: cluster.running_nodes(seen_from=1) == everyone,
+            timeout_s=90,
+            what="every node of the cluster to run again",
+        )
+        admin.delete_vhost(vhost)
+        admin.close()
+
+
+class ResumingWatcher:
+    """An SSE client of one simulation that, like a browser's EventSource, reconnects with
+    Last-Event-ID whenever its stream breaks before the terminal event (a gateway that lost its
+    node, a transport error). Keeps every event it saw, in order, duplicates included."""
+
+    def __init__(
+        self, gateway_urls: Callable[[], str], simulation_id: str, *, retry_s: float = 0.5
+    ) -> None:
+        self.events: list[SimulationEvent] = []
+        self.reconnects = 0
+        self._gateway_url = gateway_urls
+        self._simulation_id = simulation_id
+        self._retry_s = retry_s
+        self._opened = asyncio.Event()
+        self._task = asyncio.create_task(self._follow())
+
+    @property
+    def ended(self) -> bool:
+        return bool(self.events) and self.events[-1].type in TERMINAL
+
+    async def opened(self, timeout_s: float = 30) -> None:
+        async with asyncio.timeout(timeout_s):
+            await self._opened.wait()
+
+    async def _follow(self) -> None:
+        async with httpx.AsyncClient(timeout=httpx.Timeout(30, read=60)) as client:
+            while not self.ended:
+                headers = {"Last-Event-ID": str(self.events[-1].seq)} if self.events else {}
+                try:
+                    async with aconnect_sse(
+                        client,
+                        "GET",
+                        f"{self._gateway_url()}/v1/simulations/{self._simulation_id}/events",
+                        headers=headers,
+                    ) as source:
+                        if source.response.status_code == 200:
+                            self._opened.set()
+                            async for sse in source.aiter_sse():
+                                if sse.data:
+                                    self.events.append(parse_event(sse.data))
+                except httpx.TransportError:
+                    pass
+                if not self.ended:
+                    self.reconnects += 1
+                    await asyncio.sleep(self._retry_s)  # the client's retry interval
+
+    async def finished(self, timeout_s: float) -> list[SimulationEvent]:
+        async with asyncio.timeout(timeout_s):
+            await asyncio.shield(self._task)
+        return self.events
+
+    def close(self) -> None:
+        self._task.cancel()
