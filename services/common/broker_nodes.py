@@ -149,7 +149,15 @@ class FailoverConnection(aio_pika.RobustConnection):
         if not self._ever_connected and self._attempts > len(self._nodes):
             self._exhausted.set()
         if self._node is not None and node != self._node:
-            logger.info("broker connection %s: trying node %s", _name(node), node_address(node))
+            # After a loss, say where it goes; retries during an outage only at DEBUG (aio-pika
+            # warns of each failed attempt already).
+            lost = self._node == self._connected_node
+            logger.log(
+                logging.INFO if lost else logging.DEBUG,
+                "broker connection %s: trying node %s",
+                _name(node),
+                node_address(node),
+            )
         self._node = node
         self.url = node
 
