@@ -46,7 +46,8 @@ SETTING = "CONVSIM_AMQP_URL"
 RECONNECT_INTERVAL_S = 1
 """Pause between two attempts of a node list: a move to a live node takes about a second."""
 
-_PASSWORD = re.compile(r"(//[^/@:]*:)[^@/]*@")
+_PASSWORD = re.compile(r"(//[^/@:]*:).*@")
+"""The password of an entry as given: to the last ``@`` (masking too much beats showing it)."""
 
 
 class NoBrokerNode(ConnectionError):

@@ -51,6 +51,7 @@ def test_a_list_is_the_nodes_in_order_spaces_ignored() -> None:
         (f"{A},amqp://convsim:{PASSWORD}@rabbit-b:port/convsim", "entry 2 of 2", "not a URL"),
         (f"{A},amqp://convsim:{PASSWORD}@rabbit-b/other", "entry 2 of 2", "vhost"),
         (f"{A},amqp://convsim:other@rabbit-b/convsim", "entry 2 of 2", "password"),
+        (f"{A},amqp://convsim:{PASSWORD}/x@y@rabbit-b:port/c", "entry 2 of 2", "not a URL"),
         (f"{A},{B},amqp://guest:{PASSWORD}@rabbit-c/convsim", "entry 3 of 3", "user"),
     ],
 )
