@@ -2,7 +2,7 @@
 first entry is passed over at start-up, and a connection that is lost moves to the next entry.
 
 The local broker answers as two "nodes": 127.0.0.1 and localhost. The cluster tests
-(test_cluster_failover.py) do the same with three real nodes and a SIGKILL."""
+(test_cluster_connections.py) do the same with three real nodes and a SIGKILL."""
 
 from __future__ import annotations
 

@@ -35,7 +35,7 @@ BACK_WITHIN_S = 20
 
 
 @dataclass
-class ClusterStack:
+class NodesStack:
     cluster: LocalCluster
     vhost: str
     orchestrator: ServiceProcess
@@ -99,12 +99,12 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
 
 
 @pytest.fixture(scope="module")
-def cluster_stack(
+def nodes_stack(
     cluster: LocalCluster,
     fake_bot: tuple[FakeBotApi, str],
     fake_llm: tuple[FakeOpenAI, str],
     tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[ClusterStack]:
+) -> Iterator[NodesStack]:
     vhost = f"convsim-cluster-{uuid.uuid4().hex[:8]}"
     with httpx.Client(
         base_url=cluster.management_url(1), auth=("guest", "guest"), timeout=10
@@ -147,7 +147,7 @@ def cluster_stack(
         processes.append(gateway)
         url = f"http://127.0.0.1:{port}"
         gateway.wait_http_ok(f"{url}/readyz", timeout_s=60)
-        yield ClusterStack(cluster, vhost, orchestrator, gateway, url, set())
+        yield NodesStack(cluster, vhost, orchestrator, gateway, url, set())
     finally:
         for process in reversed(processes):
             process.stop()
@@ -171,8 +171,8 @@ async def _ready(client: httpx.AsyncClient, status: int) -> bool:
         return False
 
 
-async def test_connections_move_off_a_killed_node(cluster_stack: ClusterStack) -> None:
-    stack, cluster = cluster_stack, cluster_stack.cluster
+async def test_connections_move_off_a_killed_node(nodes_stack: NodesStack) -> None:
+    stack, cluster = nodes_stack, nodes_stack.cluster
     await eventually(
         lambda: stack.node_of("gateway") is not None and stack.node_of("orchestrator") is not None,
         timeout_s=30,
@@ -223,9 +223,9 @@ async def test_connections_move_off_a_killed_node(cluster_stack: ClusterStack) -
     print(f"gateway on node {gateway_node}, orchestrator on {orchestrator_node}:", *timings)
 
 
-async def test_readyz_is_503_while_no_node_runs(cluster_stack: ClusterStack) -> None:
+async def test_readyz_is_503_while_no_node_runs(nodes_stack: NodesStack) -> None:
     """Runs last: it kills every node (the module's cluster is torn down after it)."""
-    stack = cluster_stack
+    stack = nodes_stack
     async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=10) as client:
         await eventually(lambda: _ready(client, 200), timeout_s=30, what="/readyz to say 200")
         for index in stack.alive():
