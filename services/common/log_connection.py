@@ -24,5 +24,10 @@ async def open_log_connection(
     )
     stack.push_async_callback(connection.close)
     async with connection.channel() as channel:
-        await declare_topology(channel, settings.event_log_max_age, settings.max_queued_simulations)
+        await declare_topology(
+            channel,
+            settings.event_log_max_age,
+            settings.max_queued_simulations,
+            settings.replication(),
+        )
     return connection
