@@ -36,6 +36,7 @@ from bench.processes import Process, free_port, pid_usage, rabbitmq_pid
 from contracts.events import TurnEvent, parse_event
 from contracts.ids import new_simulation_id
 from contracts.names import ALL_SIMULATION_EVENTS, EVENTS_EXCHANGE
+from contracts.topology import Replication
 from services.common.openai_client import build_openai_client
 from services.common.topology import declare_topology
 from services.orchestrator.bots.robot_ai_lesson import WEBHOOK_PATH, RobotAiLessonBot
@@ -125,7 +126,7 @@ async def _amqp(amqp_url: str, n: int, rounds: int) -> None:
     connection = await aio_pika.connect(amqp_url)
     try:
         channel = await connection.channel()
-        await declare_topology(channel, "1h", 10_000)
+        await declare_topology(channel, "1h", 10_000, Replication())
         reader = await connection.channel()
         await reader.set_qos(prefetch_count=1_000)
         queue = await reader.declare_queue(exclusive=True, auto_delete=True)

@@ -1,11 +1,14 @@
 """Arguments of the durable queues, in one place, so every service declares them identically.
 
 RabbitMQ refuses a declaration whose arguments differ from the existing queue's
-(PRECONDITION_FAILED), so these are part of the contract, not per-service settings.
+(PRECONDITION_FAILED), so these are part of the contract, not per-service settings; the two
+that are settings (``Replication``, from CONVSIM_QUORUM_INITIAL_GROUP_SIZE and
+CONVSIM_STREAM_INITIAL_CLUSTER_SIZE) must be the same in every service.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -15,9 +18,12 @@ __all__ = [
     "ACTIVITY_LOG_MAX_AGE",
     "DEFAULT_EVENT_LOG_MAX_AGE",
     "DEFAULT_MAX_QUEUED_SIMULATIONS",
+    "DEFAULT_QUORUM_INITIAL_GROUP_SIZE",
+    "DEFAULT_STREAM_INITIAL_CLUSTER_SIZE",
     "REQUEST_DELIVERY_LIMIT",
     "REQUEST_LOG_MAX_AGE",
     "SUITE_LOG_MAX_AGE",
+    "Replication",
     "activity_log_arguments",
     "dead_letter_queue_arguments",
     "event_log_arguments",
@@ -41,12 +47,47 @@ DEFAULT_MAX_QUEUED_SIMULATIONS = 10_000
 REQUEST_LOG_MAX_AGE = "2D"
 """Idempotency keys are honoured for 24 hours; the request log keeps them longer than that."""
 
+DEFAULT_QUORUM_INITIAL_GROUP_SIZE = 3
+DEFAULT_STREAM_INITIAL_CLUSTER_SIZE = 3
 
-def simulations_queue_arguments(max_queued: int) -> dict[str, Any]:
+
+@dataclass(frozen=True)
+class Replication:
+    """How many replicas a new quorum queue (``x-quorum-initial-group-size``) and a new stream
+    (``x-initial-cluster-size``) get. RabbitMQ places min(size, nodes in the cluster) replicas,
+    so 3 works on one node (one replica) and on three (three). Only a queue's creation uses
+    them, but they are part of its arguments: RabbitMQ's equivalence check compares them on
+    every declaration (PRECONDITION_FAILED when they differ, or when one side has none), so
+    every service must have the same. 0 leaves the argument out (the broker's default), as
+    queues declared before these settings existed were."""
+
+    quorum_group_size: int = DEFAULT_QUORUM_INITIAL_GROUP_SIZE
+    stream_cluster_size: int = DEFAULT_STREAM_INITIAL_CLUSTER_SIZE
+
+    def __post_init__(self) -> None:
+        if self.quorum_group_size < 0 or self.stream_cluster_size < 0:
+            raise ValueError(f"a replication size is 0 (the broker's default) or more: {self}")
+
+    def quorum(self) -> dict[str, Any]:
+        """The arguments every quorum queue starts with."""
+        arguments: dict[str, Any] = {"x-queue-type": "quorum"}
+        if self.quorum_group_size:
+            arguments["x-quorum-initial-group-size"] = self.quorum_group_size
+        return arguments
+
+    def stream(self) -> dict[str, Any]:
+        """The arguments every stream starts with."""
+        arguments: dict[str, Any] = {"x-queue-type": "stream"}
+        if self.stream_cluster_size:
+            arguments["x-initial-cluster-size"] = self.stream_cluster_size
+        return arguments
+
+
+def simulations_queue_arguments(max_queued: int, replication: Replication) -> dict[str, Any]:
     """Quorum queue of requests; poison messages go to DEAD_LETTER_QUEUE; when it holds
     ``max_queued`` requests the broker refuses (nacks) new ones."""
     return {
-        "x-queue-type": "quorum",
+        **replication.quorum(),
         "x-delivery-limit": REQUEST_DELIVERY_LIMIT,
         "x-max-length": max_queued,
         "x-overflow": "reject-publish",
@@ -55,13 +96,13 @@ def simulations_queue_arguments(max_queued: int) -> dict[str, Any]:
     }
 
 
-def dead_letter_queue_arguments() -> dict[str, Any]:
-    return {"x-queue-type": "quorum"}
+def dead_letter_queue_arguments(replication: Replication) -> dict[str, Any]:
+    return replication.quorum()
 
 
-def event_log_arguments(max_age: str) -> dict[str, Any]:
+def event_log_arguments(max_age: str, replication: Replication) -> dict[str, Any]:
     """Stream queue retained by age (e.g. '7D', '12h'): the event log and the control log."""
-    return {"x-queue-type": "stream", "x-max-age": max_age}
+    return {**replication.stream(), "x-max-age": max_age}
 
 
 _AGE_UNITS = {
@@ -83,33 +124,33 @@ def max_age_of(max_age: str) -> timedelta:
     return int(number) * _AGE_UNITS[unit]
 
 
-def request_log_arguments() -> dict[str, Any]:
+def request_log_arguments(replication: Replication) -> dict[str, Any]:
     """Stream queue of every ``queued`` event (idempotency keys live in its headers)."""
-    return {"x-queue-type": "stream", "x-max-age": REQUEST_LOG_MAX_AGE}
+    return {**replication.stream(), "x-max-age": REQUEST_LOG_MAX_AGE}
 
 
 ACTIVITY_LOG_MAX_AGE = "1D"
 """The activity log is read from ``now - CONVSIM_ACTIVE_WINDOW_S`` (at most a day) back."""
 
 
-def activity_log_arguments() -> dict[str, Any]:
+def activity_log_arguments(replication: Replication) -> dict[str, Any]:
     """Stream queue of every ``queued`` and terminal event (the per-key active count)."""
-    return {"x-queue-type": "stream", "x-max-age": ACTIVITY_LOG_MAX_AGE}
+    return {**replication.stream(), "x-max-age": ACTIVITY_LOG_MAX_AGE}
 
 
 SUITE_LOG_MAX_AGE = "30D"
 """Suite events are few: a suite's result stays readable for a month."""
 
 
-def suite_log_arguments() -> dict[str, Any]:
+def suite_log_arguments(replication: Replication) -> dict[str, Any]:
     """Stream queue of every suite event."""
-    return {"x-queue-type": "stream", "x-max-age": SUITE_LOG_MAX_AGE}
+    return {**replication.stream(), "x-max-age": SUITE_LOG_MAX_AGE}
 
 
-def suites_queue_arguments() -> dict[str, Any]:
+def suites_queue_arguments(replication: Replication) -> dict[str, Any]:
     """The suite conductor's inbox: quorum, one active consumer at a time (the others stand
     by and take over when it goes away), so suite decisions are taken in one place."""
-    return {"x-queue-type": "quorum", "x-single-active-consumer": True}
+    return {**replication.quorum(), "x-single-active-consumer": True}
 
 
 JUDGE_QUEUE_MAX_LENGTH = 100_000
@@ -117,10 +158,10 @@ JUDGE_QUEUE_MAX_LENGTH = 100_000
 bounded, so a deployment that never runs a judge does not grow it forever (the oldest go)."""
 
 
-def judge_queue_arguments() -> dict[str, Any]:
+def judge_queue_arguments(replication: Replication) -> dict[str, Any]:
     """The judge's queue: quorum; any number of judges share it."""
     return {
-        "x-queue-type": "quorum",
+        **replication.quorum(),
         "x-delivery-limit": REQUEST_DELIVERY_LIMIT,
         "x-max-length": JUDGE_QUEUE_MAX_LENGTH,
         "x-overflow": "drop-head",

@@ -21,5 +21,10 @@ async def open_log_connection(
     connection = await connect_to_nodes(settings.amqp_url, service, heartbeat_s=heartbeat_s)
     stack.push_async_callback(connection.close)
     async with connection.channel() as channel:
-        await declare_topology(channel, settings.event_log_max_age, settings.max_queued_simulations)
+        await declare_topology(
+            channel,
+            settings.event_log_max_age,
+            settings.max_queued_simulations,
+            settings.replication(),
+        )
     return connection

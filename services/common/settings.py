@@ -7,7 +7,13 @@ from typing import Annotated, Literal
 from pydantic import AnyHttpUrl, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from contracts.topology import DEFAULT_EVENT_LOG_MAX_AGE, DEFAULT_MAX_QUEUED_SIMULATIONS
+from contracts.topology import (
+    DEFAULT_EVENT_LOG_MAX_AGE,
+    DEFAULT_MAX_QUEUED_SIMULATIONS,
+    DEFAULT_QUORUM_INITIAL_GROUP_SIZE,
+    DEFAULT_STREAM_INITIAL_CLUSTER_SIZE,
+    Replication,
+)
 from services.common.bot_targets import (
     BotTarget,
     BotTargetName,
@@ -61,6 +67,20 @@ class SharedSettings(BaseSettings):
         '"llm" (openai_chat on OPENAI_BASE_URL), unless configured.',
     )
 
+    quorum_initial_group_size: Annotated[int, Field(ge=0, le=99)] = Field(
+        default=DEFAULT_QUORUM_INITIAL_GROUP_SIZE,
+        description="Replicas of every quorum queue convsim declares (x-quorum-initial-group-"
+        "size; RabbitMQ places at most one per node, so 3 also works on one node). 0 leaves "
+        "the argument out (the broker's default). Part of the queues' declarations: the same "
+        "on every service, and as the existing queues were declared.",
+    )
+    stream_initial_cluster_size: Annotated[int, Field(ge=0, le=99)] = Field(
+        default=DEFAULT_STREAM_INITIAL_CLUSTER_SIZE,
+        description="Replicas of every stream convsim declares (x-initial-cluster-size; at "
+        "most one per node). 0 leaves the argument out (the broker's default: every node). "
+        "Part of the streams' declarations, like CONVSIM_QUORUM_INITIAL_GROUP_SIZE.",
+    )
+
     @field_validator("amqp_url")
     @classmethod
     def _nodes_of_one_cluster(cls, value: str) -> str:
@@ -70,3 +90,7 @@ class SharedSettings(BaseSettings):
     def targets(self) -> dict[str, BotTarget]:
         """Every bot target a request may name, built-ins included."""
         return resolve_bot_targets(self.bot_targets, self.bot_api_url)
+
+    def replication(self) -> Replication:
+        """The replication arguments of every quorum queue and stream."""
+        return Replication(self.quorum_initial_group_size, self.stream_initial_cluster_size)

@@ -57,6 +57,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             settings.amqp_url,
             event_log_max_age=settings.event_log_max_age,
             max_queued=settings.max_queued_simulations,
+            replication=settings.replication(),
             publish_timeout_s=settings.publish_timeout_s,
         )
         await broker.open()
@@ -64,7 +65,9 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             if access.needs_owner_secret:
                 access.use_owner_secret(
                     await shared_owner_secret(
-                        broker.connection, timeout_s=settings.log_read_timeout_s
+                        broker.connection,
+                        settings.replication(),
+                        timeout_s=settings.log_read_timeout_s,
                     )
                 )
             log = EventLogReader(
@@ -105,7 +108,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
                 relay,
                 settings.prices,
                 members_in_flight=settings.suite_members_in_flight,
-            ).start(broker.connection)
+            ).start(broker.connection, settings.replication())
             app.state.active = active
             app.state.settings = settings
             app.state.broker = broker

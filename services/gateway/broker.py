@@ -22,6 +22,7 @@ from contracts.names import (
     SUITE_CANCEL_ROUTING_KEY,
     command_routing_key,
 )
+from contracts.topology import Replication
 from services.common.broker_nodes import connect_to_nodes
 from services.common.topology import Exchanges, declare_topology
 
@@ -51,11 +52,13 @@ class GatewayBroker:
         *,
         event_log_max_age: str,
         max_queued: int,
+        replication: Replication,
         publish_timeout_s: float,
     ) -> None:
         self._amqp_url = amqp_url
         self._event_log_max_age = event_log_max_age
         self._max_queued = max_queued
+        self._replication = replication
         self._publish_timeout_s = publish_timeout_s
         self._connection: AbstractRobustConnection | None = None
         self._exchanges: Exchanges | None = None
@@ -76,7 +79,9 @@ class GatewayBroker:
     async def open(self) -> None:
         self._connection = await connect_to_nodes(self._amqp_url, "gateway")
         channel = await self._connection.channel(publisher_confirms=True, on_return_raises=True)
-        exchanges = await declare_topology(channel, self._event_log_max_age, self._max_queued)
+        exchanges = await declare_topology(
+            channel, self._event_log_max_age, self._max_queued, self._replication
+        )
         # Events on a channel of their own: the broker takes a channel's messages one after
         # another, and a request (a Raft commit in the quorum queue) takes it far longer than an
         # event. Sharing one channel, `queued` events waited behind the burst of requests:

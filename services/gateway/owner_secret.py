@@ -15,6 +15,7 @@ from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
 from pydantic import SecretStr
 
 from contracts.names import OWNER_SECRET_STREAM
+from contracts.topology import Replication
 from services.common.stream_reader import read_stream
 
 __all__ = ["shared_owner_secret"]
@@ -23,12 +24,12 @@ SECRET_TYPE = "convsim.owner-secret"
 
 
 async def shared_owner_secret(
-    connection: AbstractRobustConnection, *, timeout_s: float
+    connection: AbstractRobustConnection, replication: Replication, *, timeout_s: float
 ) -> SecretStr:
     """The secret every gateway of this vhost uses, created by the first one to need it."""
     async with connection.channel() as channel:
         await channel.declare_queue(
-            OWNER_SECRET_STREAM, durable=True, arguments={"x-queue-type": "stream"}
+            OWNER_SECRET_STREAM, durable=True, arguments=replication.stream()
         )
     secret = await _first_secret(connection, timeout_s)
     if secret is None:

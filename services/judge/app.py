@@ -22,7 +22,7 @@ from pydantic import Field
 from contracts.events import CompletedEvent, FailedEvent
 from contracts.judgement import JudgedEvent
 from contracts.names import JUDGE_BINDINGS, JUDGE_QUEUE
-from contracts.topology import judge_queue_arguments
+from contracts.topology import Replication, judge_queue_arguments
 from services.common.rabbit_broker import events_exchange, faststream_logger, rabbit_broker
 from services.judge.bootstrap import Judge, bootstrap
 from services.judge.publisher import publish_judged
@@ -89,12 +89,12 @@ async def _requeue(message: RabbitMessage) -> None:
         await message.nack(requeue=True)
 
 
-def judge_queue() -> RabbitQueue:
+def judge_queue(replication: Replication) -> RabbitQueue:
     return RabbitQueue(
         JUDGE_QUEUE,
         queue_type=QueueType.QUORUM,
         durable=True,
-        arguments=cast("QuorumQueueArgs", judge_queue_arguments()),
+        arguments=cast("QuorumQueueArgs", judge_queue_arguments(replication)),
         routing_key=JUDGE_BINDINGS[0],  # the others: services.common.topology
     )
 
@@ -113,7 +113,7 @@ def create_app(settings: JudgeSettings | None = None) -> FastStream:
     )
     judge = _Judge(settings)
     broker.subscriber(
-        judge_queue(),
+        judge_queue(settings.replication()),
         events_exchange(),
         ack_policy=AckPolicy.REJECT_ON_ERROR,
         title="convsim.judge:judge",

@@ -193,7 +193,7 @@ def create_app(settings: OrchestratorSettings | None = None) -> FastStream:
     orchestrator = _Orchestrator(settings, broker)
 
     orchestrator.subscriber = broker.subscriber(
-        topology.simulations_queue(settings.max_queued_simulations),
+        topology.simulations_queue(settings.max_queued_simulations, settings.replication()),
         topology.requests_exchange(),
         ack_policy=AckPolicy.REJECT_ON_ERROR,
         title="convsim.simulations:run",

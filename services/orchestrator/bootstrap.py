@@ -149,7 +149,7 @@ async def _permits(
     connection = await open_log_connection(
         stack, settings, "orchestrator-permits", heartbeat_s=settings.amqp_heartbeat_s
     )
-    pool = PermitPool(connection, limits) if limits.any else None
+    pool = PermitPool(connection, limits, settings.replication()) if limits.any else None
     if pool is not None:
         stack.push_async_callback(pool.close)
     tokens = RateTokens(connection, rates) if rates.any else None

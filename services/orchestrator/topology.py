@@ -16,7 +16,7 @@ from contracts.names import (
     SUGGESTION_TTL_MS,
     SUGGESTIONS_QUEUE,
 )
-from contracts.topology import simulations_queue_arguments
+from contracts.topology import Replication, simulations_queue_arguments
 
 __all__ = ["requests_exchange", "simulations_queue", "suggestions_queue"]
 
@@ -25,12 +25,12 @@ def requests_exchange() -> RabbitExchange:
     return RabbitExchange(REQUESTS_EXCHANGE, type=ExchangeType.DIRECT, durable=True)
 
 
-def simulations_queue(max_queued: int) -> RabbitQueue:
+def simulations_queue(max_queued: int, replication: Replication) -> RabbitQueue:
     return RabbitQueue(
         SIMULATIONS_QUEUE,
         queue_type=QueueType.QUORUM,
         durable=True,
-        arguments=cast("QuorumQueueArgs", simulations_queue_arguments(max_queued)),
+        arguments=cast("QuorumQueueArgs", simulations_queue_arguments(max_queued, replication)),
         routing_key=REQUEST_ROUTING_KEY,
     )
 

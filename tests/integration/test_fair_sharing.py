@@ -16,6 +16,7 @@ import pytest
 from aio_pika.abc import AbstractRobustConnection
 
 from contracts.events import TurnEvent
+from contracts.topology import Replication
 from services.orchestrator.permits import ConcurrencyLimits, PermitPool
 from tests.fakes.bot_api import NORMAL_BOT, SLOW_BOT
 from tests.integration.client import create_simulation, create_suite, read_events, request_body
@@ -26,6 +27,7 @@ from tests.integration.test_conversations import send_streaming
 pytestmark = pytest.mark.integration
 
 TARGET = "limited"
+REPLICATION = Replication()
 ALPHA = {"Authorization": f"Bearer {API_KEY_ALPHA}"}
 BETA = {"Authorization": f"Bearer {API_KEY_BETA}"}
 
@@ -49,7 +51,10 @@ async def test_suite_members_leave_a_resources_last_permit_to_other_replicas_and
     connections: list[AbstractRobustConnection],
 ) -> None:
     limits = ConcurrencyLimits(targets={"shared": 5})
-    suites, other = PermitPool(connections[0], limits), PermitPool(connections[1], limits)
+    suites, other = (
+        PermitPool(connections[0], limits, REPLICATION),
+        PermitPool(connections[1], limits, REPLICATION),
+    )
     held = [await asyncio.wait_for(suites.acquire("shared", "suite"), 10) for _ in range(4)]
     fifth = asyncio.create_task(suites.acquire("shared", "suite"))
     assert await _pending(fifth)  # the last permit is not for a suite member

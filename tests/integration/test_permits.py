@@ -17,8 +17,9 @@ import pytest
 from aio_pika.abc import AbstractRobustConnection
 
 from contracts.events import CompletedEvent, StartedEvent, WaitingEvent
+from contracts.topology import Replication
 from services.orchestrator.permits import ConcurrencyLimits, PermitPool, PermitQueues
-from services.orchestrator.permits.filling import QUORUM, ensure_filled
+from services.orchestrator.permits.filling import ensure_filled, permits_arguments
 from tests.fakes.bot_api import GATED_BOT, NORMAL_BOT, SLOW_BOT
 from tests.integration.client import create_simulation, read_events, request_body
 from tests.integration.conftest import IsolatedStack
@@ -27,6 +28,7 @@ from tests.integration.log_tap import eventually
 pytestmark = pytest.mark.integration
 
 TARGET = "limited"
+REPLICATION = Replication()
 
 
 def _limited_env(isolated: IsolatedStack, max_concurrency: int) -> dict[str, str]:
@@ -152,9 +154,9 @@ async def test_replicas_filling_at_once_make_exactly_n_permits(
     isolated: IsolatedStack, connections: list[AbstractRobustConnection]
 ) -> None:
     queues = PermitQueues("fill-race", 3)
-    await asyncio.gather(*(ensure_filled(c, queues) for c in connections))
+    await asyncio.gather(*(ensure_filled(c, queues, REPLICATION) for c in connections))
     assert await _free_permits(isolated.broker.amqp_url, queues) == 3
-    await ensure_filled(connections[0], queues)  # the marker exists: nothing is added
+    await ensure_filled(connections[0], queues, REPLICATION)  # the marker exists: nothing is added
     assert await _free_permits(isolated.broker.amqp_url, queues) == 3
 
 
@@ -163,10 +165,12 @@ async def test_a_partial_fill_without_its_marker_is_redone(
 ) -> None:
     queues = PermitQueues("half-filled", 3)
     channel = await connections[0].channel()
-    await channel.declare_queue(queues.permits, durable=True, arguments=QUORUM)
+    await channel.declare_queue(
+        queues.permits, durable=True, arguments=permits_arguments(REPLICATION)
+    )
     await channel.default_exchange.publish(aio_pika.Message(b"permit"), queues.permits)
     await channel.close()
-    await ensure_filled(connections[1], queues)
+    await ensure_filled(connections[1], queues, REPLICATION)
     assert await _free_permits(isolated.broker.amqp_url, queues) == 3
 
 
@@ -174,7 +178,10 @@ async def test_the_pool_hands_out_n_permits_and_a_dead_connection_returns_them(
     connections: list[AbstractRobustConnection],
 ) -> None:
     limits = ConcurrencyLimits(targets={"pool": 3})
-    holder, other = PermitPool(connections[0], limits), PermitPool(connections[1], limits)
+    holder, other = (
+        PermitPool(connections[0], limits, REPLICATION),
+        PermitPool(connections[1], limits, REPLICATION),
+    )
     held = [await asyncio.wait_for(holder.acquire("pool"), 10) for _ in range(3)]
     fourth = asyncio.create_task(other.acquire("pool"))
     done, _ = await asyncio.wait({fourth}, timeout=1.0)
@@ -192,7 +199,7 @@ async def test_a_permit_survives_any_number_of_returns(
     isolated: IsolatedStack, connections: list[AbstractRobustConnection]
 ) -> None:
     """Quorum queues count returns (RabbitMQ 4 drops a message after 20 by default)."""
-    pool = PermitPool(connections[0], ConcurrencyLimits(targets={"reused": 1}))
+    pool = PermitPool(connections[0], ConcurrencyLimits(targets={"reused": 1}), REPLICATION)
     for _ in range(30):
         permit = await asyncio.wait_for(pool.acquire("reused"), 10)
         await permit.release()

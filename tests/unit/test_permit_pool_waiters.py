@@ -8,6 +8,7 @@ from typing import Any, cast
 
 from aio_pika.abc import AbstractQueue, AbstractRobustConnection
 
+from contracts.topology import Replication
 from services.orchestrator.permits import ConcurrencyLimits
 from services.orchestrator.permits.pool import PermitPool
 
@@ -48,6 +49,7 @@ async def test_a_waiter_that_comes_while_an_unwanted_permit_goes_back_is_served(
     pool = PermitPool(
         cast("AbstractRobustConnection", None),
         ConcurrencyLimits(targets={RESOURCE: 10}),
+        Replication(),
         min_poll_s=0.01,
         max_poll_s=0.05,
     )

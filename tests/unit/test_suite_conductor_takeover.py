@@ -9,6 +9,7 @@ from typing import Any
 from aio_pika.tools import CallbackCollection
 
 from contracts.suites import SuiteEvent, parse_suite_event
+from contracts.topology import Replication
 from services.gateway.suites.book import SuiteBook
 from services.gateway.suites.conductor import SuiteConductor
 from tests.unit.test_suite_conductor import SUITE_ID, FakeBroker, FakeRelay, completed, queued
@@ -69,7 +70,7 @@ async def test_a_conductor_active_again_after_its_channel_came_back_reads_the_lo
     broker = LoggingBroker(book)
     conductor = SuiteConductor(book, broker, FakeRelay())  # type: ignore[arg-type]
     connection = FakeConnection()
-    await conductor.start(connection)  # type: ignore[arg-type]
+    await conductor.start(connection, Replication())  # type: ignore[arg-type]
     first = queued(concurrency=2)
     book.apply(first)
     broker.log.append(first)

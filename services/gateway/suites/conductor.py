@@ -47,7 +47,7 @@ from contracts.suites import (
     SuiteEvent,
     SuiteState,
 )
-from contracts.topology import suites_queue_arguments
+from contracts.topology import Replication, suites_queue_arguments
 from services.common.pricing import Prices
 from services.gateway.broker import GatewayBroker
 from services.gateway.relay import EventRelay, UnknownSimulation
@@ -83,7 +83,7 @@ class SuiteConductor:
         self._checked = False
         self._one_at_a_time = asyncio.Lock()
 
-    async def start(self, connection: AbstractRobustConnection) -> None:
+    async def start(self, connection: AbstractRobustConnection, replication: Replication) -> None:
         channel = await connection.channel()
         # Once its channel is back, this consumer may be the active one again after another
         # gateway's conductor acted: read the log up to now before the next decision.
@@ -91,7 +91,7 @@ class SuiteConductor:
         await channel.set_qos(prefetch_count=1)  # decisions one after another
         # Declared on the robust channel, so its consumer comes back after a reconnect.
         queue = await channel.declare_queue(
-            SUITES_QUEUE, durable=True, arguments=suites_queue_arguments()
+            SUITES_QUEUE, durable=True, arguments=suites_queue_arguments(replication)
         )
         await queue.consume(self._on_message)
 

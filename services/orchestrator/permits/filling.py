@@ -20,17 +20,30 @@ from aio_pika.abc import AbstractConnection
 from aiormq.abc import FieldTable
 from aiormq.exceptions import ChannelLockedResource, ChannelNotFoundEntity
 
+from contracts.topology import Replication
 from services.orchestrator.permits.names import PermitQueues
 
-__all__ = ["ensure_filled", "queue_exists"]
+__all__ = ["ensure_filled", "marker_arguments", "permits_arguments", "queue_exists"]
 
 logger = logging.getLogger(__name__)
 
-QUORUM: FieldTable = {"x-queue-type": "quorum"}
-PERMITS: FieldTable = {**QUORUM, "x-delivery-limit": 2**31 - 1}
+PERMIT_DELIVERY_LIMIT = 2**31 - 1
 """A permit comes back with a requeue after every call, and quorum queues count returns:
 RabbitMQ 4.0+ drops a message after 20 by default, and 3.x takes -1 ("no limit" on 4.x) as
 a limit of 0. A limit this large holds on every version."""
+
+
+def permits_arguments(replication: Replication) -> FieldTable:
+    """The permits queue: quorum, replicated like every other (it is declared only right after
+    its deletion, so a change of the replication settings applies at its next filling)."""
+    return {**replication.quorum(), "x-delivery-limit": PERMIT_DELIVERY_LIMIT}
+
+
+def marker_arguments(replication: Replication) -> FieldTable:
+    """The marker queue: quorum, declared only where it does not exist."""
+    return replication.quorum()
+
+
 LOCK_RETRY_S = (0.05, 0.5)
 
 
@@ -47,7 +60,9 @@ async def queue_exists(connection: AbstractConnection, name: str) -> bool:
             await channel.close()
 
 
-async def ensure_filled(connection: AbstractConnection, queues: PermitQueues) -> None:
+async def ensure_filled(
+    connection: AbstractConnection, queues: PermitQueues, replication: Replication
+) -> None:
     """Return once ``queues.permits`` holds its permits (filled by this call or another)."""
     while not await queue_exists(connection, queues.marker):
         channel = await connection.channel(publisher_confirms=True)
@@ -60,7 +75,7 @@ async def ensure_filled(connection: AbstractConnection, queues: PermitQueues) ->
                 continue
             try:
                 if not await queue_exists(connection, queues.marker):
-                    await _fill(channel, queues)
+                    await _fill(channel, queues, replication)
             finally:
                 with contextlib.suppress(Exception):
                     await lock.delete(if_unused=False, if_empty=False)
@@ -69,9 +84,13 @@ async def ensure_filled(connection: AbstractConnection, queues: PermitQueues) ->
                 await channel.close()
 
 
-async def _fill(channel: aio_pika.abc.AbstractChannel, queues: PermitQueues) -> None:
+async def _fill(
+    channel: aio_pika.abc.AbstractChannel, queues: PermitQueues, replication: Replication
+) -> None:
     await channel.queue_delete(queues.permits)
-    await channel.declare_queue(queues.permits, durable=True, arguments=PERMITS)
+    await channel.declare_queue(
+        queues.permits, durable=True, arguments=permits_arguments(replication)
+    )
     await asyncio.gather(
         *(
             channel.default_exchange.publish(
@@ -86,5 +105,7 @@ async def _fill(channel: aio_pika.abc.AbstractChannel, queues: PermitQueues) -> 
             for number in range(1, queues.size + 1)
         )
     )
-    await channel.declare_queue(queues.marker, durable=True, arguments=QUORUM)
+    await channel.declare_queue(
+        queues.marker, durable=True, arguments=marker_arguments(replication)
+    )
     logger.info("filled %s with %d permits", queues.permits, queues.size)

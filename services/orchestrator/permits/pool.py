@@ -17,6 +17,7 @@ from collections import deque
 
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue, AbstractRobustConnection
 
+from contracts.topology import Replication
 from contracts.work_class import WorkClass
 from services.orchestrator.permits.filling import ensure_filled
 from services.orchestrator.permits.limits import ConcurrencyLimits
@@ -83,12 +84,14 @@ class PermitPool(ResourcePollers[_Resource]):
         self,
         connection: AbstractRobustConnection,
         limits: ConcurrencyLimits,
+        replication: Replication,
         *,
         min_poll_s: float = MIN_POLL_S,
         max_poll_s: float = MAX_POLL_S,
     ) -> None:
         super().__init__(connection, min_poll_s=min_poll_s, max_poll_s=max_poll_s)
         self._limits = limits
+        self._replication = replication
 
     def limits(self, resource: str) -> bool:
         return self._limits.size_of(resource) is not None
@@ -120,7 +123,7 @@ class PermitPool(ResourcePollers[_Resource]):
 
     async def _queue(self, state: _Resource) -> AbstractQueue:
         if state.queue is None:
-            await ensure_filled(self._connection, state.queues)
+            await ensure_filled(self._connection, state.queues, self._replication)
             channel = await self._get_channel()
             state.queue = await channel.get_queue(state.queues.permits, ensure=False)
         return state.queue
