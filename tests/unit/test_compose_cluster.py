@@ -63,17 +63,38 @@ def test_each_node_publishes_its_own_loopback_ports_as_the_local_cluster_does() 
         ]
 
 
-def test_the_services_use_one_node_and_wait_for_all_of_them() -> None:
+def test_the_services_list_every_node_and_wait_for_all_of_them() -> None:
     services = _compose()["services"]
     for name in ("orchestrator", "judge", "gateway"):
         service = services[name]
-        # A single URL: the services do not read a list of nodes yet.
-        assert service["environment"]["CONVSIM_AMQP_URL"] == (
-            f"amqp://convsim:convsim@{NODES[0]}:5672/"
-        )
+        # Every node, in order, one user and vhost: each process starts at entry pid % 3 and
+        # moves on to the next node when its node goes away.
+        urls = service["environment"]["CONVSIM_AMQP_URL"].split(",")
+        assert urls == [f"amqp://convsim:convsim@{node}:5672/" for node in NODES]
         for node in NODES:
             assert service["depends_on"][node]["condition"] == "service_healthy"
         assert service["command"][-1] == f"services.{name}"
         assert service["healthcheck"]["test"]
     assert services["gateway"]["ports"] == ["127.0.0.1:8000:8000"]
     assert "demo-bot:9404" in services["orchestrator"]["environment"]["CONVSIM_BOT_API_URL"]
+
+
+def test_every_service_declares_the_queues_with_one_replica_per_node() -> None:
+    services = _compose()["services"]
+    for name in ("orchestrator", "judge", "gateway"):
+        environment = services[name]["environment"]
+        # Part of the declarations: every service must give the same values, or RabbitMQ
+        # refuses the second declaration (PRECONDITION_FAILED).
+        assert environment["CONVSIM_QUORUM_INITIAL_GROUP_SIZE"] == str(len(NODES))
+        assert environment["CONVSIM_STREAM_INITIAL_CLUSTER_SIZE"] == str(len(NODES))
+
+
+def test_the_nodes_pause_a_minority_on_a_partition() -> None:
+    # Quorum queues and streams need a majority anyway; a paused minority node closes its
+    # connections, so its clients move to the majority side.
+    assert _cluster_conf()["cluster_partition_handling"] == "pause_minority"
+
+
+def test_the_queue_leaders_spread_over_the_nodes() -> None:
+    # Otherwise every leader lands on the node of the first service that declared the topology.
+    assert _cluster_conf()["queue_leader_locator"] == "balanced"
