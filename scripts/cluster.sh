@@ -225,6 +225,7 @@ kill_node() {
 start_node() {
   local i="$1"
   [ -d "$(node_dir "$i")/mnesia" ] || die "$(node_name "$i") has no state: run '$0 up' first"
+  if beam_pid "$i" >/dev/null; then log "$(node_name "$i") already runs"; return 0; fi
   spawn_node "$i"
   await_node "$i"
   log "$(node_name "$i") runs again"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -38,8 +39,8 @@ class ClusterStack:
     bot: FakeBotApi
     logs: Path
     processes: list[ServiceProcess] = field(default_factory=list)
-    killed: set[int] = field(default_factory=set)
-    """Nodes this test killed and has not started again."""
+    killed: list[int] = field(default_factory=list)
+    """Nodes this test killed and has not started again, in the order it killed them."""
 
     @property
     def amqp_urls(self) -> list[str]:
@@ -50,7 +51,7 @@ class ClusterStack:
 
     def admin(self) -> BrokerAdmin:
         """The management API of a node this test has not killed."""
-        index = min(set(range(1, SIZE + 1)) - self.killed)
+        index = min(set(range(1, SIZE + 1)) - set(self.killed))
         return BrokerAdmin(self.cluster.management_url(index), self.cluster.amqp_url(index))
 
     def _get(self, path: str) -> Any:
@@ -69,8 +70,10 @@ class ClusterStack:
         return result
 
     def leader(self, queue: str) -> int:
-        """The index of the node that leads a quorum queue or a stream."""
-        return self.index_of(str(self.queue(queue)["leader"]))
+        """The index of the node that leads a quorum queue or a stream (management API 3.10:
+        ``leader`` for a quorum queue, ``node`` for a stream)."""
+        found = self.queue(queue)
+        return self.index_of(str(found.get("leader") or found["node"]))
 
     def online(self, queue: str) -> set[str]:
         """The members of a quorum queue or a stream that run (a killed node stays a member)."""
@@ -89,13 +92,23 @@ class ClusterStack:
             if str(c.get("client_properties", {}).get("connection_name", "")).endswith(f":{pid}")
         }
 
-    def kill(self, index: int) -> None:
-        self.killed.add(index)
+    def kill(self, index: int) -> float:
+        """SIGKILL node ``index``; when that began (monotonic)."""
+        began = time.monotonic()
+        self.killed.append(index)
         self.cluster.kill(index)
+        return began
 
     def start(self, index: int) -> None:
+        """Start node ``index`` again and wait until it runs in the cluster with the others."""
         self.cluster.start(index)
-        self.killed.discard(index)
+        self.killed.remove(index)
+        running = {self.cluster.node(i) for i in range(1, SIZE + 1) if i not in self.killed}
+        wait_until(
+            lambda: self.cluster.running_nodes(seen_from=index) == running,
+            timeout_s=90,
+            what=f"node {index} to rejoin",
+        )
 
     def wait_online(self, queue: str, members: int = SIZE, timeout_s: float = 90) -> None:
         wait_until(
@@ -147,15 +160,15 @@ def cluster_stack(
     finally:
         for process in reversed(stack.processes):
             process.stop(signal.SIGKILL)
-        for index in sorted(stack.killed):
+        for index in list(reversed(stack.killed)):  # the last to go down comes up first
             stack.start(index)
-        everyone = set(cluster.nodes)
-        wait_until(
-            lambda: cluster.running_nodes(seen_from=1) == everyone,
-            timeout_s=90,
-            what="every node of the cluster to run again",
+        # After a node loss its queues may take a while to delete (new leaders, or a whole
+        # cluster that just came back): a longer bound than the admin's.
+        httpx.delete(
+            f"{cluster.management_url(1)}/api/vhosts/{quote(vhost, safe='')}",
+            auth=("guest", "guest"),
+            timeout=120,
         )
-        admin.delete_vhost(vhost)
         admin.close()
 
 

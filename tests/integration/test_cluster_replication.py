@@ -2,13 +2,14 @@
 replica on every node (CONVSIM_QUORUM_INITIAL_GROUP_SIZE / CONVSIM_STREAM_INITIAL_CLUSTER_SIZE,
 default 3), and a publish is confirmed only while a quorum of its queue's replicas runs.
 
-One cluster for the module (about 25 s to start); its nodes are always torn down."""
+The session's local cluster (tests/integration/conftest.py); the nodes a test kills are started
+again whatever happens."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,7 @@ from contracts.names import (
 from contracts.topology import Replication
 from services.common.topology import declare_topology
 from tests.fakes.server import free_port
-from tests.integration.local_cluster import SIZE, LocalCluster, local_cluster
+from tests.integration.local_cluster import SIZE, LocalCluster
 from tests.integration.processes import ServiceProcess, start_judge, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.cluster]
@@ -87,12 +88,6 @@ class ClusterVhost:
             and len(queues[name].get("online") or []) == online
             for name in names
         )
-
-
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
-    with local_cluster(tmp_path_factory.mktemp("replication")) as running:
-        yield running
 
 
 @pytest.fixture(scope="module")
@@ -205,35 +200,39 @@ async def test_a_publish_is_confirmed_only_once_a_quorum_of_replicas_has_it(
         confirm = await asyncio.wait_for(_publish(channels[kind], queue, b"all nodes"), 10)
         assert isinstance(confirm, Basic.Ack), kind
 
-    cluster.kill(2)
-    cluster.kill(3)
-    await _wait(
-        lambda: cluster.running_nodes(seen_from=1) == {cluster.node(1)},
-        timeout_s=30,
-        what="node 1 to run alone",
-    )
-    pending = {
-        kind: asyncio.create_task(_publish(channels[kind], queue, b"one node of three"))
-        for kind, queue in targets.items()
-    }
-    done, _ = await asyncio.wait(set(pending.values()), timeout=NOT_CONFIRMED_FOR_S)
-    assert not done, "answered while only one replica of three runs"
+    try:
+        cluster.kill(2)
+        cluster.kill(3)
+        await _wait(
+            lambda: cluster.running_nodes(seen_from=1) == {cluster.node(1)},
+            timeout_s=30,
+            what="node 1 to run alone",
+        )
+        pending = {
+            kind: asyncio.create_task(_publish(channels[kind], queue, b"one node of three"))
+            for kind, queue in targets.items()
+        }
+        done, _ = await asyncio.wait(set(pending.values()), timeout=NOT_CONFIRMED_FOR_S)
+        assert not done, "answered while only one replica of three runs"
 
-    cluster.start(2)
-    await _wait(
-        lambda: cluster.running_nodes(seen_from=1) == {cluster.node(1), cluster.node(2)},
-        timeout_s=90,
-        what="node 2 to rejoin",
-    )
-    for kind, task in pending.items():  # two replicas of three: a quorum
-        assert isinstance(await asyncio.wait_for(task, 60), Basic.Ack), kind
-    for kind, queue in targets.items():
-        confirm = await asyncio.wait_for(_publish(channels[kind], queue, b"two of three"), 30)
-        assert isinstance(confirm, Basic.Ack), kind
+        cluster.start(2)
+        await _wait(
+            lambda: cluster.running_nodes(seen_from=1) == {cluster.node(1), cluster.node(2)},
+            timeout_s=90,
+            what="node 2 to rejoin",
+        )
+        for kind, task in pending.items():  # two replicas of three: a quorum
+            assert isinstance(await asyncio.wait_for(task, 60), Basic.Ack), kind
+        for kind, queue in targets.items():
+            confirm = await asyncio.wait_for(_publish(channels[kind], queue, b"two of three"), 30)
+            assert isinstance(confirm, Basic.Ack), kind
 
-    cluster.start(3)
-    await _wait(
-        lambda: vhost.replicated(set(targets.values()), online=SIZE),
-        timeout_s=90,
-        what="every member online again",
-    )
+        cluster.start(3)
+        await _wait(
+            lambda: vhost.replicated(set(targets.values()), online=SIZE),
+            timeout_s=90,
+            what="every member online again",
+        )
+    finally:  # the cluster is shared by every cluster test
+        for index in (2, 3):
+            cluster.start(index)

@@ -1,0 +1,126 @@
+"""convsim on a three-node cluster loses nothing when the node that leads its request queue, or
+the one that leads its event log, is SIGKILLed in the middle of 20 simulations watched live:
+every simulation completes, every transcript is whole (gapless seq, no line twice) and the same
+live and in the log, the live clients see each one through, nothing is dead-lettered, and the
+killed node rejoins with every queue's replica online again."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+import httpx
+import pytest
+
+from contracts.events import SimulationEvent, TurnEvent
+from contracts.names import DEAD_LETTER_QUEUE, EVENT_LOG_STREAM, SIMULATIONS_QUEUE
+from tests.fakes.bot_api import GATED_BOT
+from tests.integration.client import read_events, request_body
+from tests.integration.cluster_stack import ClusterStack, ResumingWatcher
+from tests.integration.local_cluster import SIZE
+from tests.integration.log_tap import eventually
+from tests.integration.processes import wait_until
+
+pytestmark = [pytest.mark.integration, pytest.mark.cluster]
+
+logger = logging.getLogger(__name__)
+
+SIMULATIONS = 20
+BOT_REPLIES = 3
+RUNNING_PER_ORCHESTRATOR = 8
+"""Two orchestrators run 16 at a time: 4 requests are still queued when the node dies."""
+WITHIN_S = 120
+
+
+def lines(events: list[SimulationEvent]) -> list[tuple[str, str]]:
+    return [(e.role, e.content) for e in events if isinstance(e, TurnEvent)]
+
+
+def mid_conversation(watcher: ResumingWatcher) -> bool:
+    """The first bot reply and the next user line are out: the second bot call waits at the
+    gated bot."""
+    return len(lines(watcher.events)) >= 3
+
+
+@pytest.mark.timeout(420)
+@pytest.mark.parametrize("lost", [SIMULATIONS_QUEUE, EVENT_LOG_STREAM])
+async def test_losing_the_node_that_leads(clustered: ClusterStack, lost: str) -> None:
+    for name in ("orchestrator-1", "orchestrator-2"):
+        clustered.start_orchestrator(
+            name, CONVSIM_MAX_CONCURRENT_SIMULATIONS=str(RUNNING_PER_ORCHESTRATOR)
+        )
+    gateways = [clustered.start_gateway(name)[1] for name in ("gateway-1", "gateway-2")]
+    wait_until(lambda: clustered.consumers() >= 2, timeout_s=30, what="two orchestrators consuming")
+
+    watchers: dict[str, ResumingWatcher] = {}
+    async with httpx.AsyncClient(timeout=30) as client:
+        for n in range(SIMULATIONS):
+            gateway = gateways[n % 2]
+            simulation_id = await _create(client, gateway, n)
+            watchers[simulation_id] = ResumingWatcher(lambda g=gateway: g, simulation_id)
+        try:
+            await eventually(
+                lambda: (
+                    sum(mid_conversation(w) for w in watchers.values())
+                    >= 2 * RUNNING_PER_ORCHESTRATOR
+                ),
+                timeout_s=60,
+                what="16 simulations mid-conversation",
+            )
+            leader = await asyncio.to_thread(clustered.leader, lost)
+            await asyncio.to_thread(clustered.kill, leader)
+            killed_at = time.monotonic()
+            for simulation_id in watchers:
+                clustered.bot.open(simulation_id)  # their remaining replies, after the kill
+
+            for watcher in watchers.values():
+                left = WITHIN_S - (time.monotonic() - killed_at)
+                await watcher.finished(timeout_s=max(left, 0.1))
+            took = time.monotonic() - killed_at
+            logger.warning("all %d completed %.1f s after the kill", SIMULATIONS, took)
+            assert took < WITHIN_S
+
+            for n, (simulation_id, watcher) in enumerate(watchers.items()):
+                seen = watcher.events
+                assert seen[-1].type == "completed", (simulation_id, seen[-1])
+                assert [e.seq for e in seen] == list(range(1, len(seen) + 1)), simulation_id
+                transcript = lines(seen)
+                assert len(transcript) == 2 * BOT_REPLIES, transcript
+                assert len(set(transcript)) == len(transcript)  # no line twice
+                assert transcript[1] == ("bot", f"Bot reply 1 to: hi {n}")
+                # The log has exactly what the live client saw, read through the other gateway.
+                other = httpx.AsyncClient(base_url=gateways[(n + 1) % 2], timeout=30)
+                async with other:
+                    logged = await read_events(other, simulation_id)
+                differ = [
+                    (live, kept)
+                    for live, kept in zip(seen, logged, strict=False)
+                    if live.model_dump() != kept.model_dump()
+                ]
+                assert len(logged) == len(seen), simulation_id
+                assert not differ, (simulation_id, differ[:2])
+        finally:
+            for watcher in watchers.values():
+                watcher.close()
+
+    assert int(clustered.queue(DEAD_LETTER_QUEUE).get("messages", 0)) == 0
+    async with httpx.AsyncClient(timeout=5) as client:
+        for url in gateways:
+            assert (await client.get(f"{url}/readyz")).status_code == 200
+
+    clustered.start(leader)
+    started = time.monotonic()
+    for queue in (SIMULATIONS_QUEUE, EVENT_LOG_STREAM):
+        clustered.wait_online(queue, SIZE)
+    logger.warning("replicas online again %.1f s after the restart", time.monotonic() - started)
+
+
+async def _create(client: httpx.AsyncClient, gateway: str, n: int) -> str:
+    response = await client.post(
+        f"{gateway}/v1/simulations",
+        json=request_body(GATED_BOT, max_turns=BOT_REPLIES, user_prompt=f"hi {n}"),
+    )
+    assert response.status_code == 202, response.text
+    simulation_id: str = response.json()["simulation_id"]
+    return simulation_id
