@@ -69,6 +69,9 @@ async def test_losing_the_node_that_leads(clustered: ClusterStack, lost: str) ->
                 what="16 simulations mid-conversation",
             )
             leader = await asyncio.to_thread(clustered.leader, lost)
+            placed = {
+                p.name: await asyncio.to_thread(clustered.node_of, p) for p in clustered.processes
+            }
             await asyncio.to_thread(clustered.kill, leader)
             killed_at = time.monotonic()
             for simulation_id in watchers:
@@ -78,7 +81,16 @@ async def test_losing_the_node_that_leads(clustered: ClusterStack, lost: str) ->
                 left = WITHIN_S - (time.monotonic() - killed_at)
                 await watcher.finished(timeout_s=max(left, 0.1))
             took = time.monotonic() - killed_at
-            logger.warning("all %d completed %.1f s after the kill", SIMULATIONS, took)
+            logger.warning(
+                "node %d (leader of %s) killed; processes on it: %s; all %d completed %.1f s "
+                "after the kill; SSE clients reconnected %d times",
+                leader,
+                lost,
+                sorted(name for name, nodes in placed.items() if leader in nodes),
+                SIMULATIONS,
+                took,
+                sum(w.reconnects for w in watchers.values()),
+            )
             assert took < WITHIN_S
 
             for n, (simulation_id, watcher) in enumerate(watchers.items()):
