@@ -25,7 +25,7 @@ import httpx
 from bench.broker import BenchVhost
 from bench.capacity import CAPACITY_STEPS, search_capacity
 from bench.modes import Modes
-from bench.processes import Process, free_port, pid_usage, rabbitmq_pid
+from bench.processes import DRIVING, Process, free_port, pid_usage, rabbitmq_pid
 from bench.rate_limit import rate_report
 from bench.report import machine, print_capacity, print_report, summarise
 from bench.workload import run_baseline, run_ours
@@ -87,7 +87,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--json", type=Path, help="write the result here")
     parser.add_argument("--logs", type=Path, help="process logs here (default: a temp dir)")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.capacity and args.baseline:
+        parser.error("--baseline is one run's comparison: leave it out of --capacity")
+    return args
 
 
 def modes_of(args: argparse.Namespace) -> Modes:
@@ -177,6 +180,7 @@ def run(args: argparse.Namespace, n: int | None = None) -> dict[str, Any]:
             if (broker_pid := rabbitmq_pid()) is not None:
                 watched["rabbitmq"] = broker_pid
             before = {name: pid_usage(pid) for name, pid in watched.items()}
+            (logs / DRIVING).touch()
             ours = asyncio.run(
                 run_ours(gateway_url, vhost.amqp_url, n, args.turns, modes, args.client)
             )

@@ -12,9 +12,12 @@ from pathlib import Path
 
 import httpx
 
-__all__ = ["Process", "Usage", "free_port", "pid_usage", "rabbitmq_pid"]
+__all__ = ["DRIVING", "Process", "Usage", "free_port", "pid_usage", "rabbitmq_pid"]
 
 REPO = Path(__file__).resolve().parents[1]
+DRIVING = "driving"
+"""A file the bench creates in its log directory when every service is ready and the driver
+starts (bench.profile attaches its profilers then)."""
 
 
 def free_port() -> int:

@@ -10,6 +10,7 @@ import pytest
 from bench.capacity import search_capacity
 from bench.fakes import BOT_MODEL, JUDGE_MODEL, FakeApis, bot_reply, learner_reply
 from bench.modes import CRITERION, LLM_BOT_TARGET, Modes
+from bench.profile import own_time
 from bench.report import cpu_per_event
 from services.judge.case import Case
 from services.judge.llm_judge import judge_messages, parse_verdicts
@@ -97,3 +98,16 @@ def test_cpu_per_event_sums_the_services_not_the_driver_or_the_fakes() -> None:
         "driver (this process)": {"cpu_s": 9.0},
     }
     assert cpu_per_event(processes, 1000)["total"] == pytest.approx(4.0)
+
+
+def test_the_profile_counts_own_time_and_leaves_out_idle_pool_threads() -> None:
+    raw = "\n".join(
+        [
+            "main (a.py:1);run (b.py:2);encode (c.py:3) 6",
+            "main (a.py:1);run (b.py:2) 2",
+            "Thread._bootstrap (threading.py:1);_worker (concurrent/futures/thread.py:81) 50",
+            "_bootstrap (threading.py:1);WorkerThread.run (anyio/_backends/_asyncio.py:1);"
+            "Queue.get (queue.py:171);Condition.wait (threading.py:327) 40",
+        ]
+    )
+    assert own_time(raw) == (8, [("encode (c.py)", 6), ("run (b.py)", 2)])
