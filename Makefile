@@ -53,5 +53,6 @@ test: install broker browser lint
 
 # make bench                       W2: 300 simulations, 5 turns, 1 s per call
 # make bench ARGS="--n 1000"       W1; add --orchestrators 2, --baseline, --json out.json
+# modes: --client typical, --bot llm, --judge, --limits [--cap 50]; --capacity; --help for all
 bench: install broker
 	$(PY) -m bench $(or $(ARGS),--n 300 --turns 5 --latency 1)

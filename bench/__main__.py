@@ -1,8 +1,11 @@
 """``python -m bench``: run N simulations of T turns at once through convsim, on this machine.
 
 Starts RabbitMQ when none answers, a fresh vhost, the fakes (fixed latency per call), the
-orchestrator(s) and the gateway; prints a table and writes JSON. ``--baseline`` also runs the
-same workload against a minimal reimplementation of the original blocking design.
+orchestrator(s), the gateway (and the judge with ``--judge``); prints a table and writes JSON.
+``--client typical`` follows each simulation as the README tells users to; ``--bot llm``,
+``--judge`` and ``--limits`` switch features on; ``--baseline`` also runs the same workload
+against a faithful reimplementation of the original backend; ``--capacity`` searches the
+largest N that still meets the targets.
 Exit code 0 when every transcript is complete and in order, 1 otherwise.
 """
 
@@ -20,9 +23,11 @@ from typing import Any
 import httpx
 
 from bench.broker import BenchVhost
-from bench.processes import Process, free_port, pid_usage, rabbitmq_pid
+from bench.capacity import CAPACITY_STEPS, search_capacity
+from bench.modes import Modes
+from bench.processes import DRIVING, Process, free_port, pid_usage, rabbitmq_pid
 from bench.rate_limit import rate_report
-from bench.report import machine, percentiles, print_report
+from bench.report import machine, print_capacity, print_report, summarise
 from bench.workload import run_baseline, run_ours
 
 
@@ -32,7 +37,45 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--turns", type=int, default=5, help="bot replies per simulation")
     parser.add_argument("--latency", type=float, default=1.0, help="seconds per fake call")
     parser.add_argument("--orchestrators", type=int, default=1)
+    parser.add_argument(
+        "--client",
+        choices=["bench", "typical"],
+        default="bench",
+        help="bench: the bench's own SSE driver (POST /simulate, aiohttp); typical: httpx, "
+        "POST /v1/simulations then GET /v1/simulations/{id}/events, counting only the events "
+        "published after its stream opened",
+    )
+    parser.add_argument(
+        "--bot",
+        choices=["api", "llm"],
+        default="api",
+        help="api: the robot_ai_lesson bot API; llm: an openai_chat bot target on the fakes",
+    )
+    parser.add_argument(
+        "--judge",
+        action="store_true",
+        help="run the judge service; every simulation has one criterion and is complete once "
+        "judged",
+    )
+    parser.add_argument(
+        "--limits",
+        action="store_true",
+        help="give the bot target max_concurrency --cap (permits on the broker for every call)",
+    )
+    parser.add_argument("--cap", type=int, default=50, help="the bot target's cap with --limits")
     parser.add_argument("--baseline", action="store_true", help="also run the original design")
+    parser.add_argument(
+        "--capacity",
+        action="store_true",
+        help="run each N of --capacity-steps in turn (not --n) until one misses makespan ≤ "
+        "1.25 x ideal or live-event p99 ≤ 250 ms; report each step and the largest N that met both",
+    )
+    parser.add_argument(
+        "--capacity-steps",
+        type=lambda text: [int(step) for step in text.split(",")],
+        default=CAPACITY_STEPS,
+        help="comma-separated N to try with --capacity (default: %(default)s)",
+    )
     parser.add_argument(
         "--llm-rpm",
         type=int,
@@ -44,21 +87,36 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--json", type=Path, help="write the result here")
     parser.add_argument("--logs", type=Path, help="process logs here (default: a temp dir)")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.capacity and args.baseline:
+        parser.error("--baseline is one run's comparison: leave it out of --capacity")
+    return args
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
+def modes_of(args: argparse.Namespace) -> Modes:
+    return Modes(bot=args.bot, judge=args.judge, cap=args.cap if args.limits else None)
+
+
+def run(args: argparse.Namespace, n: int | None = None) -> dict[str, Any]:
+    """One run of ``n`` (default ``--n``) simulations on a fresh vhost and fresh processes."""
+    n = n or args.n
     logs = args.logs or Path(tempfile.mkdtemp(prefix="convsim-bench-"))
+    logs = logs / f"n{n}" if args.capacity else logs
     logs.mkdir(parents=True, exist_ok=True)
-    ideal = args.latency * (1 + args.turns + (args.turns - 1))
+    modes = modes_of(args)
+    ideal = modes.ideal_s(n, args.turns, args.latency)
     processes: list[Process] = []
     result: dict[str, Any] = {
         "machine": machine(),
         "workload": {
-            "n": args.n,
+            "n": n,
             "turns": args.turns,
             "latency_s": args.latency,
             "orchestrators": args.orchestrators,
+            "client": args.client,
+            "bot": modes.bot,
+            "judge": modes.judge,
+            "bot_cap": modes.cap,
         },
         "ideal_s": ideal,
         "logs": str(logs),
@@ -88,10 +146,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 "CONVSIM_BOT_API_URL": fakes_url,
                 "OPENAI_API_KEY": "bench-not-a-key",
                 "OPENAI_BASE_URL": f"{fakes_url}/v1",
-                "CONVSIM_MAX_CONCURRENT_SIMULATIONS": str(max(args.n, 200)),
+                "CONVSIM_MAX_CONCURRENT_SIMULATIONS": str(max(n, 200)),
                 "CONVSIM_GATEWAY_PORT": str(gateway_port),
                 "CONVSIM_LOG_LEVEL": "WARNING",
                 "CONVSIM_METRICS_PORT": "0",
+                **modes.env(fakes_url),
             }
             if args.llm_rpm:
                 rpm = args.configured_rpm or args.llm_rpm
@@ -105,18 +164,26 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 )
                 processes.append(orchestrator)
                 orchestrators.append(orchestrator)
+            if modes.judge:
+                judge = Process("judge", ["services.judge"], env | modes.judge_env(n), logs)
+                processes.append(judge)
             gateway = Process("gateway", ["services.gateway"], env, logs)
             processes.append(gateway)
             gateway_url = f"http://127.0.0.1:{gateway_port}"
             gateway.wait_http(f"{gateway_url}/readyz")
             for orchestrator in orchestrators:
                 orchestrator.wait_log("app started successfully")
+            if modes.judge:
+                judge.wait_log("app started successfully")
             watched = {p.name: p.popen.pid for p in processes}
             watched["driver (this process)"] = os.getpid()
             if (broker_pid := rabbitmq_pid()) is not None:
                 watched["rabbitmq"] = broker_pid
             before = {name: pid_usage(pid) for name, pid in watched.items()}
-            ours = asyncio.run(run_ours(gateway_url, vhost.amqp_url, args.n, args.turns))
+            (logs / DRIVING).touch()
+            ours = asyncio.run(
+                run_ours(gateway_url, vhost.amqp_url, n, args.turns, modes, args.client)
+            )
             after = {name: pid_usage(pid) for name, pid in watched.items()}
             result["processes"] = {
                 name: {
@@ -125,27 +192,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 }
                 for name in after
             }
-            result["ours"] = {
-                "makespan_s": round(ours.makespan_s, 3),
-                "ratio_to_ideal": round(ours.makespan_s / ideal, 4),
-                "sse_delay": percentiles(ours.sse_delays_s),
-                "topic_delay": percentiles(ours.topic_delays_s),
-                "sse_delay_by_kind": {
-                    kind: percentiles(delays)
-                    for kind, delays in sorted(ours.sse_delays_by_kind.items())
-                },
-                "topic_delay_by_kind": {
-                    kind: percentiles(delays)
-                    for kind, delays in sorted(ours.topic_delays_by_kind.items())
-                },
-                "accept_lag": percentiles(ours.accept_lags_s),
-                "start_lag": percentiles(ours.start_lags_s),
-                "run_time": percentiles(ours.run_times_s),
-                "events": ours.events,
-                "events_per_s": round(ours.events / ours.makespan_s, 1),
-                "complete": args.n - len(ours.errors),
-                "sample_timeline": ours.sample,
-            }
+            result["ours"] = summarise(ours, n, ideal, result["processes"])
             result["errors"] = ours.errors
             if args.llm_rpm:
                 stats = httpx.get(f"{fakes_url}/stats", timeout=30).json()
@@ -161,7 +208,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 processes.append(baseline)
                 baseline_url = f"http://127.0.0.1:{baseline_port}"
                 baseline.wait_http(f"{baseline_url}/docs")
-                original = asyncio.run(run_baseline(baseline_url, args.n, args.turns))
+                original = asyncio.run(run_baseline(baseline_url, n, args.turns))
                 result["baseline"] = {
                     "makespan_s": round(original.makespan_s, 3),
                     "speedup": round(original.makespan_s / ours.makespan_s, 1),
@@ -175,11 +222,21 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    result = run(args)
-    print_report(result)
+    if args.capacity:
+        capacity = search_capacity(args.capacity_steps, lambda n: _reported(run(args, n)))
+        print_capacity(capacity)
+        if args.json:
+            args.json.write_text(json.dumps(capacity, indent=2) + "\n")
+        return 1 if any(step["errors"] for step in capacity["steps"]) else 0
+    result = _reported(run(args))
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")
     return 1 if result["errors"] else 0
+
+
+def _reported(result: dict[str, Any]) -> dict[str, Any]:
+    print_report(result)
+    return result
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import re
 from typing import Any
 
 import uvicorn
@@ -19,7 +20,13 @@ from starlette.types import Receive, Scope, Send
 
 from bench.rate_limit import ProviderLimit
 
-__all__ = ["FakeApis", "bot_reply", "learner_reply"]
+__all__ = ["BOT_MODEL", "JUDGE_MODEL", "FakeApis", "bot_reply", "learner_reply"]
+
+BOT_MODEL = "bench-bot"
+"""The model of the bench's ``openai_chat`` bot target: the fake answers it as the bot API
+would (``bot_reply`` of the last message), so every mode has the same transcript."""
+JUDGE_MODEL = "bench-judge"
+"""The judge's model: answered with every criterion passed (structured output)."""
 
 
 def bot_reply(message: str) -> str:
@@ -71,21 +78,36 @@ class FakeApis:
                 "msg": "Success",
                 "data": {"message": bot_reply(request["message"])},
             }
-        turn = sum(1 for m in request.get("messages", []) if m["role"] == "user")  # bot lines
+        messages = request.get("messages", [])
+        model = request.get("model", "bench")
+        if model == BOT_MODEL:
+            content = bot_reply(messages[-1]["content"])
+        elif model == JUDGE_MODEL:
+            content = json.dumps({"criteria": _passed(messages[-1]["content"])})
+        else:
+            content = learner_reply(sum(1 for m in messages if m["role"] == "user"))  # bot lines
         return {
             "id": "chatcmpl-bench",
             "object": "chat.completion",
             "created": 0,
-            "model": request.get("model", "bench"),
+            "model": model,
             "choices": [
                 {
                     "index": 0,
-                    "message": {"role": "assistant", "content": learner_reply(turn)},
+                    "message": {"role": "assistant", "content": content},
                     "finish_reason": "stop",
                 }
             ],
             "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
         }
+
+
+def _passed(prompt: str) -> list[dict[str, Any]]:
+    """Every numbered criterion of the judge's prompt (the ``1. ...`` lines after its last
+    "criteria:"), passed."""
+    listed = prompt.rsplit("criteria:", 1)[-1]
+    criteria = [m.group(1).strip() for m in re.finditer(r"^\s*\d+\.\s+(.+)$", listed, re.M)]
+    return [{"criterion": c, "passed": True, "reasoning": "bench"} for c in criteria]
 
 
 async def _json(send: Send, payload: dict[str, Any], status: int = 200) -> None:

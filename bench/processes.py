@@ -12,9 +12,12 @@ from pathlib import Path
 
 import httpx
 
-__all__ = ["Process", "Usage", "free_port", "pid_usage", "rabbitmq_pid"]
+__all__ = ["DRIVING", "Process", "Usage", "free_port", "pid_usage", "rabbitmq_pid"]
 
 REPO = Path(__file__).resolve().parents[1]
+DRIVING = "driving"
+"""A file the bench creates in its log directory when every service is ready and the driver
+starts (bench.profile attaches its profilers then)."""
 
 
 def free_port() -> int:
@@ -42,11 +45,38 @@ def pid_usage(pid: int) -> Usage:
     return Usage(cpu_s=cpu_s, peak_rss_mb=peak_kb / 1024)
 
 
-def rabbitmq_pid() -> int | None:
-    """The local broker's Erlang VM, when it runs on this machine."""
+def rabbitmq_pid(amqp_port: int = 5672) -> int | None:
+    """The Erlang VM of the broker listening on ``amqp_port`` on this machine (other brokers,
+    a test's cluster nodes, may run beside it), else the first one found."""
+    if (pid := listener_pid(amqp_port)) is not None:
+        return pid
     found = subprocess.run(["pgrep", "-f", "beam.smp"], capture_output=True, text=True)
     pids = found.stdout.split()
     return int(pids[0]) if pids else None
+
+
+def listener_pid(port: int) -> int | None:
+    """The process holding the TCP socket that listens on ``port`` (from /proc, Linux)."""
+    inodes: set[str] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        path = Path(table)
+        if not path.exists():
+            continue
+        for row in path.read_text().splitlines()[1:]:
+            columns = row.split()
+            if columns[3] == "0A" and int(columns[1].rsplit(":", 1)[1], 16) == port:
+                inodes.add(columns[9])
+    wanted = {f"socket:[{inode}]" for inode in inodes}
+    for proc in Path("/proc").iterdir():
+        if not wanted or not proc.name.isdigit():
+            continue
+        try:
+            for fd in (proc / "fd").iterdir():
+                if os.readlink(fd) in wanted:
+                    return int(proc.name)
+        except OSError:
+            continue
+    return None
 
 
 class Process:

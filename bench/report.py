@@ -10,7 +10,20 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-__all__ = ["machine", "percentiles", "print_report"]
+from bench.workload import OursResult
+
+__all__ = [
+    "SERVICES",
+    "cpu_per_event",
+    "machine",
+    "percentiles",
+    "print_capacity",
+    "print_report",
+    "summarise",
+]
+
+SERVICES = ("orchestrator", "gateway", "judge", "rabbitmq")
+"""The processes whose CPU counts in "CPU per event" (not the driver, not the fakes)."""
 
 
 def percentiles(values: list[float]) -> dict[str, float]:
@@ -45,12 +58,60 @@ def machine() -> dict[str, Any]:
     }
 
 
+def cpu_per_event(processes: dict[str, dict[str, float]], published: int) -> dict[str, float]:
+    """CPU milliseconds per published event of each service, and their ``total``."""
+    per_event = {
+        name: round(usage["cpu_s"] * 1000 / max(published, 1), 3)
+        for name, usage in processes.items()
+        if name.startswith(SERVICES)
+    }
+    return per_event | {"total": round(sum(per_event.values()), 3)}
+
+
+def summarise(
+    ours: OursResult, n: int, ideal_s: float, processes: dict[str, dict[str, float]]
+) -> dict[str, Any]:
+    """The JSON of our run. ``sse_delay`` is the live-event delay of the driver used."""
+    return {
+        "makespan_s": round(ours.makespan_s, 3),
+        "ratio_to_ideal": round(ours.makespan_s / ideal_s, 4),
+        "sse_delay": percentiles(ours.sse_delays_s),
+        "topic_delay": percentiles(ours.topic_delays_s),
+        "sse_delay_by_kind": {
+            kind: percentiles(delays) for kind, delays in sorted(ours.sse_delays_by_kind.items())
+        },
+        "topic_delay_by_kind": {
+            kind: percentiles(delays) for kind, delays in sorted(ours.topic_delays_by_kind.items())
+        },
+        "accept_lag": percentiles(ours.accept_lags_s),
+        "start_lag": percentiles(ours.start_lags_s),
+        "run_time": percentiles(ours.run_times_s),
+        "verdict_delay": percentiles(ours.verdict_delays_s),
+        "verdicts": len(ours.verdict_delays_s),
+        "events": ours.events,
+        "live_events": len(ours.sse_delays_s),
+        "replayed_events": ours.replayed,
+        "published_events": ours.published,
+        "events_per_s": round(ours.events / ours.makespan_s, 1),
+        "cpu_ms_per_event": cpu_per_event(processes, ours.published),
+        "complete": n - len(ours.errors),
+        "sample_timeline": ours.sample,
+    }
+
+
 def print_report(result: dict[str, Any]) -> None:
-    console = Console()
+    console = Console(width=max(Console().width, 110))
     workload = result["workload"]
+    modes = [f"bot {workload.get('bot', 'api')}"]
+    if workload.get("judge"):
+        modes.append("judge")
+    if workload.get("bot_cap"):
+        modes.append(f"bot cap {workload['bot_cap']}")
+    client = workload.get("client", "bench")
     table = Table(
         title=f"convsim bench: N={workload['n']} T={workload['turns']} "
-        f"latency={workload['latency_s']} s, {workload['orchestrators']} orchestrator(s)"
+        f"latency={workload['latency_s']} s, {workload['orchestrators']} orchestrator(s), "
+        f"{client} client, {', '.join(modes)}"
     )
     table.add_column("measure")
     table.add_column("value", justify="right")
@@ -69,11 +130,12 @@ def print_report(result: dict[str, Any]) -> None:
             "LLM 429s (after warm-up)", f"{rate['refused']} ({rate.get('refused_after_warm_up')})"
         )
     for name, key in (
-        ("event delay, SSE", "sse_delay"),
+        (f"live-event delay, {client} client", "sse_delay"),
         ("event delay, topic", "topic_delay"),
         ("run start → queued", "accept_lag"),
         ("queued → started", "start_lag"),
         ("queued → end", "run_time"),
+        *((("verdict delay (end → judged)", "verdict_delay"),) if workload.get("judge") else ()),
     ):
         delay = ours[key]
         table.add_row(
@@ -87,6 +149,17 @@ def print_report(result: dict[str, Any]) -> None:
                 f"{delay['p50_ms']:.0f} / {delay['p99_ms']:.0f} / {delay['max_ms']:.0f} ms",
             )
     table.add_row("events through the gateway", f"{ours['events']} ({ours['events_per_s']:.0f}/s)")
+    if ours.get("replayed_events"):
+        table.add_row(
+            "  of which replayed (before the stream opened)", str(ours["replayed_events"])
+        )
+    if "published_events" in ours:
+        table.add_row("events published", str(ours["published_events"]))
+        cpu = ours["cpu_ms_per_event"]
+        parts = " + ".join(f"{name} {ms:.2f}" for name, ms in cpu.items() if name != "total")
+        table.add_row("CPU per event (services)", f"{cpu['total']:.2f} ms ({parts})")
+    if workload.get("judge"):
+        table.add_row("simulations judged", f"{ours['verdicts']} of {workload['n']}")
     table.add_row("transcripts complete and in order", f"{ours['complete']} of {workload['n']}")
     for name, usage in result["processes"].items():
         table.add_row(
@@ -98,3 +171,23 @@ def print_report(result: dict[str, Any]) -> None:
     console.print(table)
     for error in result.get("errors", [])[:10]:
         console.print(f"[red]error:[/red] {error}")
+
+
+def print_capacity(capacity: dict[str, Any]) -> None:
+    targets = capacity["targets"]
+    table = Table(
+        title=f"capacity: makespan ≤ {targets['max_ratio_to_ideal']} x ideal and live-event "
+        f"p99 ≤ {targets['max_live_p99_ms']:.0f} ms"
+    )
+    for column in ("N", "makespan / ideal", "live p99", "met"):
+        table.add_column(column, justify="right")
+    for step in capacity["steps"]:
+        table.add_row(
+            str(step["n"]),
+            f"{step['ratio_to_ideal']:.3f}",
+            f"{step['live_p99_ms']:.0f} ms",
+            "yes" if step["met"] else f"no{' (errors)' if step['errors'] else ''}",
+        )
+    console = Console(width=max(Console().width, 110))
+    console.print(table)
+    console.print(f"capacity: N = {capacity['capacity']}")

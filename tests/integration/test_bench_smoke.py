@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -54,6 +55,69 @@ def test_a_small_benchmark_run_delivers_every_event_of_every_transcript(tmp_path
     assert {"fakes", "orchestrator-1", "orchestrator-2", "gateway"} <= set(result["processes"])
     assert result["baseline"]["makespan_s"] > 0
     assert "makespan / ideal" in run.stdout
+    assert ours["published_events"] == ours["events"]
+    assert ours["cpu_ms_per_event"]["total"] > 0
+
+
+def _bench(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], Any]:
+    out = tmp_path / "bench.json"
+    run = subprocess.run(
+        [sys.executable, "-m", "bench", *args, "--json", str(out), "--logs", str(tmp_path)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    return run, json.loads(out.read_text())
+
+
+@pytest.mark.usefixtures("local_broker")
+@pytest.mark.timeout(300)
+def test_a_typical_client_follows_llm_bot_simulations_that_wait_on_permits_and_are_judged(
+    tmp_path: Path,
+) -> None:
+    """Every mode at once: a typical client (POST /v1/simulations, then its events), an
+    openai_chat bot capped at 2 calls at once (permits), and the judge with one criterion each."""
+    n, turns = 5, 2
+    run, result = _bench(
+        tmp_path,
+        *("--n", str(n), "--turns", str(turns), "--latency", "0.2"),
+        *("--client", "typical", "--bot", "llm", "--judge", "--limits", "--cap", "2"),
+    )
+    ours = result["ours"]
+    assert result["errors"] == []
+    assert ours["complete"] == n
+    assert ours["verdicts"] == n
+    assert ours["verdict_delay"]["p50_ms"] > 0
+    assert ours["events"] >= n * (1 + 1 + 2 * turns)  # queued, started, turns; waiting too
+    assert ours["live_events"] + ours["replayed_events"] == ours["events"]
+    assert ours["live_events"] > 0
+    assert "judged" in ours["topic_delay_by_kind"]
+    assert "waiting" in ours["topic_delay_by_kind"]  # 5 first calls, 2 at once, 0.2 s each
+    assert ours["published_events"] == ours["events"] + n  # and one verdict each
+    assert {"judge", "gateway", "orchestrator-1"} <= set(ours["cpu_ms_per_event"])
+    assert (
+        result["workload"] | {"client": "typical", "bot": "llm", "judge": True}
+        == (result["workload"])
+    )
+    assert "typical client" in run.stdout
+    assert "simulations judged" in run.stdout
+
+
+@pytest.mark.usefixtures("local_broker")
+@pytest.mark.timeout(300)
+def test_the_capacity_search_reports_each_step(tmp_path: Path) -> None:
+    run, capacity = _bench(
+        tmp_path,
+        *("--turns", "1", "--latency", "0.2", "--capacity", "--capacity-steps", "2,3"),
+    )
+    steps = capacity["steps"]
+    assert [step["n"] for step in steps] == [2, 3][: len(steps)]
+    assert all(step["errors"] == [] for step in steps)
+    assert capacity["capacity"] in {0, 2, 3}
+    assert steps[0]["result"]["ours"]["complete"] == 2
+    assert "capacity: N =" in run.stdout
 
 
 @pytest.mark.timeout(120)
