@@ -5,10 +5,9 @@ from __future__ import annotations
 
 from contextlib import AsyncExitStack
 
-import aio_pika
 from aio_pika.abc import AbstractRobustConnection
 
-from services.common.naming import with_connection_name
+from services.common.broker_nodes import connect_to_nodes
 from services.common.settings import SharedSettings
 from services.common.topology import declare_topology
 
@@ -19,9 +18,7 @@ async def open_log_connection(
     stack: AsyncExitStack, settings: SharedSettings, service: str, *, heartbeat_s: int
 ) -> AbstractRobustConnection:
     """Connect as ``service`` and declare the topology; ``stack`` closes the connection."""
-    connection = await aio_pika.connect_robust(
-        with_connection_name(settings.amqp_url, service, heartbeat_s=heartbeat_s)
-    )
+    connection = await connect_to_nodes(settings.amqp_url, service, heartbeat_s=heartbeat_s)
     stack.push_async_callback(connection.close)
     async with connection.channel() as channel:
         await declare_topology(channel, settings.event_log_max_age, settings.max_queued_simulations)

@@ -1,6 +1,7 @@
 """The FastStream broker of a worker service (orchestrator, judge): its connection named for
 the management UI, a prefetch-bounded channel whose unroutable publishes raise, and logs in
-the service's own format."""
+the service's own format. With a list of nodes in CONVSIM_AMQP_URL its connection is a
+services.common.broker_nodes.FailoverConnection."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import logging
 from faststream.rabbit import Channel, ExchangeType, RabbitBroker, RabbitExchange
 
 from contracts.names import EVENTS_EXCHANGE
-from services.common.naming import with_connection_name
+from services.common.broker_nodes import connection_class, named_nodes
 
 __all__ = ["events_exchange", "faststream_logger", "rabbit_broker"]
 
@@ -29,14 +30,20 @@ def rabbit_broker(
     description: str,
 ) -> RabbitBroker:
     """The broker of ``convsim-<service>``: ``prefetch`` deliveries in flight at most."""
-    return RabbitBroker(
-        with_connection_name(amqp_url, service, heartbeat_s=heartbeat_s),
+    nodes = named_nodes(amqp_url, service, heartbeat_s=heartbeat_s)
+    broker = RabbitBroker(
+        str(nodes[0]),
         default_channel=Channel(prefetch_count=prefetch, on_return_raises=True),
         graceful_timeout=graceful_timeout_s,
         logger=faststream_logger(),
         app_id=f"convsim-{service}",
         description=description,
     )
+    if len(nodes) > 1:
+        # FastStream (0.7.8) hands these to aio_pika.connect_robust, which takes the class of
+        # the connection to make (pinned by tests/unit/test_broker_nodes.py).
+        broker._connection_kwargs["connection_class"] = connection_class(nodes)
+    return broker
 
 
 def events_exchange() -> RabbitExchange:

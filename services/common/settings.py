@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import AnyHttpUrl, Field
+from pydantic import AnyHttpUrl, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from contracts.topology import DEFAULT_EVENT_LOG_MAX_AGE, DEFAULT_MAX_QUEUED_SIMULATIONS
@@ -14,6 +14,7 @@ from services.common.bot_targets import (
     BotTargetSetting,
     resolve_bot_targets,
 )
+from services.common.broker_nodes import parse_amqp_urls
 
 __all__ = ["BotTargetName", "SharedSettings"]
 
@@ -27,7 +28,12 @@ class SharedSettings(BaseSettings):
 
     model_config = SettingsConfigDict(hide_input_in_errors=True)
 
-    amqp_url: str = "amqp://guest:guest@localhost:5672/"
+    amqp_url: str = Field(
+        default="amqp://guest:guest@localhost:5672/",
+        description="The broker's AMQP URL, or a comma-separated list of the URLs of one "
+        "cluster's nodes (same user, password and vhost): each process starts at entry "
+        "pid % count and moves to the next node when its node goes away.",
+    )
     event_log_max_age: Annotated[str, Field(pattern=r"^\d+[YMDhms]$")] = DEFAULT_EVENT_LOG_MAX_AGE
     max_queued_simulations: Annotated[int, Field(ge=1, le=10_000_000)] = Field(
         default=DEFAULT_MAX_QUEUED_SIMULATIONS,
@@ -54,6 +60,12 @@ class SharedSettings(BaseSettings):
         '"api_key_env": "OPENAI_API_KEY"}}. Built in: "default" (CONVSIM_BOT_API_URL) and '
         '"llm" (openai_chat on OPENAI_BASE_URL), unless configured.',
     )
+
+    @field_validator("amqp_url")
+    @classmethod
+    def _nodes_of_one_cluster(cls, value: str) -> str:
+        parse_amqp_urls(value)  # its error names the entry, never the password
+        return value
 
     def targets(self) -> dict[str, BotTarget]:
         """Every bot target a request may name, built-ins included."""

@@ -22,7 +22,7 @@ from contracts.names import (
     SUITE_CANCEL_ROUTING_KEY,
     command_routing_key,
 )
-from services.common.naming import with_connection_name
+from services.common.broker_nodes import connect_to_nodes
 from services.common.topology import Exchanges, declare_topology
 
 __all__ = ["BrokerUnavailable", "GatewayBroker", "LockHeld", "QueueFull"]
@@ -74,9 +74,7 @@ class GatewayBroker:
         return connection is not None and not connection.is_closed and connection.connected.is_set()
 
     async def open(self) -> None:
-        self._connection = await aio_pika.connect_robust(
-            with_connection_name(self._amqp_url, "gateway")
-        )
+        self._connection = await connect_to_nodes(self._amqp_url, "gateway")
         channel = await self._connection.channel(publisher_confirms=True, on_return_raises=True)
         exchanges = await declare_topology(channel, self._event_log_max_age, self._max_queued)
         # Events on a channel of their own: the broker takes a channel's messages one after
