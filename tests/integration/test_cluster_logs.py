@@ -68,19 +68,23 @@ async def answered(
 ) -> tuple[httpx.Response, list[int]]:
     """The first answer that is not "retry" of a client retrying every RETRY_S, within a
     bound, and the statuses of the answers it retried."""
-    started, retried = time.monotonic(), []
+    started, retried, why = time.monotonic(), [], set()
     try:
         async with asyncio.timeout(timeout_s):
             while retryable(response := await send()):
                 retried.append(response.status_code)
+                why.add(response.text)
                 await asyncio.sleep(RETRY_S)  # the client's retry interval
     except TimeoutError:
-        raise TimeoutError(f"no answer but 'retry' within {timeout_s} s: {what}") from None
+        raise TimeoutError(
+            f"no answer but 'retry' within {timeout_s} s: {what} (answers: {why})"
+        ) from None
     logger.warning(
-        "%s: %d after retrying %s, %.2f s",
+        "%s: %d after retrying %s (%s), %.2f s",
         what,
         response.status_code,
         retried,
+        why,
         time.monotonic() - started,
     )
     return response, retried
