@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
@@ -10,9 +11,9 @@ from datetime import datetime
 from typing import Any, Literal
 
 import aio_pika
-from aio_pika.abc import AbstractExchange, AbstractRobustConnection
+from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractRobustConnection
 from aio_pika.exceptions import DeliveryError
-from aiormq.exceptions import ChannelLockedResource
+from aiormq.exceptions import AMQPError, ChannelInvalidStateError, ChannelLockedResource
 from pamqp.commands import Basic
 
 from contracts.commands import Command, MessageCommand
@@ -29,6 +30,10 @@ from services.common.topology import Exchanges, declare_topology
 __all__ = ["BrokerUnavailable", "GatewayBroker", "LockHeld", "QueueFull"]
 
 logger = logging.getLogger(__name__)
+
+
+_CONNECTION_LOST = (AMQPError, ConnectionError, ChannelInvalidStateError)
+"""What opening or using a channel raises when its connection went away under it."""
 
 
 class BrokerUnavailable(Exception):
@@ -117,20 +122,26 @@ class GatewayBroker:
         if name in self._locks_held:
             raise LockHeld(name)
         self._locks_held.add(name)
-        channel = await self.connection.channel()
+        channel: AbstractChannel | None = None
         try:
             try:
+                channel = await self.connection.channel()
                 queue = await channel.declare_queue(name, exclusive=True, auto_delete=True)
             except ChannelLockedResource as exc:
                 raise LockHeld(name) from exc
+            except _CONNECTION_LOST as exc:  # e.g. its node just died: nothing was done
+                raise BrokerUnavailable("the lock could not be taken") from exc
             try:
                 yield
             finally:
-                await queue.delete(if_unused=False, if_empty=False)
+                # A lost connection took its exclusive queue with it: the lock is free anyway.
+                with contextlib.suppress(*_CONNECTION_LOST):
+                    await queue.delete(if_unused=False, if_empty=False)
         finally:
             self._locks_held.discard(name)
-            if not channel.is_closed:
-                await channel.close()
+            if channel is not None and not channel.is_closed:
+                with contextlib.suppress(*_CONNECTION_LOST):
+                    await channel.close()
 
     async def publish_request(
         self,

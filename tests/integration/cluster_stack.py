@@ -70,10 +70,10 @@ class ClusterStack:
         return result
 
     def leader(self, queue: str) -> int:
-        """The index of the node that leads a quorum queue or a stream (management API 3.10:
-        ``leader`` for a quorum queue, ``node`` for a stream)."""
-        found = self.queue(queue)
-        return self.index_of(str(found.get("leader") or found["node"]))
+        """The index of the node that leads a quorum queue or a stream (RabbitMQ 3.10 shows no
+        ``leader`` for a stream: its ``node`` is its leader's, the node of its writer)."""
+        shown = self.queue(queue)
+        return self.index_of(str(shown.get("leader") or shown["node"]))
 
     def online(self, queue: str) -> set[str]:
         """The members of a quorum queue or a stream that run (a killed node stays a member)."""

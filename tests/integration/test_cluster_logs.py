@@ -1,0 +1,398 @@
+"""Idempotency, cancellation and the two logs they rest on (convsim.requests.log: the keys;
+convsim.control.log: the commands) keep working on a three-node cluster when a node is
+SIGKILLed: the one leading the request log, or the one leading the control log.
+
+- A key used before the loss answers the same simulation after it, on the same gateway and on
+  one started after the loss, and the bot sees one run per key.
+- A running simulation cancelled after the loss ends with exactly one ``cancelled`` and the bot
+  is not called again.
+- Processes started after the loss read both logs back: a new orchestrator does not run a
+  simulation cancelled while it was queued (before or after the loss), a new gateway knows the
+  keys accepted before and after it; and the records written after the loss are in the logs.
+
+A client retries a 503 (the broker did not confirm in time) and a 409 "in progress" (the key's
+lock), as the API asks; every test bounds and logs how long that took."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import aio_pika
+import httpx
+import pytest
+from aio_pika.abc import AbstractIncomingMessage
+
+from contracts.events import SimulationEvent, TurnEvent
+from contracts.names import (
+    CONTROL_LOG_STREAM,
+    IDEMPOTENCY_KEY_HEADER,
+    REQUEST_LOG_STREAM,
+    simulation_id_from_routing_key,
+)
+from services.common.stream_reader import read_stream
+from tests.fakes.bot_api import GATED_BOT, NORMAL_BOT
+from tests.integration.client import request_body
+from tests.integration.cluster_stack import ClusterStack, ResumingWatcher
+from tests.integration.local_cluster import SIZE
+from tests.integration.log_tap import eventually, raw_logged_events
+from tests.integration.processes import ServiceProcess
+from tests.integration.stories import gated_waiting_on_second_reply
+
+pytestmark = [pytest.mark.integration, pytest.mark.cluster]
+
+logger = logging.getLogger(__name__)
+
+WITHIN_S = 60
+"""The most a client may have to retry, or a simulation take to end, after the kill."""
+RETRY_S = 0.25
+"""The retry interval of the test's client after a 503."""
+IN_PROGRESS = "in progress"
+"""The 409 of a key whose lock another request holds: retried, like a 503."""
+
+
+def retryable(response: httpx.Response) -> bool:
+    return response.status_code == 503 or (
+        response.status_code == 409 and IN_PROGRESS in response.text
+    )
+
+
+async def answered(
+    send: Callable[[], Awaitable[httpx.Response]], *, what: str, timeout_s: float = WITHIN_S
+) -> tuple[httpx.Response, list[int]]:
+    """The first answer that is not "retry" of a client retrying every RETRY_S, within a
+    bound, and the statuses of the answers it retried."""
+    started, retried, why = time.monotonic(), [], set()
+    try:
+        async with asyncio.timeout(timeout_s):
+            while retryable(response := await send()):
+                retried.append(response.status_code)
+                why.add(response.text)
+                await asyncio.sleep(RETRY_S)  # the client's retry interval
+    except TimeoutError:
+        raise TimeoutError(
+            f"no answer but 'retry' within {timeout_s} s: {what} (answers: {why})"
+        ) from None
+    logger.warning(
+        "%s: %d after retrying %s (%s), %.2f s",
+        what,
+        response.status_code,
+        retried,
+        why,
+        time.monotonic() - started,
+    )
+    return response, retried
+
+
+async def post(
+    client: httpx.AsyncClient, body: dict[str, Any], key: str, *, what: str
+) -> httpx.Response:
+    response, _ = await answered(
+        lambda: client.post("/v1/simulations", json=body, headers={"Idempotency-Key": key}),
+        what=what,
+    )
+    return response
+
+
+def simulation_of(response: httpx.Response, *, replayed: bool) -> str:
+    assert response.status_code == 202, response.text
+    assert (response.headers.get("Idempotent-Replayed") == "true") is replayed, response.headers
+    simulation_id: str = response.json()["simulation_id"]
+    return simulation_id
+
+
+def live_url(clustered: ClusterStack) -> str:
+    """The AMQP URL (the test's vhost) of a node the test has not killed."""
+    index = min(set(range(1, SIZE + 1)) - clustered.killed)
+    return clustered.amqp_urls[index - 1]
+
+
+async def read_log(
+    amqp_url: str, stream: str, visit: Callable[[AbstractIncomingMessage], None]
+) -> None:
+    """Every message of the last hour of a log, to its end."""
+
+    def visit_all(message: AbstractIncomingMessage) -> bool:
+        visit(message)
+        return True
+
+    connection = await aio_pika.connect_robust(amqp_url)
+    try:
+        complete = await read_stream(
+            connection,
+            stream,
+            datetime.now(UTC) - timedelta(hours=1),
+            visit_all,
+            prefetch=1_000,
+            timeout_s=30,
+        )
+        assert complete, f"{stream} could not be read to its end"
+    finally:
+        await connection.close()
+
+
+async def keyed_simulations(amqp_url: str, key: str) -> set[str]:
+    """The simulations the request log records under an Idempotency-Key (``<owner>:<key>``)."""
+    found: set[str] = set()
+
+    def visit(message: AbstractIncomingMessage) -> None:
+        logged = (message.headers or {}).get(IDEMPOTENCY_KEY_HEADER)
+        simulation_id = simulation_id_from_routing_key(message.routing_key or "")
+        if isinstance(logged, str) and logged.split(":")[-1] == key and simulation_id:
+            found.add(simulation_id)
+
+    await read_log(amqp_url, REQUEST_LOG_STREAM, visit)
+    return found
+
+
+async def logged_commands(amqp_url: str, simulation_id: str) -> list[str]:
+    """The commands to a simulation in the control log (``cancel``, ...), in log order."""
+    found: list[str] = []
+    prefix = f"simulation.{simulation_id}."
+
+    def visit(message: AbstractIncomingMessage) -> None:
+        if (message.routing_key or "").startswith(prefix):
+            found.append(str(message.routing_key).removeprefix(prefix))
+
+    await read_log(amqp_url, CONTROL_LOG_STREAM, visit)
+    return found
+
+
+def types(events: list[SimulationEvent]) -> list[str]:
+    return [e.type for e in events]
+
+
+def webhook_calls_allowed(orchestrator: ServiceProcess, simulation_id: str) -> set[int]:
+    """The webhook calls of a simulation whose second call was held at the gated bot when the
+    node died: 2, or 3 when its delivery was lost (the orchestrator's connection went with the
+    node) and a later attempt asked again for the reply that was never recorded."""
+    resumed = re.search(
+        rf"simulation {simulation_id}: attempt \d+ resumes", orchestrator.log_text()
+    )
+    logger.warning("%s resumed by a later attempt: %s", simulation_id, resumed is not None)
+    return {2, 3} if resumed else {2}
+
+
+def bot_conversations_since(clustered: ClusterStack, calls_before: int) -> set[str]:
+    return {str(body.get("conversation_id")) for _, body in clustered.bot.calls[calls_before:]}
+
+
+async def kill_leader_of(clustered: ClusterStack, stream: str) -> float:
+    """SIGKILL the node leading ``stream``; the time of the kill. Logs which logs it led."""
+    leaders = {
+        log: await asyncio.to_thread(clustered.leader, log)
+        for log in (REQUEST_LOG_STREAM, CONTROL_LOG_STREAM)
+    }
+    leader = leaders[stream]
+    led = [log for log, node in leaders.items() if node == leader]
+    await asyncio.to_thread(clustered.kill, leader)
+    logger.warning("killed node %d, the leader of %s", leader, ", ".join(led))
+    return time.monotonic()
+
+
+@pytest.mark.timeout(240)
+async def test_an_idempotency_key_answers_the_same_simulation_across_the_loss_of_the_request_log_leader(  # noqa: E501
+    clustered: ClusterStack,
+) -> None:
+    orchestrator = clustered.start_orchestrator("orchestrator-1")
+    _, gateway = clustered.start_gateway("gateway-1")
+    calls_before = len(clustered.bot.calls)
+    key, later_key = f"before-{uuid.uuid4().hex}", f"after-{uuid.uuid4().hex}"
+    body = request_body(GATED_BOT, max_turns=2, user_prompt="keyed before the loss")
+    later_body = request_body(GATED_BOT, max_turns=2, user_prompt="keyed after the loss")
+
+    async with httpx.AsyncClient(base_url=gateway, timeout=30) as client:
+        first = simulation_of(await post(client, body, key, what="first POST"), replayed=False)
+        watcher = ResumingWatcher(lambda: gateway, first)
+        try:
+            await eventually(
+                lambda: gated_waiting_on_second_reply(watcher.events),
+                timeout_s=30,
+                what="the keyed simulation to run",
+            )
+            killed_at = await kill_leader_of(clustered, REQUEST_LOG_STREAM)
+
+            replay = await post(client, body, key, what="the same POST after the loss")
+            assert simulation_of(replay, replayed=True) == first
+            logger.warning("key answered again %.2f s after the kill", time.monotonic() - killed_at)
+            other_body = await post(client, later_body, key, what="the key with another body")
+            assert other_body.status_code == 409, other_body.text
+            assert "another body" in other_body.text
+
+            # A key first used after the loss is recorded as well.
+            later = simulation_of(
+                await post(client, later_body, later_key, what="a new key after the loss"),
+                replayed=False,
+            )
+            assert later != first
+            again = await post(client, later_body, later_key, what="the new key again")
+            assert simulation_of(again, replayed=True) == later
+
+            # A gateway started after the loss reads both keys back from the request log.
+            _, fresh = await asyncio.to_thread(clustered.start_gateway, "gateway-2")
+            async with httpx.AsyncClient(base_url=fresh, timeout=30) as fresh_client:
+                for sent, sent_key, expected in (
+                    (body, key, first),
+                    (later_body, later_key, later),
+                ):
+                    response = await post(fresh_client, sent, sent_key, what="POST on gateway-2")
+                    assert simulation_of(response, replayed=True) == expected
+
+            later_watcher = ResumingWatcher(lambda: gateway, later)
+            for simulation_id in (first, later):
+                clustered.bot.open(simulation_id)
+            for each in (watcher, later_watcher):
+                events = await each.finished(timeout_s=WITHIN_S)
+                assert events[-1].type == "completed", types(events)
+                assert [e.seq for e in events] == list(range(1, len(events) + 1))
+                transcript = [(e.role, e.content) for e in events if isinstance(e, TurnEvent)]
+                assert [role for role, _ in transcript] == ["user", "bot"] * 2, transcript
+                assert len(set(transcript)) == len(transcript)  # no line twice
+            logger.warning(
+                "both ran to the end %.2f s after the kill", time.monotonic() - killed_at
+            )
+        finally:
+            watcher.close()
+
+    # One run per key: the bot met exactly these two conversations, each initialised once.
+    assert bot_conversations_since(clustered, calls_before) == {first, later}
+    for simulation_id in (first, later):
+        assert clustered.bot.init_calls(simulation_id) == 1
+    assert clustered.bot.webhook_calls(first) in webhook_calls_allowed(orchestrator, first)
+    assert clustered.bot.webhook_calls(later) == 2
+    url = live_url(clustered)
+    assert await keyed_simulations(url, key) == {first}
+    assert await keyed_simulations(url, later_key) == {later}
+
+
+@pytest.mark.timeout(240)
+async def test_a_simulation_cancelled_after_the_loss_of_the_control_log_leader_ends_cancelled_once(
+    clustered: ClusterStack,
+) -> None:
+    orchestrator = clustered.start_orchestrator("orchestrator-1")
+    _, gateway = clustered.start_gateway("gateway-1")
+    async with httpx.AsyncClient(base_url=gateway, timeout=30) as client:
+        response = await client.post("/v1/simulations", json=request_body(GATED_BOT, max_turns=3))
+        assert response.status_code == 202, response.text
+        simulation_id: str = response.json()["simulation_id"]
+        watcher = ResumingWatcher(lambda: gateway, simulation_id)
+        try:
+            await eventually(
+                lambda: gated_waiting_on_second_reply(watcher.events),
+                timeout_s=30,
+                what="the simulation to wait on its second reply",
+            )
+            killed_at = await kill_leader_of(clustered, CONTROL_LOG_STREAM)
+
+            cancel, retried = await answered(
+                lambda: client.delete(f"/v1/simulations/{simulation_id}"),
+                what="DELETE after the loss",
+            )
+            if cancel.status_code == 409:
+                # An attempt answered 503 (its confirm did not come in time) yet its command
+                # landed: the retry finds the simulation cancelled already.
+                assert 503 in retried, (retried, cancel.text)
+                assert "(cancelled)" in cancel.json()["detail"]
+            else:
+                assert cancel.status_code == 202, cancel.text
+            cancelled_at = time.monotonic()
+            events = await watcher.finished(timeout_s=WITHIN_S)
+            calls_at_cancel = clustered.bot.webhook_calls(simulation_id)
+            logger.warning(
+                "cancelled %.2f s after the DELETE, %.2f s after the kill (watcher reconnects: %d)",
+                time.monotonic() - cancelled_at,
+                time.monotonic() - killed_at,
+                watcher.reconnects,
+            )
+        finally:
+            watcher.close()
+
+        assert types(events).count("cancelled") == 1, types(events)
+        assert events[-1].type == "cancelled"
+        assert [e.seq for e in events] == list(range(1, len(events) + 1))
+        assert sum(isinstance(e, TurnEvent) for e in events) == 3
+        clustered.bot.open(simulation_id)  # the call the run abandoned returns now
+        again = await client.delete(f"/v1/simulations/{simulation_id}")
+        assert again.status_code == 409, again.text
+        assert "cancelled" in again.json()["detail"]
+
+    url = live_url(clustered)
+    logged = await raw_logged_events(url, simulation_id)
+    assert types(logged).count("cancelled") == 1, types(logged)
+    assert logged[-1].type == "cancelled"
+    assert "cancel" in await logged_commands(url, simulation_id)  # the command landed
+    # Nothing called the bot after the cancel (the gate opened before the logs were read).
+    assert calls_at_cancel in webhook_calls_allowed(orchestrator, simulation_id)
+    assert clustered.bot.webhook_calls(simulation_id) == calls_at_cancel
+
+
+@pytest.mark.timeout(240)
+async def test_processes_started_after_the_loss_of_the_control_log_leader_read_both_logs_back(
+    clustered: ClusterStack,
+) -> None:
+    _, gateway = clustered.start_gateway("gateway-1")  # no orchestrator yet: requests wait
+    calls_before = len(clustered.bot.calls)
+    key, later_key = f"before-{uuid.uuid4().hex}", f"after-{uuid.uuid4().hex}"
+    body = request_body(NORMAL_BOT, max_turns=1, user_prompt="cancelled before the loss")
+    later_body = request_body(NORMAL_BOT, max_turns=1, user_prompt="cancelled after the loss")
+    ran_body = request_body(NORMAL_BOT, max_turns=1, user_prompt="not cancelled")
+
+    async with httpx.AsyncClient(base_url=gateway, timeout=30) as client:
+        before = simulation_of(await post(client, body, key, what="POST before"), replayed=False)
+        cancel = await client.delete(f"/v1/simulations/{before}")
+        assert cancel.status_code == 202, cancel.text
+        assert cancel.json()["status"] == "queued"
+
+        killed_at = await kill_leader_of(clustered, CONTROL_LOG_STREAM)
+
+        after = simulation_of(
+            await post(client, later_body, later_key, what="POST after the loss"), replayed=False
+        )
+        cancel_after, _ = await answered(
+            lambda: client.delete(f"/v1/simulations/{after}"), what="DELETE after the loss"
+        )
+        assert cancel_after.status_code == 202, cancel_after.text
+        assert cancel_after.json()["status"] == "queued"
+        ran = simulation_of(
+            await post(client, ran_body, f"ran-{uuid.uuid4().hex}", what="POST to run"),
+            replayed=False,
+        )
+        # The gateway that lived through the loss still knows the key from before it.
+        replay = await post(client, body, key, what="gateway-1 replays the key from before")
+        assert simulation_of(replay, replayed=True) == before
+        logger.warning("writes done %.2f s after the kill", time.monotonic() - killed_at)
+
+    # Started after the loss: they know what the logs hold only by reading them back.
+    _, fresh = await asyncio.to_thread(clustered.start_gateway, "gateway-2")
+    started = time.monotonic()
+    await asyncio.to_thread(clustered.start_orchestrator, "orchestrator-late")
+    logger.warning("orchestrator started in %.2f s", time.monotonic() - started)
+    async with httpx.AsyncClient(base_url=fresh, timeout=30) as fresh_client:
+        for sent, sent_key, expected in ((body, key, before), (later_body, later_key, after)):
+            response = await post(fresh_client, sent, sent_key, what="gateway-2 replays a key")
+            assert simulation_of(response, replayed=True) == expected
+        watchers = {s: ResumingWatcher(lambda: fresh, s) for s in (before, after, ran)}
+        try:
+            endings = {s: await w.finished(timeout_s=WITHIN_S) for s, w in watchers.items()}
+        finally:
+            for watcher in watchers.values():
+                watcher.close()
+    logger.warning("all three ended %.2f s after the kill", time.monotonic() - killed_at)
+
+    assert types(endings[before]) == ["queued", "cancelled"]
+    assert types(endings[after]) == ["queued", "cancelled"]
+    assert endings[ran][-1].type == "completed", types(endings[ran])
+    # The cancelled ones never reached the bot; the other one did, once.
+    assert bot_conversations_since(clustered, calls_before) == {ran}
+    assert clustered.bot.init_calls(ran) == 1
+    url = live_url(clustered)
+    for simulation_id in (before, after):
+        assert "cancel" in await logged_commands(url, simulation_id)
+    assert await keyed_simulations(url, key) == {before}
+    assert await keyed_simulations(url, later_key) == {after}
