@@ -118,8 +118,6 @@ management.tcp.ip = 127.0.0.1
 management.tcp.port = $(mgmt_port "$i")
 # quorum queue and stream leaders spread over the nodes, not all on the declaring client's node
 queue_leader_locator = balanced
-# as in production (README "Running on a cluster"): a node that loses the majority pauses
-cluster_partition_handling = pause_minority
 EOF
 }
 

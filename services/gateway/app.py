@@ -192,8 +192,13 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
 
     @app.exception_handler(BrokerUnavailable)
     async def _unavailable(_: Request, exc: BrokerUnavailable) -> JSONResponse:
+        outcome = (
+            "it may have been taken all the same: retry with the same Idempotency-Key"
+            if exc.maybe_taken
+            else "nothing was queued, retry later"
+        )
         return JSONResponse(
-            {"detail": f"{exc}; nothing was queued, retry later"},
+            {"detail": f"{exc}; {outcome}"},
             status_code=503,
             headers={"Retry-After": str(RETRY_AFTER_S)},
         )

@@ -20,6 +20,7 @@ from contracts.commands import Command, MessageCommand
 from contracts.names import (
     EVENTS_EXCHANGE,
     REQUEST_ROUTING_KEY,
+    SIMULATIONS_QUEUE,
     SUITE_CANCEL_ROUTING_KEY,
     command_routing_key,
 )
@@ -37,7 +38,13 @@ _CONNECTION_LOST = (AMQPError, ConnectionError, ChannelInvalidStateError)
 
 
 class BrokerUnavailable(Exception):
-    """The broker did not take a message: nothing was queued; the client may retry."""
+    """The broker did not take a message; the client may retry. ``maybe_taken``: its confirm
+    never came, so it may have been taken all the same (on RabbitMQ 3.10 the confirm of a
+    message routed to a stream whose leader just died can be lost although it was written)."""
+
+    def __init__(self, message: str, *, maybe_taken: bool = False) -> None:
+        super().__init__(message)
+        self.maybe_taken = maybe_taken
 
 
 class QueueFull(BrokerUnavailable):
@@ -216,11 +223,30 @@ class GatewayBroker:
                 message, routing_key=routing_key, mandatory=True, timeout=self._publish_timeout_s
             )
         except DeliveryError as exc:
-            if isinstance(exc.frame, Basic.Nack) and exchange_name == "requests":
-                # The request queue is at its length limit (reject-publish).
-                raise QueueFull("the request queue is full") from exc
             logger.warning("publishing %s of %s failed: %r", kind, simulation_id, exc)
+            # A nack (not taken) comes from reject-publish at the length limit, and from a
+            # quorum queue with no leader for a moment (its node just died).
+            nacked = isinstance(exc.frame, Basic.Nack) and exchange_name == "requests"
+            if nacked and await self._request_queue_is_full():
+                raise QueueFull("the request queue is full") from exc
             raise BrokerUnavailable(f"the broker did not take the {kind}") from exc
         except Exception as exc:
             logger.warning("publishing %s of %s failed: %r", kind, simulation_id, exc)
-            raise BrokerUnavailable(f"the broker did not confirm the {kind}") from exc
+            raise BrokerUnavailable(
+                f"the broker did not confirm the {kind}", maybe_taken=True
+            ) from exc
+
+    async def _request_queue_is_full(self) -> bool:
+        """Whether the request queue holds its length limit of ready requests (False when that
+        cannot be told)."""
+        try:
+            channel = await self.connection.channel()
+            try:
+                queue = await channel.declare_queue(SIMULATIONS_QUEUE, passive=True)
+            finally:
+                await channel.close()
+        except Exception as exc:
+            logger.warning("could not read the request queue's length: %r", exc)
+            return False
+        ready = queue.declaration_result.message_count
+        return ready is not None and ready >= self._max_queued

@@ -56,8 +56,9 @@ COMMON_RESPONSES: Responses = {
 NOT_FOUND: Responses = {404: problem("No simulation has this id (that you may see)")}
 UNAVAILABLE: Responses = {
     503: problem(
-        "The broker is unreachable or the request queue is full: nothing was queued; retry "
-        "after Retry-After",
+        "The broker is unreachable, did not take the request, or the request queue is full: "
+        "nothing was queued; or it did not confirm in time: it may have been taken (retry with "
+        "the same Idempotency-Key). Retry after Retry-After",
         **{"Retry-After": "Seconds to wait before retrying"},
     )
 }

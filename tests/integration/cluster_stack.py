@@ -5,10 +5,12 @@ a test kills are started again, and the processes it started are killed, whateve
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
+import subprocess
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +28,9 @@ from tests.integration.broker_admin import BrokerAdmin
 from tests.integration.local_cluster import SIZE, LocalCluster
 from tests.integration.processes import ServiceProcess, wait_until
 
-__all__ = ["ClusterStack", "ResumingWatcher", "cluster_stack"]
+__all__ = ["WITHIN_S", "ClusterStack", "ResumingWatcher", "answered", "cluster_stack"]
+
+logger = logging.getLogger(__name__)
 
 TERMINAL = {"completed", "failed", "cancelled"}
 
@@ -48,6 +52,11 @@ class ClusterStack:
 
     def _vhost_url(self, index: int) -> str:
         return f"{self.cluster.amqp_url(index)}{quote(self.vhost, safe='')}"
+
+    def live_amqp_url(self) -> str:
+        """The AMQP URL (the test's vhost) of a node the test has not killed."""
+        index = min(set(range(1, SIZE + 1)) - set(self.killed))
+        return self.amqp_urls[index - 1]
 
     def admin(self) -> BrokerAdmin:
         """The management API of a node this test has not killed."""
@@ -104,11 +113,14 @@ class ClusterStack:
         self.cluster.start(index)
         self.killed.remove(index)
         running = {self.cluster.node(i) for i in range(1, SIZE + 1) if i not in self.killed}
-        wait_until(
-            lambda: self.cluster.running_nodes(seen_from=index) == running,
-            timeout_s=90,
-            what=f"node {index} to rejoin",
-        )
+
+        def rejoined() -> bool:
+            try:
+                return self.cluster.running_nodes(seen_from=index) == running
+            except subprocess.CalledProcessError:  # not answering yet
+                return False
+
+        wait_until(rejoined, timeout_s=90, what=f"node {index} to rejoin")
 
     def wait_online(self, queue: str, members: int = SIZE, timeout_s: float = 90) -> None:
         wait_until(
@@ -225,3 +237,44 @@ class ResumingWatcher:
 
     def close(self) -> None:
         self._task.cancel()
+
+
+WITHIN_S = 60
+"""The most a client may have to retry, or a simulation take to end, after the kill."""
+RETRY_S = 0.25
+"""The retry interval of the test's client after a 503."""
+IN_PROGRESS = "in progress"
+"""The 409 of a key whose lock another request holds: retried, like a 503."""
+
+
+def retryable(response: httpx.Response) -> bool:
+    return response.status_code == 503 or (
+        response.status_code == 409 and IN_PROGRESS in response.text
+    )
+
+
+async def answered(
+    send: Callable[[], Awaitable[httpx.Response]], *, what: str, timeout_s: float = WITHIN_S
+) -> tuple[httpx.Response, list[int]]:
+    """The first answer that is not "retry" of a client retrying every RETRY_S, within a
+    bound, and the statuses of the answers it retried."""
+    started, retried, why = time.monotonic(), [], set()
+    try:
+        async with asyncio.timeout(timeout_s):
+            while retryable(response := await send()):
+                retried.append(response.status_code)
+                why.add(response.text)
+                await asyncio.sleep(RETRY_S)  # the client's retry interval
+    except TimeoutError:
+        raise TimeoutError(
+            f"no answer but 'retry' within {timeout_s} s: {what} (answers: {why})"
+        ) from None
+    logger.warning(
+        "%s: %d after retrying %s (%s), %.2f s",
+        what,
+        response.status_code,
+        retried,
+        why,
+        time.monotonic() - started,
+    )
+    return response, retried

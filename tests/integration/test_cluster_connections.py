@@ -8,13 +8,14 @@ import asyncio
 import logging
 import re
 import time
+import uuid
 
 import httpx
 import pytest
 
 from tests.fakes.bot_api import NORMAL_BOT
-from tests.integration.client import create_simulation, read_events, request_body
-from tests.integration.cluster_stack import ClusterStack
+from tests.integration.client import read_events, request_body
+from tests.integration.cluster_stack import ClusterStack, answered
 from tests.integration.local_cluster import SIZE, LocalCluster
 from tests.integration.log_tap import eventually
 from tests.integration.processes import ServiceProcess
@@ -34,7 +35,18 @@ def _moves(process: ServiceProcess, cluster: LocalCluster) -> list[int]:
 
 
 async def _completes(client: httpx.AsyncClient) -> None:
-    simulation_id = await create_simulation(client, request_body(NORMAL_BOT))
+    """A simulation submitted as a client does (retrying a 503 with the same key) completes."""
+    key = f"completes-{uuid.uuid4().hex}"
+    response, _ = await answered(
+        lambda: client.post(
+            "/v1/simulations",
+            json=request_body(NORMAL_BOT),
+            headers={"Idempotency-Key": key},
+        ),
+        what="a simulation submitted",
+    )
+    assert response.status_code == 202, response.text
+    simulation_id = response.json()["simulation_id"]
     assert (await read_events(client, simulation_id))[-1].type == "completed"
 
 

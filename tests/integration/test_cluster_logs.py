@@ -20,7 +20,7 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -39,8 +39,7 @@ from contracts.names import (
 from services.common.stream_reader import read_stream
 from tests.fakes.bot_api import GATED_BOT, NORMAL_BOT
 from tests.integration.client import request_body
-from tests.integration.cluster_stack import ClusterStack, ResumingWatcher
-from tests.integration.local_cluster import SIZE
+from tests.integration.cluster_stack import WITHIN_S, ClusterStack, ResumingWatcher, answered
 from tests.integration.log_tap import eventually, raw_logged_events
 from tests.integration.processes import ServiceProcess
 from tests.integration.stories import gated_waiting_on_second_reply
@@ -48,46 +47,6 @@ from tests.integration.stories import gated_waiting_on_second_reply
 pytestmark = [pytest.mark.integration, pytest.mark.cluster]
 
 logger = logging.getLogger(__name__)
-
-WITHIN_S = 60
-"""The most a client may have to retry, or a simulation take to end, after the kill."""
-RETRY_S = 0.25
-"""The retry interval of the test's client after a 503."""
-IN_PROGRESS = "in progress"
-"""The 409 of a key whose lock another request holds: retried, like a 503."""
-
-
-def retryable(response: httpx.Response) -> bool:
-    return response.status_code == 503 or (
-        response.status_code == 409 and IN_PROGRESS in response.text
-    )
-
-
-async def answered(
-    send: Callable[[], Awaitable[httpx.Response]], *, what: str, timeout_s: float = WITHIN_S
-) -> tuple[httpx.Response, list[int]]:
-    """The first answer that is not "retry" of a client retrying every RETRY_S, within a
-    bound, and the statuses of the answers it retried."""
-    started, retried, why = time.monotonic(), [], set()
-    try:
-        async with asyncio.timeout(timeout_s):
-            while retryable(response := await send()):
-                retried.append(response.status_code)
-                why.add(response.text)
-                await asyncio.sleep(RETRY_S)  # the client's retry interval
-    except TimeoutError:
-        raise TimeoutError(
-            f"no answer but 'retry' within {timeout_s} s: {what} (answers: {why})"
-        ) from None
-    logger.warning(
-        "%s: %d after retrying %s (%s), %.2f s",
-        what,
-        response.status_code,
-        retried,
-        why,
-        time.monotonic() - started,
-    )
-    return response, retried
 
 
 async def post(
@@ -105,12 +64,6 @@ def simulation_of(response: httpx.Response, *, replayed: bool) -> str:
     assert (response.headers.get("Idempotent-Replayed") == "true") is replayed, response.headers
     simulation_id: str = response.json()["simulation_id"]
     return simulation_id
-
-
-def live_url(clustered: ClusterStack) -> str:
-    """The AMQP URL (the test's vhost) of a node the test has not killed."""
-    index = min(set(range(1, SIZE + 1)) - clustered.killed)
-    return clustered.amqp_urls[index - 1]
 
 
 async def read_log(
@@ -266,7 +219,7 @@ async def test_an_idempotency_key_answers_the_same_simulation_across_the_loss_of
         assert clustered.bot.init_calls(simulation_id) == 1
     assert clustered.bot.webhook_calls(first) in webhook_calls_allowed(orchestrator, first)
     assert clustered.bot.webhook_calls(later) == 2
-    url = live_url(clustered)
+    url = clustered.live_amqp_url()
     assert await keyed_simulations(url, key) == {first}
     assert await keyed_simulations(url, later_key) == {later}
 
@@ -322,7 +275,7 @@ async def test_a_simulation_cancelled_after_the_loss_of_the_control_log_leader_e
         assert again.status_code == 409, again.text
         assert "cancelled" in again.json()["detail"]
 
-    url = live_url(clustered)
+    url = clustered.live_amqp_url()
     logged = await raw_logged_events(url, simulation_id)
     assert types(logged).count("cancelled") == 1, types(logged)
     assert logged[-1].type == "cancelled"
@@ -391,7 +344,7 @@ async def test_processes_started_after_the_loss_of_the_control_log_leader_read_b
     # The cancelled ones never reached the bot; the other one did, once.
     assert bot_conversations_since(clustered, calls_before) == {ran}
     assert clustered.bot.init_calls(ran) == 1
-    url = live_url(clustered)
+    url = clustered.live_amqp_url()
     for simulation_id in (before, after):
         assert "cancel" in await logged_commands(url, simulation_id)
     assert await keyed_simulations(url, key) == {before}

@@ -33,8 +33,6 @@ from contracts.names import (
     SUITE_LOG_STREAM,
     SUITES_QUEUE,
 )
-from contracts.topology import Replication
-from services.common.topology import declare_topology
 from tests.fakes.server import free_port
 from tests.integration.local_cluster import SIZE, LocalCluster
 from tests.integration.processes import ServiceProcess, start_judge, wait_until
@@ -154,13 +152,30 @@ def test_every_queue_and_stream_the_services_declare_has_a_member_on_each_node(
             process.stop()
 
 
+CONFIRMS_QUORUM_QUEUE = "confirms.quorum"
+CONFIRMS_STREAM = "confirms.stream"
+
+
 @pytest.fixture
 async def node1(vhost: ClusterVhost) -> AsyncIterator[AbstractConnection]:
-    """A plain connection to node 1 (the node that stays up), the topology declared on it."""
+    """A plain connection to node 1 (the node that stays up), with a quorum queue and a stream
+    led from it (client-local: the local cluster otherwise spreads leaders over the nodes)."""
     connection = await aio_pika.connect(vhost.amqp_url(1))
     try:
         async with connection.channel() as channel:
-            await declare_topology(channel, "7D", 10_000, Replication())
+            for name, kind, size in (
+                (CONFIRMS_QUORUM_QUEUE, "quorum", "x-quorum-initial-group-size"),
+                (CONFIRMS_STREAM, "stream", "x-initial-cluster-size"),
+            ):
+                await channel.declare_queue(
+                    name,
+                    durable=True,
+                    arguments={
+                        "x-queue-type": kind,
+                        size: SIZE,
+                        "x-queue-leader-locator": "client-local",
+                    },
+                )
         yield connection
     finally:
         await connection.close()
@@ -182,11 +197,10 @@ async def _wait(condition: Any, *, timeout_s: float, what: str) -> None:
 async def test_a_publish_is_confirmed_only_once_a_quorum_of_replicas_has_it(
     vhost: ClusterVhost, node1: AbstractConnection
 ) -> None:
-    """The leaders stay up on node 1 (declared from a connection to it: client-local) and both
-    followers go: the leader has the message but confirms it only once a follower has it too."""
+    """The leaders stay up on node 1 and both followers go: the leader has the message but
+    confirms it only once a follower has it too."""
     cluster = vhost.cluster
-    # A quorum queue and a stream nobody consumes in this vhost.
-    targets = {"quorum queue": DEAD_LETTER_QUEUE, "stream": EVENT_LOG_STREAM}
+    targets = {"quorum queue": CONFIRMS_QUORUM_QUEUE, "stream": CONFIRMS_STREAM}
     await _wait(
         lambda: (
             vhost.replicated(set(targets.values()), online=SIZE)
