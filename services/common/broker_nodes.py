@@ -82,17 +82,21 @@ def _cluster_identity(url: URL) -> tuple[str | None, str | None, str]:
     return url.user, url.password, url.path[1:] or "/"
 
 
-def start_order(nodes: Sequence[URL], pid: int) -> tuple[URL, ...]:
-    """The nodes in the order a process tries them: from entry ``pid % len``, wrapping."""
-    start = pid % len(nodes)
+def start_order(nodes: Sequence[URL], pid: int, first: int | None = None) -> tuple[URL, ...]:
+    """The nodes in the order a process tries them: from entry ``first`` (1-based) when given,
+    else from entry ``pid % len``; wrapping."""
+    start = (first - 1 if first is not None else pid) % len(nodes)
     return (*nodes[start:], *nodes[:start])
 
 
-def named_nodes(amqp_url: str, service: str, *, heartbeat_s: int | None = None) -> tuple[URL, ...]:
-    """This process's nodes in its order, each URL with the connection name (and heartbeat)."""
+def named_nodes(
+    amqp_url: str, service: str, *, heartbeat_s: int | None = None, first: int | None = None
+) -> tuple[URL, ...]:
+    """This process's nodes in its order (from entry ``first``, 1-based, when given), each URL
+    with the connection name (and heartbeat)."""
     return tuple(
         URL(with_connection_name(str(node), service, heartbeat_s=heartbeat_s))
-        for node in start_order(parse_amqp_urls(amqp_url), os.getpid())
+        for node in start_order(parse_amqp_urls(amqp_url), os.getpid(), first)
     )
 
 
@@ -214,11 +218,11 @@ def connection_class(nodes: Sequence[URL]) -> type[FailoverConnection]:
 
 
 async def connect_to_nodes(
-    amqp_url: str, service: str, *, heartbeat_s: int | None = None
+    amqp_url: str, service: str, *, heartbeat_s: int | None = None, first: int | None = None
 ) -> AbstractRobustConnection:
     """A robust connection named for ``service``: aio-pika's own for one URL, a
     :class:`FailoverConnection` starting at this process's node for a list."""
-    nodes = named_nodes(amqp_url, service, heartbeat_s=heartbeat_s)
+    nodes = named_nodes(amqp_url, service, heartbeat_s=heartbeat_s, first=first)
     if len(nodes) == 1:
         return await aio_pika.connect_robust(nodes[0])
     return await aio_pika.connect_robust(nodes[0], connection_class=connection_class(nodes))

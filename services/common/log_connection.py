@@ -18,7 +18,9 @@ async def open_log_connection(
     stack: AsyncExitStack, settings: SharedSettings, service: str, *, heartbeat_s: int
 ) -> AbstractRobustConnection:
     """Connect as ``service`` and declare the topology; ``stack`` closes the connection."""
-    connection = await connect_to_nodes(settings.amqp_url, service, heartbeat_s=heartbeat_s)
+    connection = await connect_to_nodes(
+        settings.amqp_url, service, heartbeat_s=heartbeat_s, first=settings.amqp_first_node
+    )
     stack.push_async_callback(connection.close)
     async with connection.channel() as channel:
         await declare_topology(

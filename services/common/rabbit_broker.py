@@ -28,9 +28,11 @@ def rabbit_broker(
     prefetch: int,
     graceful_timeout_s: float,
     description: str,
+    first_node: int | None = None,
 ) -> RabbitBroker:
-    """The broker of ``convsim-<service>``: ``prefetch`` deliveries in flight at most."""
-    nodes = named_nodes(amqp_url, service, heartbeat_s=heartbeat_s)
+    """The broker of ``convsim-<service>``: ``prefetch`` deliveries in flight at most; with a
+    list of nodes, it connects to entry ``first_node`` first (default: see ``start_order``)."""
+    nodes = named_nodes(amqp_url, service, heartbeat_s=heartbeat_s, first=first_node)
     broker = RabbitBroker(
         str(nodes[0]),
         default_channel=Channel(prefetch_count=prefetch, on_return_raises=True),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import AnyHttpUrl, Field, field_validator
+from pydantic import AnyHttpUrl, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from contracts.topology import (
@@ -67,6 +67,12 @@ class SharedSettings(BaseSettings):
         '"llm" (openai_chat on OPENAI_BASE_URL), unless configured.',
     )
 
+    amqp_first_node: Annotated[int | None, Field(ge=1, le=99)] = Field(
+        default=None,
+        description="With several nodes in CONVSIM_AMQP_URL: the entry (1-based) this process "
+        "connects to first, e.g. the node in its own zone. Default: the process id modulo the "
+        "number of entries, which spreads replicas over the nodes.",
+    )
     quorum_initial_group_size: Annotated[int, Field(ge=0, le=99)] = Field(
         default=DEFAULT_QUORUM_INITIAL_GROUP_SIZE,
         description="Replicas of every quorum queue convsim declares (x-quorum-initial-group-"
@@ -86,6 +92,16 @@ class SharedSettings(BaseSettings):
     def _nodes_of_one_cluster(cls, value: str) -> str:
         parse_amqp_urls(value)  # its error names the entry, never the password
         return value
+
+    @model_validator(mode="after")
+    def _first_node_is_listed(self) -> SharedSettings:
+        nodes = len(parse_amqp_urls(self.amqp_url))
+        if self.amqp_first_node is not None and self.amqp_first_node > nodes:
+            raise ValueError(
+                f"CONVSIM_AMQP_FIRST_NODE is {self.amqp_first_node}, but CONVSIM_AMQP_URL lists "
+                f"{nodes} node(s)"
+            )
+        return self
 
     def targets(self) -> dict[str, BotTarget]:
         """Every bot target a request may name, built-ins included."""

@@ -59,6 +59,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             max_queued=settings.max_queued_simulations,
             replication=settings.replication(),
             publish_timeout_s=settings.publish_timeout_s,
+            first_node=settings.amqp_first_node,
         )
         await broker.open()
         try:

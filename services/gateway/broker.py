@@ -66,8 +66,10 @@ class GatewayBroker:
         max_queued: int,
         replication: Replication,
         publish_timeout_s: float,
+        first_node: int | None = None,
     ) -> None:
         self._amqp_url = amqp_url
+        self._first_node = first_node
         self._event_log_max_age = event_log_max_age
         self._max_queued = max_queued
         self._replication = replication
@@ -89,7 +91,7 @@ class GatewayBroker:
         return connection is not None and not connection.is_closed and connection.connected.is_set()
 
     async def open(self) -> None:
-        self._connection = await connect_to_nodes(self._amqp_url, "gateway")
+        self._connection = await connect_to_nodes(self._amqp_url, "gateway", first=self._first_node)
         channel = await self._connection.channel(publisher_confirms=True, on_return_raises=True)
         exchanges = await declare_topology(
             channel, self._event_log_max_age, self._max_queued, self._replication

@@ -110,6 +110,7 @@ def create_app(settings: JudgeSettings | None = None) -> FastStream:
         graceful_timeout_s=settings.graceful_timeout_s,
         description="Gives every ended simulation with criteria, assertions or a suite its "
         "verdict.",
+        first_node=settings.amqp_first_node,
     )
     judge = _Judge(settings)
     broker.subscriber(

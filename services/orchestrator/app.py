@@ -189,6 +189,7 @@ def create_app(settings: OrchestratorSettings | None = None) -> FastStream:
         prefetch=settings.max_concurrent_simulations,
         graceful_timeout_s=settings.graceful_timeout_s + HAND_BACK_WAIT_S,
         description="Runs simulated conversations and publishes every turn as an event.",
+        first_node=settings.amqp_first_node,
     )
     orchestrator = _Orchestrator(settings, broker)
 

@@ -46,11 +46,22 @@ def mid_conversation(watcher: ResumingWatcher) -> bool:
 @pytest.mark.timeout(420)
 @pytest.mark.parametrize("lost", [SIMULATIONS_QUEUE, EVENT_LOG_STREAM])
 async def test_losing_the_node_that_leads(clustered: ClusterStack, lost: str) -> None:
-    for name in ("orchestrator-1", "orchestrator-2"):
-        clustered.start_orchestrator(
-            name, CONVSIM_MAX_CONCURRENT_SIMULATIONS=str(RUNNING_PER_ORCHESTRATOR)
-        )
-    gateways = [clustered.start_gateway(name)[1] for name in ("gateway-1", "gateway-2")]
+    # The first orchestrator declares the topology (leaders spread over the nodes); then one
+    # orchestrator and one gateway are placed on the node that leads `lost`, so that its loss
+    # also moves their connections in the middle of the conversations.
+    running = str(RUNNING_PER_ORCHESTRATOR)
+    clustered.start_orchestrator("orchestrator-1", CONVSIM_MAX_CONCURRENT_SIMULATIONS=running)
+    leader = clustered.leader(lost)
+    elsewhere = leader % SIZE + 1
+    clustered.start_orchestrator(
+        "orchestrator-2",
+        CONVSIM_MAX_CONCURRENT_SIMULATIONS=running,
+        CONVSIM_AMQP_FIRST_NODE=str(leader),
+    )
+    gateways = [
+        clustered.start_gateway(name, CONVSIM_AMQP_FIRST_NODE=str(node))[1]
+        for name, node in (("gateway-1", leader), ("gateway-2", elsewhere))
+    ]
     wait_until(lambda: clustered.consumers() >= 2, timeout_s=30, what="two orchestrators consuming")
 
     watchers: dict[str, ResumingWatcher] = {}
@@ -68,7 +79,7 @@ async def test_losing_the_node_that_leads(clustered: ClusterStack, lost: str) ->
                 timeout_s=60,
                 what="16 simulations mid-conversation",
             )
-            leader = await asyncio.to_thread(clustered.leader, lost)
+            assert await asyncio.to_thread(clustered.leader, lost) == leader
             placed = {
                 p.name: await asyncio.to_thread(clustered.node_of, p) for p in clustered.processes
             }
@@ -116,6 +127,9 @@ async def test_losing_the_node_that_leads(clustered: ClusterStack, lost: str) ->
             for watcher in watchers.values():
                 watcher.close()
 
+    for process in clustered.processes:  # the two placed on the killed node moved off it
+        if process.name in ("orchestrator-2", "gateway-1"):
+            assert "moved to node" in process.log_text(), process.name
     assert int(clustered.queue(DEAD_LETTER_QUEUE).get("messages", 0)) == 0
     async with httpx.AsyncClient(timeout=5) as client:
         for url in gateways:

@@ -189,3 +189,19 @@ async def test_one_url_connects_with_aio_pikas_own_connection_and_fails_fast() -
             await connect_to_nodes(urls[0], "gateway")
     assert not isinstance(caught.value, NoBrokerNode)
     assert attempts == [0]
+
+
+def test_a_process_may_be_told_which_node_to_try_first() -> None:
+    nodes = parse_amqp_urls(f"{A},{B},{C}")
+    assert start_order(nodes, pid=7, first=3) == (nodes[2], nodes[0], nodes[1])
+    assert start_order(nodes, pid=7, first=1) == nodes
+    assert start_order(nodes, pid=7) == (nodes[1], nodes[2], nodes[0])  # 7 % 3
+
+
+def test_the_first_node_must_be_one_of_the_list(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CONVSIM_AMQP_URL", f"{A},{B}")
+    monkeypatch.setenv("CONVSIM_AMQP_FIRST_NODE", "3")
+    with pytest.raises(ValidationError, match="CONVSIM_AMQP_FIRST_NODE is 3"):
+        GatewaySettings()
+    monkeypatch.setenv("CONVSIM_AMQP_FIRST_NODE", "2")
+    assert GatewaySettings().amqp_first_node == 2
