@@ -28,7 +28,7 @@ pytestmark = pytest.mark.integration
 OPENAI_TEST_KEY = "sk-test-not-a-real-key-3f9a"
 API_KEY_ALPHA = "ck-alpha-4c1f9e2b7a605d83"
 API_KEY_BETA = "ck-beta-91d0e6f3a2c84b57e0"
-OWNER_TEST_SECRET = "owner-secret-8d2e61c0f4b9a7e35c1d"
+OWNER_TEST_SECRET = "os-8d2e61c0f4b9a7e35c1d-owner-key-7"  # its start is no broker name
 AMQP_TEST_PASSWORD = "amqp-pw-5f1e9c3b7a2d40e8"
 SECRETS = (OPENAI_TEST_KEY, API_KEY_ALPHA, API_KEY_BETA, OWNER_TEST_SECRET, AMQP_TEST_PASSWORD)
 """Every secret the suite hands to a service: none may appear in any log (test_secrets.py)."""

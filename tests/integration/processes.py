@@ -12,9 +12,15 @@ from pathlib import Path
 
 import httpx
 
-__all__ = ["ServiceProcess", "start_judge", "wait_until"]
+__all__ = ["ServiceProcess", "default_sigint", "start_judge", "wait_until"]
 
 REPO = Path(__file__).resolve().parents[2]
+
+
+def default_sigint() -> None:
+    """For ``preexec_fn``: a shell runs background jobs with SIGINT ignored, and Python then
+    installs no KeyboardInterrupt handler; give a CLI the SIGINT a terminal user's process has."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def wait_until(condition: Callable[[], bool], *, timeout_s: float, what: str) -> None:

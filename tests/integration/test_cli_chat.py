@@ -17,7 +17,7 @@ import pytest
 
 from tests.fakes.bot_api import NORMAL_BOT
 from tests.integration.conftest import Stack
-from tests.integration.processes import REPO
+from tests.integration.processes import REPO, default_sigint
 
 pytestmark = pytest.mark.integration
 
@@ -144,6 +144,7 @@ def test_ctrl_c_closes_the_conversation(stack: Stack) -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=default_sigint,
     ) as chat:
         assert chat.stdin is not None
         assert chat.stdout is not None

@@ -22,7 +22,7 @@ from tests.fakes.suite_gateway import (
     canned_runs,
     passing_runs,
 )
-from tests.integration.processes import REPO, wait_until
+from tests.integration.processes import REPO, default_sigint, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -85,12 +85,6 @@ def convsim(url: str, *args: str | Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
 
 
-def _default_sigint() -> None:
-    """A shell runs background jobs with SIGINT ignored, and Python then installs no
-    KeyboardInterrupt handler: give the CLI the SIGINT a terminal user's process has."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
 def interrupted(fake: FakeSuiteGateway, url: str, *args: str | Path) -> tuple[int, str, str]:
     """Run the CLI, press Ctrl-C once it follows the suite's events: its exit code and output."""
     command, env = _command(url, *args)
@@ -101,7 +95,7 @@ def interrupted(fake: FakeSuiteGateway, url: str, *args: str | Path) -> tuple[in
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        preexec_fn=_default_sigint,
+        preexec_fn=default_sigint,
     )
     try:
         wait_until(fake.streaming.is_set, timeout_s=30, what="the CLI following the suite")

@@ -117,7 +117,11 @@ async def test_losing_the_node_that_leads(clustered: ClusterStack, lost: str) ->
                 async with other:
                     logged = await read_events(other, simulation_id)
                 differ = [
-                    (live, kept)
+                    {
+                        key: (value, kept.model_dump().get(key))
+                        for key, value in live.model_dump().items()
+                        if kept.model_dump().get(key) != value
+                    }
                     for live, kept in zip(seen, logged, strict=False)
                     if live.model_dump() != kept.model_dump()
                 ]

@@ -8,6 +8,7 @@ import asyncio
 import pytest
 from aiormq.exceptions import AMQPConnectionError
 
+from contracts.topology import Replication
 from services.gateway.broker import BrokerUnavailable, GatewayBroker
 
 RESET = AMQPConnectionError("Server connection reset: ConnectionResetError(104)")
@@ -56,6 +57,7 @@ def _broker(connection: _Connection) -> GatewayBroker:
         "amqp://guest:guest@127.0.0.1:1/",
         event_log_max_age="1D",
         max_queued=10,
+        replication=Replication(),
         publish_timeout_s=1,
     )
     broker._connection = connection  # type: ignore[assignment]  # as open() would set it
