@@ -48,6 +48,7 @@ async def bootstrap(settings: JudgeSettings) -> AsyncIterator[Judge]:
                 connection,
                 timeout_s=settings.log_read_timeout_s,
                 prefetch=settings.log_read_prefetch,
+                on_message=metrics.log_messages_read.labels(reader="lookup").inc,
             ),
             judge=judge,
             prices=settings.prices,

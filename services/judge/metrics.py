@@ -37,6 +37,13 @@ class JudgeMetrics:
             "nothing published.",
             registry=registry,
         )
+        self.log_messages_read = Counter(
+            "convsim_judge_log_messages_read",
+            "Messages read from the event log, by reader: 'lookup' (a simulation read back "
+            "from the log to be judged).",
+            ["reader"],
+            registry=registry,
+        )
         self.tokens = Counter(
             "convsim_judge_llm_tokens",
             "Tokens of the judge LLM's calls, by kind (prompt, completion).",
