@@ -140,3 +140,37 @@ async def test_a_judge_started_after_its_simulations_began_reads_them_back_and_j
     assert len(await logged_verdicts(amqp_url, {ids[0]})) == 1
     assert total(await judge_metrics(port), "convsim_judge_log_lookups_total") == 0
     replica.stop()
+
+
+async def test_a_judge_whose_log_connection_is_closed_follows_on_and_judges_each_once(
+    judge_stack: JudgeStack, http: httpx.AsyncClient
+) -> None:
+    port = free_port()
+    judge = judge_stack.judge(
+        "judge-reconnected", CONVSIM_JUDGE="offline", CONVSIM_JUDGE_METRICS_PORT=str(port)
+    )
+    body = request_body(NORMAL_BOT, max_turns=1, assertions=[{"contains": "Bot"}])
+    amqp_url = judge_stack.isolated.broker.amqp_url
+    before = [await create_simulation(http, body) for _ in range(5)]
+    await all_judged(amqp_url, before, timeout_s=60)
+    broker = judge_stack.isolated.broker
+    names: list[str] = []
+
+    async def log_connection() -> bool:
+        names.extend(broker.admin.connections(broker.vhost, "judge-log", judge.process.pid))
+        return bool(names)
+
+    await eventually(log_connection, timeout_s=30, what="the judge's log connection")
+    broker.admin.force_close(names[0])
+    wait_until(
+        lambda: "following convsim.events.log again" in judge.log_text(),
+        timeout_s=60,
+        what="the judge to follow the log again",
+    )
+    after = [await create_simulation(http, body) for _ in range(5)]
+    await all_judged(amqp_url, after, timeout_s=60)
+    logged = await logged_verdicts(amqp_url, set(before + after))
+    assert sorted(j.simulation_id for j in logged) == sorted(before + after)  # each once
+    # It followed on from where it was: nothing was read back from the log.
+    assert total(await judge_metrics(port), "convsim_judge_log_lookups_total") == 0
+    judge.stop()
