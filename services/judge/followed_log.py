@@ -59,11 +59,12 @@ class SharedSync:
             self._next = None  # from here on, callers need a later marker
         try:
             await self._sync()
-        except BaseException as exc:
+        except asyncio.CancelledError:
+            round_.cancel()  # stopping: its callers are cancelled too
+            raise
+        except Exception as exc:
             if not round_.done():
                 round_.set_exception(exc)
-            if isinstance(exc, asyncio.CancelledError):
-                raise
             return
         if not round_.done():
             round_.set_result(None)
