@@ -4,6 +4,7 @@ verdict on it (its ``judged`` event, which comes after the terminal event and ha
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -67,11 +68,14 @@ class EventLogReader:
         timeout_s: float,
         prefetch: int,
         first_event_within: timedelta | None = None,
+        on_message: Callable[[], None] | None = None,
     ) -> None:
         self._connection = connection
         self._timeout_s = timeout_s
         self._prefetch = prefetch
         self._first_event_within = first_event_within
+        self._on_message = on_message
+        """Called for every message a read is shown (to count them)."""
 
     async def read(self, simulation_id: str, created_at: datetime) -> list[SimulationEvent]:
         """The events of one simulation in log order (not yet ordered by seq or fenced)."""
@@ -112,7 +116,11 @@ class EventLogReader:
             # past its window; one it knows is read with a little less throughput.
             prefetch = min(prefetch, SHORT_READ_PREFETCH)
 
+        on_message = self._on_message
+
         def visit(message: AbstractIncomingMessage) -> bool:
+            if on_message is not None:
+                on_message()
             routing_key = message.routing_key or ""
             published = message.timestamp  # publishers stamp (whole seconds); markers not
             if not routing_key.startswith(prefix):

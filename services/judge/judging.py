@@ -1,12 +1,15 @@
-"""Judging one ended simulation: read it back from the event log, skip it if its verdict is
-there already (redelivery is normal: the judge is idempotent), evaluate its assertions, ask the
-criteria judge, publish one ``judged`` event. No broker in here: tests build it with fakes."""
+"""Judging one ended simulation: get its events from the event log (services/judge/
+followed_log.py: from memory, or read back), skip it if its verdict is there already
+(redelivery is normal: the judge is idempotent), evaluate its assertions, ask the criteria
+judge, publish one ``judged`` event. No broker in here: tests build it with fakes."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Protocol
 
@@ -34,7 +37,14 @@ class LogBehind(Exception):
 class JudgmentLog(Protocol):
     async def read_with_judgement(
         self, simulation_id: str, created_at: datetime
-    ) -> LoggedSimulation: ...
+    ) -> LoggedSimulation | None:
+        """Its events to its end and its first ``judged``, as the log has them now (everything
+        confirmed before the call); None when it is known to ask for no verdict."""
+        ...
+
+    def published(self, judged: JudgedEvent) -> None:
+        """A verdict this judge published (confirmed)."""
+        ...
 
 
 Publish = Callable[[JudgedEvent], Awaitable[None]]
@@ -53,16 +63,41 @@ class Judging:
         self._judge = judge
         self._prices = prices
         self._metrics = metrics
+        self._in_hand: dict[str, tuple[asyncio.Lock, int]] = {}
 
     async def handle(
         self, ended: CompletedEvent | FailedEvent, publish: Publish
     ) -> JudgedEvent | None:
         """Judge the simulation ``ended`` tells of and publish its verdict (confirmed); None
-        when nothing was published: judged already, or nothing to judge."""
+        when nothing was published: judged already, or nothing to judge. Two deliveries of one
+        simulation in this process are judged one after the other (the second sees the
+        first's verdict)."""
+        async with self._one_at_a_time(ended.simulation_id):
+            return await self._handle(ended, publish)
+
+    @asynccontextmanager
+    async def _one_at_a_time(self, simulation_id: str) -> AsyncIterator[None]:
+        lock, users = self._in_hand.get(simulation_id, (asyncio.Lock(), 0))
+        self._in_hand[simulation_id] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._in_hand[simulation_id]
+            if users > 1:
+                self._in_hand[simulation_id] = (lock, users - 1)
+            else:
+                del self._in_hand[simulation_id]
+
+    async def _handle(
+        self, ended: CompletedEvent | FailedEvent, publish: Publish
+    ) -> JudgedEvent | None:
         simulation_id = ended.simulation_id
         began = time.monotonic()
         created_at = created_at_of(simulation_id) or ended.timestamp
         logged = await self._log.read_with_judgement(simulation_id, created_at)
+        if logged is None:
+            return None  # its request asks for no verdict
         if logged.judged is not None:
             self._metrics.already_judged.inc()
             logger.info(
@@ -105,6 +140,7 @@ class Judging:
             prices=self._prices,
         )
         await publish(judged)
+        self._log.published(judged)
         self._metrics.verdicts.labels(verdict=judged.verdict).inc()
         self._metrics.duration.observe(time.monotonic() - began)
         logger.info(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 __all__ = ["JudgeMetrics"]
 
@@ -35,6 +35,31 @@ class JudgeMetrics:
             "convsim_judge_already_judged",
             "Deliveries of a simulation whose verdict was in the log already (redeliveries): "
             "nothing published.",
+            registry=registry,
+        )
+        self.log_messages_read = Counter(
+            "convsim_judge_log_messages_read",
+            "Messages read from the event log, by reader: 'follower' (the judge follows the "
+            "log once) or 'lookup' (a simulation read back because the memory could not tell).",
+            ["reader"],
+            registry=registry,
+        )
+        self.log_lookups = Counter(
+            "convsim_judge_log_lookups",
+            "Simulations read back from the event log to be judged, by reason: 'unknown' (not "
+            "remembered from its first event to its end: it began before the judge's "
+            "look-back, or was evicted) or 'follower_unavailable'.",
+            ["reason"],
+            registry=registry,
+        )
+        self.memory_simulations = Gauge(
+            "convsim_judge_memory_simulations",
+            "Simulations the judge remembers (with their events, or that they were judged).",
+            registry=registry,
+        )
+        self.memory_bytes = Gauge(
+            "convsim_judge_memory_bytes",
+            "Bytes of events the judge remembers (counted as CONVSIM_JUDGE_MEMORY_MB counts).",
             registry=registry,
         )
         self.tokens = Counter(

@@ -48,6 +48,28 @@ class JudgeSettings(SharedSettings):
         description="CONVSIM_PRICES, JSON: model -> {input, output} USD per million tokens. "
         "A judge model not in it has its tokens counted and cost_usd null.",
     )
+    judge_lookback_s: Annotated[float, Field(ge=0, le=86_400)] = Field(
+        default=300.0,
+        description="CONVSIM_JUDGE_LOOKBACK_S: the judge follows the event log from this many "
+        "seconds before it started; a simulation that began earlier is read back from the log "
+        "when it ends.",
+    )
+    judge_memory_simulations: Annotated[int, Field(ge=1, le=10_000_000)] = Field(
+        default=20_000,
+        description="CONVSIM_JUDGE_MEMORY_SIMULATIONS: simulations the judge remembers at most "
+        "(running ones with their events, judged ones as a tombstone); past it the oldest go "
+        "(judged first) and are read back from the log if they still need a verdict.",
+    )
+    judge_memory_mb: Annotated[int, Field(ge=1, le=100_000)] = Field(
+        default=64,
+        description="CONVSIM_JUDGE_MEMORY_MB: megabytes of events the judge remembers at most; "
+        "past it the oldest simulations lose theirs (and are read back from the log).",
+    )
+    judge_follow_timeout_s: PositiveSeconds = Field(
+        default=10.0,
+        description="CONVSIM_JUDGE_FOLLOW_TIMEOUT_S: how long a judgement waits for the "
+        "judge's follower of the log to be up to date before it reads the log instead.",
+    )
     amqp_heartbeat_s: Annotated[int, Field(ge=1, le=600)] = 30
     publish_timeout_s: PositiveSeconds = 10.0
     log_read_timeout_s: PositiveSeconds = 60.0

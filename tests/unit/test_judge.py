@@ -224,6 +224,9 @@ class _FakeLog:
     ) -> LoggedSimulation:
         return LoggedSimulation(events=self.events, judged=self.judged)
 
+    def published(self, judged: JudgedEvent) -> None:
+        self.judged = self.judged or judged
+
 
 def _simulation(
     ending: str, stop_reason: StopReason = "max_turns", **request: Any
