@@ -18,8 +18,10 @@ from pamqp.commands import Basic
 
 from contracts.commands import Command, MessageCommand
 from contracts.names import (
+    CONTROL_EXCHANGE,
     EVENTS_EXCHANGE,
     REQUEST_ROUTING_KEY,
+    REQUESTS_EXCHANGE,
     SIMULATIONS_QUEUE,
     SUITE_CANCEL_ROUTING_KEY,
     command_routing_key,
@@ -70,6 +72,7 @@ class GatewayBroker:
     ) -> None:
         self._amqp_url = amqp_url
         self._first_node = first_node
+        self._request_channel: AbstractChannel | None = None
         self._event_log_max_age = event_log_max_age
         self._max_queued = max_queued
         self._replication = replication
@@ -93,6 +96,7 @@ class GatewayBroker:
     async def open(self) -> None:
         self._connection = await connect_to_nodes(self._amqp_url, "gateway", first=self._first_node)
         channel = await self._connection.channel(publisher_confirms=True, on_return_raises=True)
+        self._request_channel = channel
         exchanges = await declare_topology(
             channel, self._event_log_max_age, self._max_queued, self._replication
         )
@@ -207,7 +211,6 @@ class GatewayBroker:
     ) -> None:
         if self._exchanges is None or not self.is_ready:
             raise BrokerUnavailable("not connected to the broker")
-        exchange: AbstractExchange = getattr(self._exchanges, exchange_name)
         message = aio_pika.Message(
             body,
             content_type="application/json",
@@ -220,23 +223,69 @@ class GatewayBroker:
             headers=dict(headers or {}),
         )
         try:
-            # mandatory + on_return_raises: an unroutable message raises instead of vanishing.
-            await exchange.publish(
-                message, routing_key=routing_key, mandatory=True, timeout=self._publish_timeout_s
-            )
+            await self._publish_once(exchange_name, routing_key, message)
         except DeliveryError as exc:
             logger.warning("publishing %s of %s failed: %r", kind, simulation_id, exc)
-            # A nack (not taken) comes from reject-publish at the length limit, and from a
-            # quorum queue with no leader for a moment (its node just died).
             nacked = isinstance(exc.frame, Basic.Nack) and exchange_name == "requests"
-            if nacked and await self._request_queue_is_full():
+            if not nacked:
+                raise BrokerUnavailable(f"the broker did not take the {kind}") from exc
+            # A nack (not taken) comes from reject-publish at the length limit, and from a
+            # channel that cannot reach the request queue's leader: on RabbitMQ 3.10 a channel
+            # whose first publish to a quorum queue found its leader's node down rejects every
+            # later publish to it (rabbit_fifo_client keeps the dead leader). A new channel
+            # learns the new leader; nothing was taken, so publishing again is safe.
+            if await self._request_queue_is_full():
                 raise QueueFull("the request queue is full") from exc
-            raise BrokerUnavailable(f"the broker did not take the {kind}") from exc
+            await self._renew_request_channel()
+            try:
+                await self._publish_once(exchange_name, routing_key, message)
+            except DeliveryError as again:
+                raise BrokerUnavailable(f"the broker did not take the {kind}") from again
+            except Exception as again:
+                raise BrokerUnavailable(
+                    f"the broker did not confirm the {kind}", maybe_taken=True
+                ) from again
+            logger.info("published %s of %s on a new channel", kind, simulation_id)
         except Exception as exc:
             logger.warning("publishing %s of %s failed: %r", kind, simulation_id, exc)
             raise BrokerUnavailable(
                 f"the broker did not confirm the {kind}", maybe_taken=True
             ) from exc
+
+    async def _publish_once(
+        self,
+        exchange_name: Literal["requests", "events", "control"],
+        routing_key: str,
+        message: aio_pika.Message,
+    ) -> None:
+        if self._exchanges is None:
+            raise BrokerUnavailable("not connected to the broker")
+        exchange: AbstractExchange = getattr(self._exchanges, exchange_name)
+        # mandatory + on_return_raises: an unroutable message raises instead of vanishing.
+        await exchange.publish(
+            message, routing_key=routing_key, mandatory=True, timeout=self._publish_timeout_s
+        )
+
+    async def _renew_request_channel(self) -> None:
+        """Publish requests and commands on a new channel from now on (the old one is closed)."""
+        if self._exchanges is None:
+            return
+        old = self._request_channel
+        try:
+            channel = await self.connection.channel(publisher_confirms=True, on_return_raises=True)
+            requests = await channel.get_exchange(REQUESTS_EXCHANGE, ensure=False)
+            control = await channel.get_exchange(CONTROL_EXCHANGE, ensure=False)
+        except _CONNECTION_LOST as exc:
+            logger.warning("could not open a new channel for requests: %r", exc)
+            return
+        self._exchanges = Exchanges(
+            requests=requests, events=self._exchanges.events, control=control
+        )
+        self._request_channel = channel
+        logger.warning("requests are published on a new channel")
+        if old is not None:
+            with contextlib.suppress(*_CONNECTION_LOST):
+                await old.close()
 
     async def _request_queue_is_full(self) -> bool:
         """Whether the request queue holds its length limit of ready requests (False when that

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import uuid
@@ -130,4 +131,13 @@ def local_cluster(base: Path) -> Iterator[LocalCluster]:
             pytest.skip(f"three RabbitMQ nodes cannot start here: {output.strip()[-1500:]}")
         yield cluster
     finally:
+        _keep_node_logs(cluster.base, base / "cluster-node-logs")
         cluster.script("down", timeout_s=120)
+
+
+def _keep_node_logs(cluster_dir: Path, kept: Path) -> None:
+    """Copy the nodes' logs beside the test's logs: ``down`` removes the cluster's directory."""
+    for log in cluster_dir.glob("*/log/*.log"):
+        target = kept / log.parent.parent.name / log.name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(log, target)
