@@ -12,15 +12,24 @@ from aio_pika.abc import AbstractIncomingMessage
 
 from contracts.events import SimulationEvent, parse_event
 from contracts.judgement import JudgedEvent, parse_judged
-from contracts.names import EVENT_LOG_STREAM, event_routing_key
+from contracts.names import EVENT_LOG_STREAM, JUDGE_QUEUE, event_routing_key
 from services.common.event_log import is_judged_key
 from services.common.stream_reader import read_stream
 
-__all__ = ["eventually", "logged_verdicts", "raw_logged_events", "read_event_log"]
+__all__ = [
+    "eventually",
+    "logged_verdicts",
+    "raw_logged_events",
+    "read_event_log",
+    "read_log",
+    "redeliver_ending",
+]
 
 
-async def read_event_log(amqp_url: str, visit: Callable[[AbstractIncomingMessage], None]) -> None:
-    """Show every message of the last hour of the event log to ``visit``, to the log's end."""
+async def read_log(
+    amqp_url: str, stream: str, visit: Callable[[AbstractIncomingMessage], None]
+) -> None:
+    """Show every message of the last hour of a log (a stream) to ``visit``, to its end."""
 
     def visit_all(message: AbstractIncomingMessage) -> bool:
         visit(message)
@@ -30,15 +39,20 @@ async def read_event_log(amqp_url: str, visit: Callable[[AbstractIncomingMessage
     try:
         complete = await read_stream(
             connection,
-            EVENT_LOG_STREAM,
+            stream,
             datetime.now(UTC) - timedelta(hours=1),
             visit_all,
             prefetch=1_000,
             timeout_s=30,
         )
-        assert complete, "the event log could not be read to its end"
+        assert complete, f"{stream} could not be read to its end"
     finally:
         await connection.close()
+
+
+async def read_event_log(amqp_url: str, visit: Callable[[AbstractIncomingMessage], None]) -> None:
+    """Show every message of the last hour of the event log to ``visit``, to the log's end."""
+    await read_log(amqp_url, EVENT_LOG_STREAM, visit)
 
 
 async def raw_logged_events(amqp_url: str, simulation_id: str) -> list[SimulationEvent]:
@@ -82,3 +96,19 @@ async def eventually(
                 await asyncio.sleep(0.05)
     except TimeoutError:
         raise TimeoutError(f"timed out after {timeout_s} s waiting for {what}") from None
+
+
+async def redeliver_ending(amqp_url: str, simulation_id: str) -> None:
+    """Deliver a simulation's logged ``completed`` to the judge's queue again, as after a judge
+    that died before its ack."""
+    completed = [
+        e for e in await raw_logged_events(amqp_url, simulation_id) if e.type == "completed"
+    ]
+    connection = await aio_pika.connect_robust(amqp_url)
+    try:
+        channel = await connection.channel()
+        await channel.default_exchange.publish(
+            aio_pika.Message(completed[0].model_dump_json().encode()), routing_key=JUDGE_QUEUE
+        )
+    finally:
+        await connection.close()

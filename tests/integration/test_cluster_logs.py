@@ -20,11 +20,8 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import aio_pika
 import httpx
 import pytest
 from aio_pika.abc import AbstractIncomingMessage
@@ -36,11 +33,10 @@ from contracts.names import (
     REQUEST_LOG_STREAM,
     simulation_id_from_routing_key,
 )
-from services.common.stream_reader import read_stream
 from tests.fakes.bot_api import GATED_BOT, NORMAL_BOT
 from tests.integration.client import request_body
 from tests.integration.cluster_stack import WITHIN_S, ClusterStack, ResumingWatcher, answered
-from tests.integration.log_tap import eventually, raw_logged_events
+from tests.integration.log_tap import eventually, raw_logged_events, read_log
 from tests.integration.processes import ServiceProcess
 from tests.integration.stories import gated_waiting_on_second_reply
 
@@ -64,30 +60,6 @@ def simulation_of(response: httpx.Response, *, replayed: bool) -> str:
     assert (response.headers.get("Idempotent-Replayed") == "true") is replayed, response.headers
     simulation_id: str = response.json()["simulation_id"]
     return simulation_id
-
-
-async def read_log(
-    amqp_url: str, stream: str, visit: Callable[[AbstractIncomingMessage], None]
-) -> None:
-    """Every message of the last hour of a log, to its end."""
-
-    def visit_all(message: AbstractIncomingMessage) -> bool:
-        visit(message)
-        return True
-
-    connection = await aio_pika.connect_robust(amqp_url)
-    try:
-        complete = await read_stream(
-            connection,
-            stream,
-            datetime.now(UTC) - timedelta(hours=1),
-            visit_all,
-            prefetch=1_000,
-            timeout_s=30,
-        )
-        assert complete, f"{stream} could not be read to its end"
-    finally:
-        await connection.close()
 
 
 async def keyed_simulations(amqp_url: str, key: str) -> set[str]:

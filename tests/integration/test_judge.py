@@ -11,12 +11,10 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-import aio_pika
 import httpx
 import pytest
 
 from contracts.events import CompletedEvent
-from contracts.names import JUDGE_QUEUE
 from services.judge.llm_judge import SYSTEM_PROMPT
 from tests.fakes.bot_api import BAD_REQUEST_BOT, NORMAL_BOT
 from tests.fakes.openai_api import JUDGE_SLOW_MODEL, FakeOpenAI, judge_answer
@@ -24,7 +22,11 @@ from tests.fakes.server import free_port
 from tests.integration.client import create_simulation, read_events, request_body
 from tests.integration.conftest import Stack
 from tests.integration.judge_stack import JUDGE_MODEL, PRICES, JudgeStack, judge_stack_of
-from tests.integration.log_tap import eventually, logged_verdicts, raw_logged_events
+from tests.integration.log_tap import (
+    eventually,
+    logged_verdicts,
+    redeliver_ending,
+)
 from tests.integration.processes import wait_until
 
 pytestmark = pytest.mark.integration
@@ -171,18 +173,7 @@ async def test_a_redelivered_ending_publishes_no_second_verdict(
     )
     await wait_for_verdict(http, simulation_id)
     amqp_url = judge_stack.isolated.broker.amqp_url
-    completed = [
-        e for e in await raw_logged_events(amqp_url, simulation_id) if e.type == "completed"
-    ]
-    # The same ending delivered again, as after a judge that died before its ack.
-    connection = await aio_pika.connect_robust(amqp_url)
-    try:
-        channel = await connection.channel()
-        await channel.default_exchange.publish(
-            aio_pika.Message(completed[0].model_dump_json().encode()), routing_key=JUDGE_QUEUE
-        )
-    finally:
-        await connection.close()
+    await redeliver_ending(amqp_url, simulation_id)  # as after a judge that died before its ack
     wait_until(
         lambda: f"simulation {simulation_id} was judged already" in judge.log_text(),
         timeout_s=30,

@@ -9,19 +9,22 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Iterator
 
-import aio_pika
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from contracts.names import JUDGE_QUEUE
 from services.judge.memory import Recall
 from tests.fakes.bot_api import NORMAL_BOT
 from tests.fakes.server import free_port
 from tests.integration.client import create_simulation, request_body
 from tests.integration.conftest import Stack
 from tests.integration.judge_stack import JudgeStack, judge_stack_of
-from tests.integration.log_tap import eventually, logged_verdicts, raw_logged_events
+from tests.integration.log_tap import (
+    eventually,
+    logged_verdicts,
+    raw_logged_events,
+    redeliver_ending,
+)
 from tests.integration.processes import wait_until
 
 pytestmark = pytest.mark.integration
@@ -123,15 +126,7 @@ async def test_a_judge_started_after_its_simulations_began_reads_them_back_and_j
     replica = judge_stack.judge(
         "judge-replica", CONVSIM_JUDGE="offline", CONVSIM_JUDGE_METRICS_PORT=str(port)
     )
-    completed = [e for e in await raw_logged_events(amqp_url, ids[0]) if e.type == "completed"]
-    connection = await aio_pika.connect_robust(amqp_url)
-    try:
-        channel = await connection.channel()
-        await channel.default_exchange.publish(
-            aio_pika.Message(completed[0].model_dump_json().encode()), routing_key=JUDGE_QUEUE
-        )
-    finally:
-        await connection.close()
+    await redeliver_ending(amqp_url, ids[0])  # as after a judge that died before its ack
     wait_until(
         lambda: f"simulation {ids[0]} was judged already" in replica.log_text(),
         timeout_s=30,
