@@ -111,13 +111,16 @@ async def test_a_judge_started_after_its_simulations_began_reads_them_back_and_j
         CONVSIM_JUDGE="offline",
         CONVSIM_JUDGE_METRICS_PORT=str(port),
         CONVSIM_JUDGE_LOOKBACK_S="0",  # it follows the log from now: they began before
+        # A stream read from a time starts at the chunk holding it, which may hold their
+        # first events too: with room for one simulation, the others are read back for sure.
+        CONVSIM_JUDGE_MEMORY_SIMULATIONS="1",
     )
     await all_judged(amqp_url, ids, timeout_s=60)
     logged = await logged_verdicts(amqp_url, set(ids))
     assert sorted(j.simulation_id for j in logged) == sorted(ids)  # each exactly once
     metrics = await judge_metrics(port)
     lookups = ("convsim_judge_log_lookups_total", (("reason", Recall.UNKNOWN.value),))
-    assert metrics.get(lookups) == len(ids)
+    assert (metrics.get(lookups) or 0) >= len(ids) - 1
     late.stop()
 
     # A judge that starts now follows the log from before them (its look-back): it saw the
