@@ -26,7 +26,12 @@ from tests.fakes.bot_api import FakeBotApi
 from tests.fakes.server import free_port
 from tests.integration.broker_admin import BrokerAdmin
 from tests.integration.local_cluster import SIZE, LocalCluster
-from tests.integration.processes import ServiceProcess, wait_until
+from tests.integration.processes import (
+    ServiceProcess,
+    start_gateway,
+    start_orchestrator,
+    wait_until,
+)
 
 __all__ = ["WITHIN_S", "ClusterStack", "ResumingWatcher", "answered", "cluster_stack"]
 
@@ -130,27 +135,14 @@ class ClusterStack:
         )
 
     def start_orchestrator(self, name: str, **env: str) -> ServiceProcess:
-        process = ServiceProcess(name, "services.orchestrator", {**self.env, **env}, self.logs)
-        self.processes.append(process)
-        wait_until(
-            lambda: process.check_running() and "app started successfully" in process.log_text(),
-            timeout_s=60,
-            what=f"{name} to consume the request queue",
+        return start_orchestrator(
+            name, {**self.env, **env}, self.logs, self.processes, timeout_s=60
         )
-        return process
 
     def start_gateway(self, name: str, **env: str) -> tuple[ServiceProcess, str]:
-        port = free_port()
-        process = ServiceProcess(
-            name,
-            "services.gateway",
-            {**self.env, "CONVSIM_GATEWAY_PORT": str(port), **env},
-            self.logs,
+        return start_gateway(
+            name, {**self.env, **env}, self.logs, self.processes, port=free_port(), timeout_s=60
         )
-        self.processes.append(process)
-        url = f"http://127.0.0.1:{port}"
-        process.wait_http_ok(f"{url}/readyz", timeout_s=60)
-        return process, url
 
     def consumers(self, queue: str = SIMULATIONS_QUEUE) -> int:
         return int(self.queue(queue).get("consumers", 0))

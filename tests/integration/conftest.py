@@ -20,7 +20,12 @@ from tests.fakes.server import free_port, serve_in_thread
 from tests.integration.broker_admin import BrokerAdmin
 from tests.integration.cluster_stack import ClusterStack, cluster_stack
 from tests.integration.local_cluster import LocalCluster, local_cluster
-from tests.integration.processes import ServiceProcess, wait_until
+from tests.integration.processes import (
+    ServiceProcess,
+    start_gateway,
+    start_orchestrator,
+    wait_until,
+)
 from tests.integration.rabbitmqctl import NODE, can_control_broker
 
 pytestmark = pytest.mark.integration
@@ -106,18 +111,9 @@ def stack(
     env = service_env(broker.amqp_url, fake_bot[1], fake_llm[1])
     processes: list[ServiceProcess] = []
 
-    def start_gateway() -> tuple[ServiceProcess, str]:
+    def start_session_gateway() -> tuple[ServiceProcess, str]:
         port = free_port()
-        gateway = ServiceProcess(
-            f"gateway-{port}",
-            "services.gateway",
-            {**env, "CONVSIM_GATEWAY_PORT": str(port)},
-            logs,
-        )
-        processes.append(gateway)
-        url = f"http://127.0.0.1:{port}"
-        gateway.wait_http_ok(f"{url}/readyz")
-        return gateway, url
+        return start_gateway(f"gateway-{port}", env, logs, processes, port=port, timeout_s=30)
 
     try:
         orchestrator = ServiceProcess("orchestrator", "services.orchestrator", env, logs)
@@ -131,8 +127,8 @@ def stack(
             timeout_s=30,
             what="the orchestrator to consume the request queue",
         )
-        _, gateway_url = start_gateway()
-        yield Stack(broker, fake_bot[0], fake_llm[0], env, gateway_url, logs, start_gateway)
+        _, gateway_url = start_session_gateway()
+        yield Stack(broker, fake_bot[0], fake_llm[0], env, gateway_url, logs, start_session_gateway)
     finally:
         for process in reversed(processes):
             process.stop()
@@ -157,29 +153,21 @@ class IsolatedStack:
         return count
 
     def start_orchestrator(self, name: str, **env: str) -> ServiceProcess:
-        process = ServiceProcess(name, "services.orchestrator", {**self.env, **env}, self.logs)
-        self.processes.append(process)
-        wait_until(
-            lambda: process.check_running() and "app started successfully" in process.log_text(),
-            timeout_s=30,
-            what=f"{name} to consume the request queue",
+        return start_orchestrator(
+            name, {**self.env, **env}, self.logs, self.processes, timeout_s=30
         )
-        return process
 
     def start_gateway(
         self, name: str = "gateway", *, port: int | None = None, **env: str
     ) -> tuple[ServiceProcess, str]:
-        port = port or free_port()
-        process = ServiceProcess(
+        return start_gateway(
             name,
-            "services.gateway",
-            {**self.env, "CONVSIM_GATEWAY_PORT": str(port), **env},
+            {**self.env, **env},
             self.logs,
+            self.processes,
+            port=port or free_port(),
+            timeout_s=30,
         )
-        self.processes.append(process)
-        url = f"http://127.0.0.1:{port}"
-        process.wait_http_ok(f"{url}/readyz")
-        return process, url
 
 
 @contextmanager

@@ -12,7 +12,14 @@ from pathlib import Path
 
 import httpx
 
-__all__ = ["ServiceProcess", "default_sigint", "start_judge", "wait_until"]
+__all__ = [
+    "ServiceProcess",
+    "default_sigint",
+    "start_gateway",
+    "start_judge",
+    "start_orchestrator",
+    "wait_until",
+]
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -102,3 +109,43 @@ def start_judge(
         what=f"{name} to consume the judge queue",
     )
     return judge
+
+
+def start_orchestrator(
+    name: str,
+    env: dict[str, str],
+    log_dir: Path,
+    processes: list[ServiceProcess],
+    *,
+    timeout_s: float,
+) -> ServiceProcess:
+    """``python -m services.orchestrator`` with this env (added to ``processes`` at once, so it
+    is stopped whatever happens), once it consumes the request queue."""
+    process = ServiceProcess(name, "services.orchestrator", env, log_dir)
+    processes.append(process)
+    wait_until(
+        lambda: process.check_running() and "app started successfully" in process.log_text(),
+        timeout_s=timeout_s,
+        what=f"{name} to consume the request queue",
+    )
+    return process
+
+
+def start_gateway(
+    name: str,
+    env: dict[str, str],
+    log_dir: Path,
+    processes: list[ServiceProcess],
+    *,
+    port: int,
+    timeout_s: float,
+) -> tuple[ServiceProcess, str]:
+    """``python -m services.gateway`` on ``port`` (added to ``processes`` at once), once its
+    /readyz says 200; and its URL."""
+    process = ServiceProcess(
+        name, "services.gateway", {**env, "CONVSIM_GATEWAY_PORT": str(port)}, log_dir
+    )
+    processes.append(process)
+    url = f"http://127.0.0.1:{port}"
+    process.wait_http_ok(f"{url}/readyz", timeout_s=timeout_s)
+    return process, url
