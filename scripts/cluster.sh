@@ -9,6 +9,8 @@
 #   cluster.sh urls         the nodes' AMQP URLs, comma-separated (for CONVSIM_AMQP_URL)
 #   cluster.sh ctl NODE ARGS...
 #                           rabbitmqctl against that node (with the cluster's cookie)
+#   cluster.sh streams NODE ARGS...
+#                           rabbitmq-streams against that node (e.g. add_replica, stream_status)
 # It lives beside the single broker of `make broker` (rabbit@localhost on 5672/15672/25672): other
 # node names, other ports, its own data, its own Erlang cookie, and it never stops that node or epmd.
 # Settings (environment):
@@ -80,6 +82,7 @@ with_node() {
 }
 
 ctl() { local i="$1"; shift; with_node "$i" "$rabbit_bin/rabbitmqctl" -n "$(node_name "$i")" "$@"; }
+streams() { local i="$1"; shift; with_node "$i" "$rabbit_bin/rabbitmq-streams" -n "$(node_name "$i")" "$@"; }
 
 # The pid of node N's Erlang VM, if it runs (its pid file, checked against the process: a beam
 # with that node name in its environment).
@@ -273,6 +276,7 @@ case "${1:-}" in
   status) status ;;
   urls) urls ;;
   ctl) i="$(node_index "${2:-}")"; shift 2; ctl "$i" "$@" ;;
+  streams) i="$(node_index "${2:-}")"; shift 2; streams "$i" "$@" ;;
   __serve) i="$(node_index "${2:-}")"; with_node "$i" "$rabbit_bin/rabbitmq-server" ;;
-  *) echo "usage: $0 up|down|kill NODE|start NODE|status|urls|ctl NODE ARGS..." >&2; exit 2 ;;
+  *) echo "usage: $0 up|down|kill NODE|start NODE|status|urls|ctl NODE ARGS...|streams NODE ARGS..." >&2; exit 2 ;;
 esac

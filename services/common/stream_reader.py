@@ -25,7 +25,7 @@ from aio_pika.abc import (
     AbstractRobustConnection,
     AbstractRobustQueue,
 )
-from aiormq.exceptions import AMQPError, ChannelInvalidStateError
+from aiormq.exceptions import AMQPError, ChannelInvalidStateError, ChannelPreconditionFailed
 from pamqp.commands import Basic
 
 __all__ = [
@@ -34,6 +34,7 @@ __all__ = [
     "StreamFollower",
     "StreamOffset",
     "is_marker",
+    "no_local_member",
     "read_stream",
 ]
 
@@ -47,6 +48,9 @@ ACK_EVERY = 100
 
 RESUME_BACKOFF_MAX_S = 5.0
 """The longest wait between two attempts to consume again after a failed one."""
+NO_LOCAL_MEMBER_RETRY_S = (0.05, 1.0)
+"""First and longest wait before consuming again from a node whose member of the stream is
+not running yet."""
 
 StreamOffset = datetime | str | int
 """``x-stream-offset``: a time, ``"first"``/``"last"``/``"next"``, or an offset."""
@@ -54,6 +58,13 @@ StreamOffset = datetime | str | int
 
 def is_marker(message: AbstractIncomingMessage) -> bool:
     return message.type == MARKER_TYPE
+
+
+def no_local_member(exc: BaseException) -> bool:
+    """The broker refused a stream consumer because the stream has no running member on the
+    node of the connection: just after the stream was declared (its members start after the
+    declare is answered), or while that node's member restarts. It passes: consume again."""
+    return isinstance(exc, ChannelPreconditionFailed) and "replica on the local node" in str(exc)
 
 
 async def _publish_marker(channel: AbstractChannel, stream: str, marker_id: str) -> None:
@@ -103,7 +114,35 @@ async def read_stream(
 ) -> bool:
     """Show every message from ``offset`` to the present to ``visit`` (markers excluded) until
     it returns False. Returns True when the read reached the present (or ``visit`` stopped it),
-    False when it ran out of time or lost its channel first (a one-off read is not resumed)."""
+    False when it ran out of time or lost its channel first (a one-off read is not resumed).
+    A node whose member of the stream is not running yet is asked again until the time is up."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    wait_s, longest_wait_s = NO_LOCAL_MEMBER_RETRY_S
+    while True:
+        try:
+            return await _read_stream_once(
+                connection, stream, offset, visit, prefetch=prefetch, deadline=deadline
+            )
+        except ChannelPreconditionFailed as exc:
+            if not no_local_member(exc) or loop.time() + wait_s >= deadline:
+                raise
+            logger.info(
+                "%s has no member on this node yet: consuming again in %s s", stream, wait_s
+            )
+        await asyncio.sleep(wait_s)
+        wait_s = min(longest_wait_s, 2 * wait_s)
+
+
+async def _read_stream_once(
+    connection: AbstractRobustConnection,
+    stream: str,
+    offset: StreamOffset,
+    visit: Callable[[AbstractIncomingMessage], bool],
+    *,
+    prefetch: int,
+    deadline: float,
+) -> bool:
     channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
     try:
         await channel.set_qos(prefetch_count=prefetch)
@@ -119,7 +158,7 @@ async def read_stream(
         await queue.consume(deliver, arguments={"x-stream-offset": offset}, robust=False)
         acks = _Batcher()
         try:
-            async with asyncio.timeout(timeout_s):
+            async with asyncio.timeout_at(deadline):
                 while (message := await inbox.get()) is not None:
                     await acks.seen(message)
                     if is_marker(message):
@@ -131,7 +170,7 @@ async def read_stream(
             logger.warning("reading %s stopped: its channel closed", stream)
             return False
         except TimeoutError:
-            logger.warning("reading %s did not reach the present within %s s", stream, timeout_s)
+            logger.warning("reading %s did not reach the present in the time allowed", stream)
             return False
         finally:
             await acks.flush()
@@ -188,7 +227,15 @@ class StreamFollower:
         await channel.set_qos(prefetch_count=self._prefetch)  # the robust channel restores it
         channel.close_callbacks.add(self._on_channel_lost)
         channel.reopen_callbacks.add(self._on_channel_reopened)
-        await self._consume(channel)
+        try:
+            await self._consume(channel)
+        except ChannelPreconditionFailed as exc:
+            if not no_local_member(exc):
+                raise
+            # The broker closed the channel; it reopens and _resume consumes again (backing
+            # off); sync() waits for it.
+            self._failed_resumes += 1
+            logger.info("%s has no member on this node yet: following it later", self._stream)
 
     async def sync(self, timeout_s: float) -> None:
         """Wait until the follower has seen everything published before this call."""

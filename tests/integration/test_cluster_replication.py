@@ -3,7 +3,8 @@ replica on every node (CONVSIM_QUORUM_INITIAL_GROUP_SIZE / CONVSIM_STREAM_INITIA
 default 3), and a publish is confirmed only while a quorum of its queue's replicas runs.
 
 The session's local cluster (tests/integration/conftest.py); the nodes a test kills are started
-again whatever happens."""
+again whatever happens. A stream read from a node that has no member of it yet (just declared,
+or restarting) waits for the member instead of failing."""
 
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ from contracts.names import (
     SUITE_LOG_STREAM,
     SUITES_QUEUE,
 )
+from services.common.stream_reader import read_stream
 from tests.fakes.server import free_port
 from tests.integration.local_cluster import SIZE, LocalCluster
 from tests.integration.processes import ServiceProcess, start_judge, wait_until
@@ -250,3 +252,56 @@ async def test_a_publish_is_confirmed_only_once_a_quorum_of_replicas_has_it(
     finally:  # the cluster is shared by every cluster test
         for index in (2, 3):
             cluster.start(index)
+
+
+@pytest.mark.timeout(120)
+async def test_a_stream_read_on_a_node_without_its_member_goes_on_once_the_member_runs(
+    vhost: ClusterVhost, node1: AbstractConnection, caplog: pytest.LogCaptureFixture
+) -> None:
+    """What a gateway met at start on a fresh cluster: the broker refuses a stream consumer on a
+    node whose member of the stream is not running yet. Here the node has no member at all until
+    the test adds one; the read consumes again until then, and reads everything."""
+    stream = f"member.later.{uuid.uuid4().hex[:6]}"
+    async with node1.channel(publisher_confirms=True) as channel:
+        await channel.declare_queue(
+            stream,
+            durable=True,
+            arguments={
+                "x-queue-type": "stream",
+                "x-initial-cluster-size": 1,
+                "x-queue-leader-locator": "client-local",
+            },
+        )
+        await _publish(channel, stream, b"written before node 2 had a member")
+    seen: list[bytes] = []
+
+    def visit(message: Any) -> bool:
+        seen.append(message.body)
+        return True
+
+    caplog.set_level("INFO", logger="services.common.stream_reader")
+    node2 = await aio_pika.connect_robust(vhost.amqp_url(2))
+    try:
+        reading = asyncio.create_task(
+            read_stream(node2, stream, "first", visit, prefetch=10, timeout_s=90)
+        )
+        await _wait(
+            lambda: "has no member on this node yet" in caplog.text or reading.done(),
+            timeout_s=30,
+            what="node 2 to refuse the consumer",
+        )
+        assert not reading.done(), reading  # refused, and still trying
+        await asyncio.to_thread(
+            vhost.cluster.script,
+            "streams",
+            "2",
+            "add_replica",
+            "--vhost",
+            vhost.name,
+            stream,
+            vhost.cluster.node(2),
+        )
+        assert await asyncio.wait_for(reading, 60) is True
+        assert seen == [b"written before node 2 had a member"]
+    finally:
+        await node2.close()

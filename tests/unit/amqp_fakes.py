@@ -10,9 +10,10 @@ from datetime import datetime
 from typing import Any
 
 from aio_pika.tools import CallbackCollection
+from aiormq.exceptions import ChannelPreconditionFailed
 from pamqp.commands import Basic
 
-__all__ = ["FakeChannel", "FakeConnection", "FakeMessage", "stream_message"]
+__all__ = ["FakeChannel", "FakeConnection", "FakeMessage", "Refusals", "stream_message"]
 
 Consumer = Callable[["FakeMessage"], Awaitable[None]]
 
@@ -38,6 +39,11 @@ class _Queue:
     async def consume(
         self, callback: Consumer, *, arguments: dict[str, Any] | None = None, **options: Any
     ) -> str:
+        if self._channel.refusals.take():
+            raise ChannelPreconditionFailed(
+                "PRECONDITION_FAILED - queue 'queue 'the.log' in vhost '/'' does not have a "
+                "replica on the local node"
+            )
         self._channel.consumers.append((callback, dict(arguments or {}), options))
         self._channel.consumed.set()
         return f"ctag-{len(self._channel.consumers)}"
@@ -61,8 +67,24 @@ class _DefaultExchange:
             )
 
 
+@dataclass
+class Refusals:
+    """How many consumers the broker still refuses: the stream has no member on the node yet."""
+
+    left: int = 0
+
+    def take(self) -> bool:
+        if self.left <= 0:
+            return False
+        self.left -= 1
+        return True
+
+
 class FakeChannel:
-    def __init__(self, consumed: asyncio.Event | None = None) -> None:
+    def __init__(
+        self, consumed: asyncio.Event | None = None, refusals: Refusals | None = None
+    ) -> None:
+        self.refusals = refusals or Refusals()
         self.on_consumer_cancel_callbacks: set[Callable[[Any], None]] = set()
         self.close_callbacks: CallbackCollection[Any, Any] = CallbackCollection(self)
         self.reopen_callbacks: CallbackCollection[Any, Any] = CallbackCollection(self)
@@ -129,9 +151,10 @@ class FakeConnection:
         self.channels: list[FakeChannel] = []
         self.consumed = asyncio.Event()
         """Set once any of its channels has a consumer."""
+        self.refusals = Refusals()
 
     def channel(self, **_: Any) -> FakeChannel:
-        channel = FakeChannel(self.consumed)
+        channel = FakeChannel(self.consumed, self.refusals)
         self.channels.append(channel)
         return channel
 

@@ -1,6 +1,7 @@
 """Stream readers through a lost channel: a StreamFollower consumes again after its channel
 reopens, from after the last message it saw, and sync() never hangs on a dead consumer; a
-one-off read_stream gives up at once."""
+one-off read_stream gives up at once. Both consume again while the node has no member of the
+stream yet."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import asyncio
 from typing import Any, cast
 
 import pytest
+from aiormq.exceptions import ChannelPreconditionFailed
 
 from services.common.stream_reader import FollowerUnavailable, StreamFollower, read_stream
 from tests.unit.amqp_fakes import FakeConnection, stream_message
@@ -106,3 +108,70 @@ async def test_a_one_off_read_gives_up_at_once_when_its_channel_is_lost() -> Non
     await channel.deliver(stream_message(0))
     await channel.lose()
     assert await asyncio.wait_for(reading, 1) is False  # not after 30 s
+
+
+async def test_a_one_off_read_consumes_again_until_the_node_has_a_member_of_the_stream() -> None:
+    connection = FakeConnection()
+    connection.refusals.left = 2  # just declared: its member on this node is not running yet
+    seen: list[bytes] = []
+
+    def visit(message: Any) -> bool:
+        seen.append(message.body)
+        return True
+
+    reading = asyncio.create_task(
+        read_stream(cast("Any", connection), "the.log", "first", visit, prefetch=10, timeout_s=5)
+    )
+    await asyncio.wait_for(connection.consumed.wait(), 2)
+    assert len(connection.channels) == 3  # refused twice, each on a channel the broker closed
+    assert all(channel.is_closed for channel in connection.channels[:2])
+    live = connection.channels[2]
+    await live.deliver(stream_message(0, b"secret"))
+    await live.deliver(stream_message(1, b"", type="convsim.marker", message_id="not ours"))
+    assert not reading.done()
+    marker = live.published[-1]
+    await live.deliver(stream_message(2, b"", type=marker.type, message_id=marker.message_id))
+    assert await asyncio.wait_for(reading, 1) is True
+    assert seen == [b"secret"]
+
+
+async def test_a_one_off_read_names_the_missing_member_when_its_time_is_up() -> None:
+    connection = FakeConnection()
+    connection.refusals.left = 1_000
+    with pytest.raises(ChannelPreconditionFailed, match="does not have a replica"):
+        await asyncio.wait_for(
+            read_stream(
+                cast("Any", connection),
+                "the.log",
+                "first",
+                lambda _: True,
+                prefetch=10,
+                timeout_s=0.3,
+            ),
+            2,
+        )
+    assert 2 <= len(connection.channels) <= 6  # backed off, not a tight loop
+
+
+async def test_a_follower_started_before_the_nodes_member_follows_once_its_channel_reopens() -> (
+    None
+):
+    connection = FakeConnection()
+    connection.refusals.left = 1
+    seen: list[bytes] = []
+
+    async def on_message(message: Any) -> None:
+        seen.append(message.body)
+
+    follower = StreamFollower(cast("Any", connection), "the.log", "first", on_message)
+    await follower.start()  # refused: the broker closed the channel, start() does not fail
+    channel = connection.channels[0]
+    assert channel.consumers == []
+    with pytest.raises(FollowerUnavailable):
+        await follower.sync(0.05)  # not following yet, and says so
+
+    await channel.reopen_callbacks()  # the robust channel reopens
+    await asyncio.wait_for(follower.sync(5), 6)  # after its back-off it consumes again
+    await channel.deliver(stream_message(0, b"m0"))
+    assert seen == [b"m0"]
+    assert channel.consumers[0][1] == {"x-stream-offset": "first"}
