@@ -39,11 +39,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--orchestrators", type=int, default=1)
     parser.add_argument(
         "--client",
-        choices=["bench", "typical"],
+        choices=["bench", "typical", "typical-aiohttp"],
         default="bench",
         help="bench: the bench's own SSE driver (POST /simulate, aiohttp); typical: httpx, "
         "POST /v1/simulations then GET /v1/simulations/{id}/events, counting only the events "
-        "published after its stream opened",
+        "published after its stream opened; typical-aiohttp: the same with httpx's aiohttp "
+        "transport",
     )
     parser.add_argument(
         "--bot",

@@ -6,6 +6,10 @@
 - ``typical``: what the README tells users to do, with httpx: ``POST /v1/simulations``, then
   ``GET /v1/simulations/{id}/events`` (httpx-sse). Only the events published after that
   client's stream opened (its response headers arrived) count: the earlier ones are a replay.
+- ``typical-aiohttp``: the same client with httpx's aiohttp transport (httpx-aiohttp), the
+  one convsim's orchestrator uses: httpx's own pool (httpcore) looks at every open connection
+  each time a request starts or ends, which costs a client with hundreds of streams open
+  more than everything it measures.
 """
 
 from __future__ import annotations
@@ -18,13 +22,14 @@ from typing import Any, Literal, Protocol
 
 import aiohttp
 import httpx
+from httpx_aiohttp import AiohttpTransport
 from httpx_sse import aconnect_sse
 
 from bench.outcome import SimOutcome, event_time, kind_of
 
 __all__ = ["ClientKind", "Driver", "open_driver"]
 
-ClientKind = Literal["bench", "typical"]
+ClientKind = Literal["bench", "typical", "typical-aiohttp"]
 
 
 class Driver(Protocol):
@@ -96,9 +101,11 @@ async def open_driver(kind: ClientKind, gateway_url: str, n: int) -> AsyncIterat
         ) as session:
             yield _BenchDriver(session)
         return
+    limits = httpx.Limits(max_connections=n + 10, max_keepalive_connections=n + 10)
     async with httpx.AsyncClient(
         base_url=gateway_url,
-        limits=httpx.Limits(max_connections=n + 10, max_keepalive_connections=n + 10),
+        limits=limits,
         timeout=httpx.Timeout(600, connect=60),
+        transport=AiohttpTransport(limits=limits) if kind == "typical-aiohttp" else None,
     ) as client:
         yield _TypicalDriver(client)

@@ -84,6 +84,7 @@ def summarise(
             kind: percentiles(delays) for kind, delays in sorted(ours.topic_delays_by_kind.items())
         },
         "accept_lag": percentiles(ours.accept_lags_s),
+        "driver_loop_lag": percentiles(ours.driver_loop_lags_s),
         "start_lag": percentiles(ours.start_lags_s),
         "run_time": percentiles(ours.run_times_s),
         "verdict_delay": percentiles(ours.verdict_delays_s),
@@ -135,6 +136,7 @@ def print_report(result: dict[str, Any]) -> None:
         ("run start → queued", "accept_lag"),
         ("queued → started", "start_lag"),
         ("queued → end", "run_time"),
+        ("the driver's own event-loop lag", "driver_loop_lag"),
         *((("verdict delay (end → judged)", "verdict_delay"),) if workload.get("judge") else ()),
     ):
         delay = ours[key]

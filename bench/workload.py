@@ -14,6 +14,7 @@ import httpx
 from httpx_aiohttp import AiohttpTransport
 
 from bench.drivers import ClientKind, open_driver
+from bench.loop_lag import loop_lag
 from bench.modes import Modes
 from bench.outcome import SimOutcome, expected_lines
 from bench.topic import TopicWatch
@@ -51,6 +52,8 @@ class OursResult:
     topic_delays_by_kind: dict[str, list[float]] = field(default_factory=dict)
     sample: list[dict[str, Any]] = field(default_factory=list)
     """One simulation's events (type, seconds after queued, latency_ms), to read a timeline."""
+    driver_loop_lags_s: list[float] = field(default_factory=list)
+    """How late the driver's own event loop woke, sampled every 10 ms during the run."""
 
 
 @dataclass
@@ -73,6 +76,7 @@ async def run_ours(
     async with (
         TopicWatch(amqp_url, verdicts_expected=n if modes.judge else 0) as topic,
         open_driver(client, gateway_url, n) as driver,
+        loop_lag() as lags,
     ):
         started = time.monotonic()
         started_wall = time.time()
@@ -92,6 +96,7 @@ async def run_ours(
         0,
         published=topic.events,
         topic_delays_by_kind=topic.delays_by_kind,
+        driver_loop_lags_s=lags,
     )
     for outcome in outcomes:
         if isinstance(outcome, BaseException):
