@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections import Counter
+from collections import Counter, OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -57,9 +57,11 @@ class ActiveIndex:
 
     def __init__(self, *, window: timedelta) -> None:
         self._window = window
-        self._active: dict[str, _Active] = {}
-        self._ended: dict[str, datetime] = {}
-        self._started: dict[str, datetime] = {}
+        # Ordered by insertion, which is close to time order; OrderedDict: its oldest entry is
+        # found in O(1) however many were removed before it (a dict's first entry is not).
+        self._active: OrderedDict[str, _Active] = OrderedDict()
+        self._ended: OrderedDict[str, datetime] = OrderedDict()
+        self._started: OrderedDict[str, datetime] = OrderedDict()
         self._counts: Counter[Owner] = Counter()
         self._reserved: Counter[Owner] = Counter()
 
@@ -119,20 +121,24 @@ class ActiveIndex:
             self._reserved[owner] -= 1
 
     def _forget_before(self, horizon: datetime) -> None:
-        # Dicts keep insertion order, which is close to time order: stop at the first young one.
-        for simulation_id, active in list(self._active.items()):
+        """Runs on every admission: it looks only at the oldest entries, stopping at the first
+        young one (it used to copy the whole index each time, a cost growing with it)."""
+        while self._active:
+            simulation_id, active = next(iter(self._active.items()))
             if active.since >= horizon:
                 break
             del self._active[simulation_id]
             self._counts[active.owner] -= 1
-        for simulation_id, at in list(self._ended.items()):
-            if at >= horizon:
-                break
-            del self._ended[simulation_id]
-        for simulation_id, at in list(self._started.items()):
-            if at >= horizon:
-                break
-            del self._started[simulation_id]
+        _forget_older(self._ended, horizon)
+        _forget_older(self._started, horizon)
+
+
+def _forget_older(times: OrderedDict[str, datetime], horizon: datetime) -> None:
+    while times:
+        simulation_id, at = next(iter(times.items()))
+        if at >= horizon:
+            return
+        del times[simulation_id]
 
 
 class ActiveSimulations:

@@ -50,3 +50,21 @@ def test_a_simulation_older_than_the_window_is_forgotten() -> None:
     index.queued("old", "a", NOW - timedelta(hours=2))
     index.queued("new", "a", NOW)
     assert index.count("a", NOW) == 1
+
+
+def test_the_window_slides_over_a_long_run_of_admissions() -> None:
+    """Each admission forgets only the oldest entries: one a minute for three hours under a
+    one-hour window keeps the last hour's, however many were forgotten before them."""
+    index = ActiveIndex(window=timedelta(hours=1))
+    start = NOW - timedelta(hours=3)
+    for minute in range(180):
+        at = start + timedelta(minutes=minute)
+        index.queued(f"s{minute}", "a", at)
+        index.started(f"s{minute}", at)
+        if minute % 2:
+            index.ended(f"s{minute}", at)
+        assert index.count("a", at) == len(
+            [m for m in range(max(0, minute - 60), minute + 1) if m % 2 == 0]
+        )
+    assert index.place("s179") is None  # started
+    assert index.count("a", NOW + timedelta(hours=2)) == 0
