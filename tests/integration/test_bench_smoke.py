@@ -57,6 +57,8 @@ def test_a_small_benchmark_run_delivers_every_event_of_every_transcript(tmp_path
     assert "makespan / ideal" in run.stdout
     assert ours["published_events"] == ours["events"]
     assert ours["cpu_ms_per_event"]["total"] > 0
+    assert set(ours["driver_loop_lag"]) == {"p50_ms", "p99_ms", "max_ms"}
+    assert "the driver's own event-loop lag" in run.stdout
 
 
 def _bench(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], Any]:
@@ -108,11 +110,14 @@ def test_a_typical_client_follows_llm_bot_simulations_that_wait_on_permits_and_a
 @pytest.mark.usefixtures("local_broker")
 @pytest.mark.timeout(300)
 def test_the_capacity_search_reports_each_step(tmp_path: Path) -> None:
+    """With the typical client on httpx's aiohttp transport (it reads the same streams)."""
     run, capacity = _bench(
         tmp_path,
         *("--turns", "1", "--latency", "0.2", "--capacity", "--capacity-steps", "2,3"),
+        *("--client", "typical-aiohttp"),
     )
     steps = capacity["steps"]
+    assert steps[0]["result"]["workload"]["client"] == "typical-aiohttp"
     assert [step["n"] for step in steps] == [2, 3][: len(steps)]
     assert all(step["errors"] == [] for step in steps)
     assert capacity["capacity"] in {0, 2, 3}
@@ -143,3 +148,25 @@ def test_the_client_cost_benchmark_measures_every_client() -> None:
         "event consume + parse, relay",
         "broker, per event (log + 1 queue)",
     ]
+
+
+@pytest.mark.usefixtures("local_broker")
+@pytest.mark.timeout(180)
+def test_the_accept_floor_measures_the_bare_parts_and_the_gateway(tmp_path: Path) -> None:
+    out = tmp_path / "accept.json"
+    command = [sys.executable, "-m", "bench.accept_floor", "--n", "4", "--rounds", "1"]
+    run = subprocess.run(
+        [*command, "--json", str(out)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=150,
+    )
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    results = json.loads(out.read_text())
+    assert [result["kind"] for result in results] == ["bare", "publish", "gateway"]
+    for result in results:
+        (row,) = result["rounds"]
+        assert row["cpu_ms"] >= 0, result  # /proc counts in 10 ms ticks: 4 accepts may be 0
+        assert 0 < row["answered"]["p50_ms"] <= row["answered"]["max_ms"], result
+    assert "ms server CPU per accept" in run.stdout
