@@ -19,31 +19,11 @@ pytestmark = pytest.mark.integration
 @pytest.mark.timeout(300)
 def test_a_small_benchmark_run_delivers_every_event_of_every_transcript(tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
-    run = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bench",
-            "--n",
-            "6",
-            "--turns",
-            "2",
-            "--latency",
-            "0.05",
-            "--orchestrators",
-            "2",
-            "--baseline",
-            "--json",
-            str(out),
-            "--logs",
-            str(tmp_path),
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=240,
+    run = _module(
+        "bench",
+        *("--n", "6", "--turns", "2", "--latency", "0.05", "--orchestrators", "2", "--baseline"),
+        *("--json", str(out), "--logs", str(tmp_path)),
     )
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     result = json.loads(out.read_text())
     ours = result["ours"]
     assert result["errors"] == []
@@ -61,16 +41,22 @@ def test_a_small_benchmark_run_delivers_every_event_of_every_transcript(tmp_path
     assert "the driver's own event-loop lag" in run.stdout
 
 
-def _bench(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], Any]:
-    out = tmp_path / "bench.json"
+def _module(module: str, *args: str, timeout_s: float = 240) -> subprocess.CompletedProcess[str]:
+    """``python -m module args``, which must exit 0."""
     run = subprocess.run(
-        [sys.executable, "-m", "bench", *args, "--json", str(out), "--logs", str(tmp_path)],
+        [sys.executable, "-m", module, *args],
         cwd=REPO,
         capture_output=True,
         text=True,
-        timeout=240,
+        timeout=timeout_s,
     )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    return run
+
+
+def _bench(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], Any]:
+    out = tmp_path / "bench.json"
+    run = _module("bench", *args, "--json", str(out), "--logs", str(tmp_path))
     return run, json.loads(out.read_text())
 
 
@@ -128,14 +114,9 @@ def test_the_capacity_search_reports_each_step(tmp_path: Path) -> None:
 @pytest.mark.timeout(120)
 def test_the_client_cost_benchmark_measures_every_client() -> None:
     """HTTP calls and AMQP events, on loopback fakes and the real broker."""
-    run = subprocess.run(
-        [sys.executable, "-m", "bench.clients", "--n", "5", "--rounds", "1", "--latency", "0.01"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=100,
+    run = _module(
+        "bench.clients", *("--n", "5", "--rounds", "1", "--latency", "0.01"), timeout_s=100
     )
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     lines = [line for line in run.stdout.splitlines() if "ms CPU per call" in line]
     assert [line.split("  ")[0] for line in lines] == [
         "bot webhook, orchestrator client",
@@ -154,15 +135,9 @@ def test_the_client_cost_benchmark_measures_every_client() -> None:
 @pytest.mark.timeout(180)
 def test_the_accept_floor_measures_the_bare_parts_and_the_gateway(tmp_path: Path) -> None:
     out = tmp_path / "accept.json"
-    command = [sys.executable, "-m", "bench.accept_floor", "--n", "4", "--rounds", "1"]
-    run = subprocess.run(
-        [*command, "--json", str(out)],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=150,
+    run = _module(
+        "bench.accept_floor", *("--n", "4", "--rounds", "1", "--json", str(out)), timeout_s=150
     )
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     results = json.loads(out.read_text())
     assert [result["kind"] for result in results] == ["bare", "publish", "gateway"]
     for result in results:
