@@ -11,6 +11,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -114,18 +115,32 @@ class ClusterStack:
         return began
 
     def start(self, index: int) -> None:
-        """Start node ``index`` again and wait until it runs in the cluster with the others."""
-        self.cluster.start(index)
-        self.killed.remove(index)
+        """Start node ``index`` again and wait until it runs in the cluster with the others
+        (while at least one other node runs: see ``start_all`` for a cluster that was down)."""
+        self.start_all([index])
+
+    def start_all(self, indices: list[int]) -> None:
+        """Start these killed nodes together and wait until each runs in the cluster with the
+        others. After the whole cluster went down, a node that cannot tell it was the last to
+        go (nodes killed in quick succession may not have seen each other go) waits for the
+        others' tables: started one by one, the first would wait for ever; together they
+        find each other (RabbitMQ's advice for a full-cluster restart)."""
+        with ThreadPoolExecutor(max_workers=len(indices)) as pool:
+            for started in [pool.submit(self.cluster.start, index) for index in indices]:
+                started.result()
+        for index in indices:
+            self.killed.remove(index)
         running = {self.cluster.node(i) for i in range(1, SIZE + 1) if i not in self.killed}
 
         def rejoined() -> bool:
             try:
-                return self.cluster.running_nodes(seen_from=index) == running
+                return all(
+                    self.cluster.running_nodes(seen_from=index) == running for index in indices
+                )
             except subprocess.CalledProcessError:  # not answering yet
                 return False
 
-        wait_until(rejoined, timeout_s=90, what=f"node {index} to rejoin")
+        wait_until(rejoined, timeout_s=90, what=f"nodes {indices} to rejoin")
 
     def wait_online(self, queue: str, members: int = SIZE, timeout_s: float = 90) -> None:
         wait_until(
@@ -164,8 +179,8 @@ def cluster_stack(
     finally:
         for process in reversed(stack.processes):
             process.stop(signal.SIGKILL)
-        for index in list(reversed(stack.killed)):  # the last to go down comes up first
-            stack.start(index)
+        if stack.killed:
+            stack.start_all(list(stack.killed))
         # After a node loss its queues may take a while to delete (new leaders, or a whole
         # cluster that just came back): a longer bound than the admin's.
         httpx.delete(
