@@ -38,6 +38,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--latency", type=float, default=1.0, help="seconds per fake call")
     parser.add_argument("--orchestrators", type=int, default=1)
     parser.add_argument(
+        "--gateways",
+        type=int,
+        default=1,
+        help="gateway processes (replicas); the driver sends simulation i to gateway i mod K",
+    )
+    parser.add_argument(
         "--client",
         choices=["bench", "typical", "typical-aiohttp"],
         default="bench",
@@ -114,6 +120,7 @@ def run(args: argparse.Namespace, n: int | None = None) -> dict[str, Any]:
             "turns": args.turns,
             "latency_s": args.latency,
             "orchestrators": args.orchestrators,
+            "gateways": args.gateways,
             "client": args.client,
             "bot": modes.bot,
             "judge": modes.judge,
@@ -141,14 +148,12 @@ def run(args: argparse.Namespace, n: int | None = None) -> dict[str, Any]:
             processes.append(fakes)
             fakes_url = f"http://127.0.0.1:{fakes_port}"
             fakes.wait_http(f"{fakes_url}/ready")
-            gateway_port = free_port()
             env = {
                 "CONVSIM_AMQP_URL": vhost.amqp_url,
                 "CONVSIM_BOT_API_URL": fakes_url,
                 "OPENAI_API_KEY": "bench-not-a-key",
                 "OPENAI_BASE_URL": f"{fakes_url}/v1",
                 "CONVSIM_MAX_CONCURRENT_SIMULATIONS": str(max(n, 200)),
-                "CONVSIM_GATEWAY_PORT": str(gateway_port),
                 "CONVSIM_LOG_LEVEL": "WARNING",
                 "CONVSIM_METRICS_PORT": "0",
                 **modes.env(fakes_url),
@@ -168,10 +173,17 @@ def run(args: argparse.Namespace, n: int | None = None) -> dict[str, Any]:
             if modes.judge:
                 judge = Process("judge", ["services.judge"], env | modes.judge_env(n), logs)
                 processes.append(judge)
-            gateway = Process("gateway", ["services.gateway"], env, logs)
-            processes.append(gateway)
-            gateway_url = f"http://127.0.0.1:{gateway_port}"
-            gateway.wait_http(f"{gateway_url}/readyz")
+            gateway_urls = []
+            for index in range(args.gateways):
+                port = free_port()
+                name = "gateway" if args.gateways == 1 else f"gateway-{index + 1}"
+                gateway = Process(
+                    name, ["services.gateway"], env | {"CONVSIM_GATEWAY_PORT": str(port)}, logs
+                )
+                processes.append(gateway)
+                gateway_urls.append(f"http://127.0.0.1:{port}")
+            for process, url in zip(processes[-args.gateways :], gateway_urls, strict=True):
+                process.wait_http(f"{url}/readyz")
             for orchestrator in orchestrators:
                 orchestrator.wait_log("app started successfully")
             if modes.judge:
@@ -183,7 +195,7 @@ def run(args: argparse.Namespace, n: int | None = None) -> dict[str, Any]:
             before = {name: pid_usage(pid) for name, pid in watched.items()}
             (logs / DRIVING).touch()
             ours = asyncio.run(
-                run_ours(gateway_url, vhost.amqp_url, n, args.turns, modes, args.client)
+                run_ours(gateway_urls, vhost.amqp_url, n, args.turns, modes, args.client)
             )
             after = {name: pid_usage(pid) for name, pid in watched.items()}
             result["processes"] = {

@@ -112,6 +112,7 @@ def print_report(result: dict[str, Any]) -> None:
     table = Table(
         title=f"convsim bench: N={workload['n']} T={workload['turns']} "
         f"latency={workload['latency_s']} s, {workload['orchestrators']} orchestrator(s), "
+        f"{workload.get('gateways', 1)} gateway(s), "
         f"{client} client, {', '.join(modes)}"
     )
     table.add_column("measure")

@@ -63,7 +63,7 @@ class BaselineResult:
 
 
 async def run_ours(
-    gateway_url: str,
+    gateway_urls: list[str],
     amqp_url: str,
     n: int,
     turns: int,
@@ -75,13 +75,17 @@ async def run_ours(
     expected = expected_lines(turns)
     async with (
         TopicWatch(amqp_url, verdicts_expected=n if modes.judge else 0) as topic,
-        open_driver(client, gateway_url, n) as driver,
+        contextlib.AsyncExitStack() as stack,
         loop_lag() as lags,
     ):
+        share = -(-n // len(gateway_urls))  # each gateway follows up to this many
+        drivers = [
+            await stack.enter_async_context(open_driver(client, url, share)) for url in gateway_urls
+        ]
         started = time.monotonic()
         started_wall = time.time()
         outcomes = await asyncio.gather(
-            *(driver.follow(body) for _ in range(n)), return_exceptions=True
+            *(drivers[i % len(drivers)].follow(body) for i in range(n)), return_exceptions=True
         )
         streams_done = time.monotonic()
         with contextlib.suppress(TimeoutError):

@@ -22,6 +22,7 @@ def test_a_small_benchmark_run_delivers_every_event_of_every_transcript(tmp_path
     run = _module(
         "bench",
         *("--n", "6", "--turns", "2", "--latency", "0.05", "--orchestrators", "2", "--baseline"),
+        *("--gateways", "2"),
         *("--json", str(out), "--logs", str(tmp_path)),
     )
     result = json.loads(out.read_text())
@@ -32,7 +33,10 @@ def test_a_small_benchmark_run_delivers_every_event_of_every_transcript(tmp_path
     assert len(ours["sample_timeline"]) == 7
     kinds = {"queued", "started", "turn (user)", "turn (bot)", "completed"}
     assert set(ours["sse_delay_by_kind"]) == set(ours["topic_delay_by_kind"]) == kinds
-    assert {"fakes", "orchestrator-1", "orchestrator-2", "gateway"} <= set(result["processes"])
+    assert {"fakes", "orchestrator-1", "orchestrator-2", "gateway-1", "gateway-2"} <= set(
+        result["processes"]
+    )
+    assert set(ours["cpu_ms_per_event"]) >= {"gateway-1", "gateway-2"}
     assert result["baseline"]["makespan_s"] > 0
     assert "makespan / ideal" in run.stdout
     assert ours["published_events"] == ours["events"]
