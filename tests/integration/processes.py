@@ -95,6 +95,16 @@ class ServiceProcess:
         return self.process.returncode
 
 
+def consuming(process: ServiceProcess, what: str, timeout_s: float) -> ServiceProcess:
+    """``process`` (a FastStream service) once it has started consuming; fails if it exits."""
+    wait_until(
+        lambda: process.check_running() and "app started successfully" in process.log_text(),
+        timeout_s=timeout_s,
+        what=what,
+    )
+    return process
+
+
 def start_judge(
     name: str, env: dict[str, str], log_dir: Path, *, timeout_s: float = 30
 ) -> ServiceProcess:
@@ -103,12 +113,7 @@ def start_judge(
     judge = ServiceProcess(
         name, "services.judge", {"CONVSIM_JUDGE_METRICS_PORT": "0", **env}, log_dir
     )
-    wait_until(
-        lambda: judge.check_running() and "app started successfully" in judge.log_text(),
-        timeout_s=timeout_s,
-        what=f"{name} to consume the judge queue",
-    )
-    return judge
+    return consuming(judge, f"{name} to consume the judge queue", timeout_s)
 
 
 def start_orchestrator(
@@ -123,12 +128,7 @@ def start_orchestrator(
     is stopped whatever happens), once it consumes the request queue."""
     process = ServiceProcess(name, "services.orchestrator", env, log_dir)
     processes.append(process)
-    wait_until(
-        lambda: process.check_running() and "app started successfully" in process.log_text(),
-        timeout_s=timeout_s,
-        what=f"{name} to consume the request queue",
-    )
-    return process
+    return consuming(process, f"{name} to consume the request queue", timeout_s)
 
 
 def start_gateway(

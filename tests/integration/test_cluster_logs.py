@@ -108,6 +108,22 @@ def bot_conversations_since(clustered: ClusterStack, calls_before: int) -> set[s
     return {str(body.get("conversation_id")) for _, body in clustered.bot.calls[calls_before:]}
 
 
+async def watched_until_gated(gateway: str, simulation_id: str) -> ResumingWatcher:
+    """A live watcher of the simulation, once it waits at the gated bot for its second reply
+    (the caller closes it)."""
+    watcher = ResumingWatcher(lambda: gateway, simulation_id)
+    try:
+        await eventually(
+            lambda: gated_waiting_on_second_reply(watcher.events),
+            timeout_s=30,
+            what=f"{simulation_id} to wait on its second reply",
+        )
+    except BaseException:
+        watcher.close()
+        raise
+    return watcher
+
+
 async def kill_leader_of(clustered: ClusterStack, stream: str) -> float:
     """SIGKILL the node leading ``stream``; the time of the kill. Logs which logs it led."""
     leaders = {
@@ -134,13 +150,8 @@ async def test_an_idempotency_key_answers_the_same_simulation_across_the_loss_of
 
     async with httpx.AsyncClient(base_url=gateway, timeout=30) as client:
         first = simulation_of(await post(client, body, key, what="first POST"), replayed=False)
-        watcher = ResumingWatcher(lambda: gateway, first)
+        watcher = await watched_until_gated(gateway, first)
         try:
-            await eventually(
-                lambda: gated_waiting_on_second_reply(watcher.events),
-                timeout_s=30,
-                what="the keyed simulation to run",
-            )
             killed_at = await kill_leader_of(clustered, REQUEST_LOG_STREAM)
 
             replay = await post(client, body, key, what="the same POST after the loss")
@@ -206,13 +217,8 @@ async def test_a_simulation_cancelled_after_the_loss_of_the_control_log_leader_e
         response = await client.post("/v1/simulations", json=request_body(GATED_BOT, max_turns=3))
         assert response.status_code == 202, response.text
         simulation_id: str = response.json()["simulation_id"]
-        watcher = ResumingWatcher(lambda: gateway, simulation_id)
+        watcher = await watched_until_gated(gateway, simulation_id)
         try:
-            await eventually(
-                lambda: gated_waiting_on_second_reply(watcher.events),
-                timeout_s=30,
-                what="the simulation to wait on its second reply",
-            )
             killed_at = await kill_leader_of(clustered, CONTROL_LOG_STREAM)
 
             cancel, retried = await answered(

@@ -37,7 +37,13 @@ from contracts.names import (
 from services.common.stream_reader import read_stream
 from tests.fakes.server import free_port
 from tests.integration.local_cluster import SIZE, LocalCluster
-from tests.integration.processes import ServiceProcess, start_judge, wait_until
+from tests.integration.processes import (
+    ServiceProcess,
+    start_gateway,
+    start_judge,
+    start_orchestrator,
+    wait_until,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.cluster]
 
@@ -116,24 +122,10 @@ def test_every_queue_and_stream_the_services_declare_has_a_member_on_each_node(
     }
     processes: list[ServiceProcess] = []
     try:
-        port = free_port()
-        gateway = ServiceProcess(
-            "gateway", "services.gateway", {**env, "CONVSIM_GATEWAY_PORT": str(port)}, vhost.logs
-        )
-        processes.append(gateway)
-        gateway.wait_http_ok(f"http://127.0.0.1:{port}/readyz", timeout_s=60)
+        start_gateway("gateway", env, vhost.logs, processes, port=free_port(), timeout_s=60)
         # The orchestrator's and the judge's FastStream queues are declared again with their
         # own arguments: any difference would be PRECONDITION_FAILED and they would not start.
-        orchestrator = ServiceProcess("orchestrator", "services.orchestrator", env, vhost.logs)
-        processes.append(orchestrator)
-        wait_until(
-            lambda: (
-                orchestrator.check_running()
-                and "app started successfully" in orchestrator.log_text()
-            ),
-            timeout_s=60,
-            what="the orchestrator to consume the request queue",
-        )
+        start_orchestrator("orchestrator", env, vhost.logs, processes, timeout_s=60)
         processes.append(start_judge("judge", env, vhost.logs, timeout_s=60))
 
         wait_until(

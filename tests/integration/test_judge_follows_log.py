@@ -25,11 +25,13 @@ from tests.integration.log_tap import (
     raw_logged_events,
     redeliver_ending,
 )
-from tests.integration.processes import wait_until
+from tests.integration.processes import ServiceProcess, wait_until
 
 pytestmark = pytest.mark.integration
 
 TOGETHER = 40
+ASSERTED = request_body(NORMAL_BOT, max_turns=1, assertions=[{"contains": "Bot"}])
+"""A one-reply simulation the offline judge can give a verdict on (its assertion)."""
 
 
 @pytest.fixture(scope="module")
@@ -54,6 +56,15 @@ async def judge_metrics(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...
     }
 
 
+def offline_judge(judge_stack: JudgeStack, name: str, **env: str) -> tuple[ServiceProcess, int]:
+    """A judge without an LLM (assertions only), and the port of its metrics."""
+    port = free_port()
+    judge = judge_stack.judge(
+        name, CONVSIM_JUDGE="offline", CONVSIM_JUDGE_METRICS_PORT=str(port), **env
+    )
+    return judge, port
+
+
 def total(metrics: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str) -> float:
     return sum(value for (sample, _), value in metrics.items() if sample == name)
 
@@ -68,12 +79,8 @@ async def all_judged(amqp_url: str, ids: list[str], timeout_s: float = 90) -> No
 async def test_judging_simulations_that_end_together_reads_the_log_about_once(
     judge_stack: JudgeStack, http: httpx.AsyncClient
 ) -> None:
-    port = free_port()
-    judge = judge_stack.judge(
-        "judge-together", CONVSIM_JUDGE="offline", CONVSIM_JUDGE_METRICS_PORT=str(port)
-    )
-    body = request_body(NORMAL_BOT, max_turns=1, assertions=[{"contains": "Bot"}])
-    ids = list(await asyncio.gather(*(create_simulation(http, body) for _ in range(TOGETHER))))
+    judge, port = offline_judge(judge_stack, "judge-together")
+    ids = list(await asyncio.gather(*(create_simulation(http, ASSERTED) for _ in range(TOGETHER))))
     amqp_url = judge_stack.isolated.broker.amqp_url
     await all_judged(amqp_url, ids)
     logged = await logged_verdicts(amqp_url, set(ids))
@@ -105,11 +112,9 @@ async def test_a_judge_started_after_its_simulations_began_reads_them_back_and_j
         return True
 
     await eventually(all_ended, timeout_s=60, what="the simulations to end with no judge")
-    port = free_port()
-    late = judge_stack.judge(
+    late, port = offline_judge(
+        judge_stack,
         "judge-late",
-        CONVSIM_JUDGE="offline",
-        CONVSIM_JUDGE_METRICS_PORT=str(port),
         CONVSIM_JUDGE_LOOKBACK_S="0",  # it follows the log from now: they began before
         # A stream read from a time starts at the chunk holding it, which may hold their
         # first events too: with room for one simulation, the others are read back for sure.
@@ -125,10 +130,7 @@ async def test_a_judge_started_after_its_simulations_began_reads_them_back_and_j
 
     # A judge that starts now follows the log from before them (its look-back): it saw the
     # verdicts, so a redelivered ending is skipped without reading the log back.
-    port = free_port()
-    replica = judge_stack.judge(
-        "judge-replica", CONVSIM_JUDGE="offline", CONVSIM_JUDGE_METRICS_PORT=str(port)
-    )
+    replica, port = offline_judge(judge_stack, "judge-replica")
     await redeliver_ending(amqp_url, ids[0])  # as after a judge that died before its ack
     wait_until(
         lambda: f"simulation {ids[0]} was judged already" in replica.log_text(),
@@ -143,13 +145,9 @@ async def test_a_judge_started_after_its_simulations_began_reads_them_back_and_j
 async def test_a_judge_whose_log_connection_is_closed_follows_on_and_judges_each_once(
     judge_stack: JudgeStack, http: httpx.AsyncClient
 ) -> None:
-    port = free_port()
-    judge = judge_stack.judge(
-        "judge-reconnected", CONVSIM_JUDGE="offline", CONVSIM_JUDGE_METRICS_PORT=str(port)
-    )
-    body = request_body(NORMAL_BOT, max_turns=1, assertions=[{"contains": "Bot"}])
+    judge, port = offline_judge(judge_stack, "judge-reconnected")
     amqp_url = judge_stack.isolated.broker.amqp_url
-    before = [await create_simulation(http, body) for _ in range(5)]
+    before = [await create_simulation(http, ASSERTED) for _ in range(5)]
     await all_judged(amqp_url, before, timeout_s=60)
     broker = judge_stack.isolated.broker
     names: list[str] = []
@@ -165,7 +163,7 @@ async def test_a_judge_whose_log_connection_is_closed_follows_on_and_judges_each
         timeout_s=60,
         what="the judge to follow the log again",
     )
-    after = [await create_simulation(http, body) for _ in range(5)]
+    after = [await create_simulation(http, ASSERTED) for _ in range(5)]
     await all_judged(amqp_url, after, timeout_s=60)
     logged = await logged_verdicts(amqp_url, set(before + after))
     assert sorted(j.simulation_id for j in logged) == sorted(before + after)  # each once
