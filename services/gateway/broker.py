@@ -73,6 +73,7 @@ class GatewayBroker:
         self._amqp_url = amqp_url
         self._first_node = first_node
         self._request_channel: AbstractChannel | None = None
+        self._renewing = asyncio.Lock()
         self._event_log_max_age = event_log_max_age
         self._max_queued = max_queued
         self._replication = replication
@@ -222,6 +223,7 @@ class GatewayBroker:
             app_id="convsim-gateway",
             headers=dict(headers or {}),
         )
+        used = self._request_channel
         try:
             await self._publish_once(exchange_name, routing_key, message)
         except DeliveryError as exc:
@@ -236,7 +238,7 @@ class GatewayBroker:
             # learns the new leader; nothing was taken, so publishing again is safe.
             if await self._request_queue_is_full():
                 raise QueueFull("the request queue is full") from exc
-            await self._renew_request_channel()
+            await self._renew_request_channel(used)
             try:
                 await self._publish_once(exchange_name, routing_key, message)
             except DeliveryError as again:
@@ -266,10 +268,15 @@ class GatewayBroker:
             message, routing_key=routing_key, mandatory=True, timeout=self._publish_timeout_s
         )
 
-    async def _renew_request_channel(self) -> None:
-        """Publish requests and commands on a new channel from now on (the old one is closed)."""
-        if self._exchanges is None:
-            return
+    async def _renew_request_channel(self, nacked_on: AbstractChannel | None) -> None:
+        """Publish requests and commands on a new channel from now on (the old one is closed).
+        Once for all the publishes nacked on ``nacked_on``: a burst of them renews it once."""
+        async with self._renewing:
+            if self._exchanges is not None and self._request_channel is nacked_on:
+                await self._open_request_channel()
+
+    async def _open_request_channel(self) -> None:
+        assert self._exchanges is not None
         old = self._request_channel
         try:
             channel = await self.connection.channel(publisher_confirms=True, on_return_raises=True)

@@ -4,6 +4,7 @@ publishes it again once, on a new channel, and keeps that channel; a full queue 
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
@@ -98,3 +99,59 @@ async def test_a_request_nacked_on_the_new_channel_too_is_unavailable() -> None:
         await broker.publish_request("sim-1", b"{}", datetime.now(UTC))
     assert not raised.value.maybe_taken  # a nack: nothing was taken
     assert not isinstance(raised.value, QueueFull)
+
+
+class _GatedChannel(_Channel):
+    """Nacks every publish, once all ``expected`` of them are in flight on it."""
+
+    def __init__(self, expected: int) -> None:
+        super().__init__(nacks=True)
+        self._expected = expected
+        self._all_in = asyncio.Event()
+
+    async def get_exchange(self, name: str, *, ensure: bool) -> _Exchange:
+        return _GatedExchange(self)
+
+
+class _GatedExchange(_Exchange):
+    channel: _GatedChannel
+
+    async def publish(self, message: Any, *, routing_key: str, **_: Any) -> None:
+        self.channel.published.append(routing_key)
+        if len(self.channel.published) >= self.channel._expected:
+            self.channel._all_in.set()
+        await self.channel._all_in.wait()
+        raise DeliveryError(message, Basic.Nack())
+
+
+class _CountingConnection(_Connection):
+    """Length checks on plain channels; request channels (with confirms) counted."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.request_channels: list[_Channel] = []
+
+    async def channel(self, **options: Any) -> _Channel:
+        await asyncio.sleep(0)  # opening a channel is a round trip: others run meanwhile
+        if options.get("publisher_confirms"):
+            fresh = _Channel(nacks=False)
+            self.request_channels.append(fresh)
+            return fresh
+        return _Channel(nacks=False)
+
+
+async def test_a_burst_nacked_on_one_channel_renews_it_once() -> None:
+    burst = 5
+    stuck, connection = _GatedChannel(burst), _CountingConnection()
+    broker = _broker(stuck, connection)
+    gated = _GatedExchange(stuck)
+    broker._exchanges = Exchanges(requests=gated, events=gated, control=gated)  # type: ignore[arg-type]
+    await asyncio.wait_for(
+        asyncio.gather(
+            *(broker.publish_request(f"sim-{i}", b"{}", datetime.now(UTC)) for i in range(burst))
+        ),
+        5,
+    )
+    (fresh,) = connection.request_channels  # one new channel for the whole burst
+    assert fresh.published == [REQUEST_ROUTING_KEY] * burst
+    assert stuck.is_closed
