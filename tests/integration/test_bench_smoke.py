@@ -10,7 +10,9 @@ from typing import Any
 
 import pytest
 
+from bench.broker_profile import kind_of, read_broker, work_by_process
 from tests.integration.processes import REPO
+from tests.integration.rabbitmqctl import NODE, can_control_broker
 
 pytestmark = pytest.mark.integration
 
@@ -149,3 +151,16 @@ def test_the_accept_floor_measures_the_bare_parts_and_the_gateway(tmp_path: Path
         assert row["cpu_ms"] >= 0, result  # /proc counts in 10 ms ticks: 4 accepts may be 0
         assert 0 < row["answered"]["p50_ms"] <= row["answered"]["max_ms"], result
     assert "ms server CPU per accept" in run.stdout
+
+
+@pytest.mark.usefixtures("local_broker")
+def test_the_broker_profile_reads_every_process_of_the_local_broker() -> None:
+    if not can_control_broker():
+        pytest.skip("rabbitmqctl cannot reach the local broker")
+    before = read_broker(NODE)
+    after = read_broker(NODE)
+    kinds = {kind_of(process.initial_call) for process in after}
+    assert len(after) > 100
+    assert "quorum queues' write-ahead log" in kinds, kinds
+    work = work_by_process([before, after])
+    assert sum(done for _, done in work.values()) > 0  # reading the VM is work itself
