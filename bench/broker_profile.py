@@ -9,11 +9,13 @@ reading costs the broker a little work of its own (a few ms).
 
 Needs the right to run ``rabbitmqctl`` against the broker ``make broker`` started (root here).
 
-``python -m bench.broker_profile --n 300``
+``python -m bench.broker_profile --n 300``; ``python -m bench.broker_profile --module
+bench.broker_floor --steps 3`` (the same traffic from minimal clients)
 """
 
 from __future__ import annotations
 
+import argparse
 import collections
 import os
 import subprocess
@@ -130,8 +132,14 @@ def _report(work: Mapping[str, tuple[Reading, int]], top: int) -> None:
 
 
 def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.broker_profile", description=__doc__)
+    parser.add_argument(
+        "--module", default="bench", help="what to run (default the bench; bench.broker_floor)"
+    )
+    parser.add_argument("--top", type=int, default=12, help="busiest processes shown")
+    args, bench_args = parser.parse_known_args()
     readings: list[list[Reading]] = [read_broker()]
-    bench = subprocess.Popen([sys.executable, "-m", "bench", *sys.argv[1:]], cwd=REPO)
+    bench = subprocess.Popen([sys.executable, "-m", args.module, *bench_args], cwd=REPO)
     stop = threading.Event()
 
     def keep_reading() -> None:
@@ -143,7 +151,7 @@ def main() -> int:
     code = bench.wait()
     stop.set()
     reader.join(timeout=60)
-    _report(work_by_process(readings), top=12)
+    _report(work_by_process(readings), top=args.top)
     return code
 
 

@@ -6,8 +6,14 @@
 #   broker.sh install  install rabbitmq-server when missing (no broker is started).
 #   broker.sh secure-epmd
 #                      stop an epmd that listens beyond loopback and serves no node (the package's).
+#   broker.sh scheduler-flags
+#                      print the Erlang flags the broker would start with (see below).
 # The broker it starts listens on loopback only (AMQP, management UI, epmd, Erlang distribution),
 # whatever the package started when it was installed.
+# CONVSIM_BROKER_SCHEDULERS: the Erlang VM's schedulers (and dirty CPU schedulers) for the broker
+# it starts; default 1 on a machine with 2 CPUs or fewer, where the broker shares its cores with
+# the services (measured: half the broker's CPU per message there, docs/benchmarks.md), else
+# Erlang's own default (one per CPU).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -71,11 +77,23 @@ secure_epmd() {
   log "epmd did not stop"; return 1
 }
 
+scheduler_args() {
+  local schedulers="${CONVSIM_BROKER_SCHEDULERS:-}"
+  if [ -z "$schedulers" ] && [ "$(nproc)" -le 2 ]; then schedulers=1; fi
+  case "$schedulers" in
+    "") ;;
+    *[!0-9]*|0) log "CONVSIM_BROKER_SCHEDULERS must be a whole number of at least 1"; return 2 ;;
+    *) echo " +S $schedulers:$schedulers +SDcpu $schedulers:$schedulers" ;;
+  esac
+}
+
 loopback_env() {
   export RABBITMQ_NODENAME="$node"
   export RABBITMQ_CONFIG_FILE="$conf_dir/rabbitmq.conf"
   export ERL_EPMD_ADDRESS=127.0.0.1
-  export RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}"
+  local schedulers
+  schedulers="$(scheduler_args)" || exit 2
+  export RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}$schedulers"
   export RABBITMQ_CTL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}"
 }
 
@@ -87,7 +105,8 @@ start_server() {
   as_root chmod 755 "$conf_dir"; as_root chmod 644 "$conf_dir/rabbitmq.conf"
   as_root rabbitmq-plugins enable --offline rabbitmq_management >/dev/null
   mkdir -p "$here/.run"
-  log "starting rabbitmq-server ($node, loopback only; log: .run/rabbitmq.log)"
+  local flags="${RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS#*\}}"
+  log "starting rabbitmq-server ($node, loopback only${flags:+, Erlang flags$flags}; log: .run/rabbitmq.log)"
   touch "$here/.run/broker.started"
   as_root env RABBITMQ_NODENAME="$RABBITMQ_NODENAME" RABBITMQ_CONFIG_FILE="$RABBITMQ_CONFIG_FILE" \
     ERL_EPMD_ADDRESS="$ERL_EPMD_ADDRESS" \
@@ -117,9 +136,12 @@ case "${1:-ensure}" in
   secure-epmd)
     secure_epmd
     ;;
+  scheduler-flags)
+    scheduler_args || exit 2
+    ;;
   stop)
     loopback_env
     as_root env RABBITMQ_NODENAME="$node" rabbitmqctl -q stop >/dev/null 2>&1 || true
     ;;
-  *) echo "usage: $0 ensure|install|stop|secure-epmd" >&2; exit 2 ;;
+  *) echo "usage: $0 ensure|install|stop|secure-epmd|scheduler-flags" >&2; exit 2 ;;
 esac
