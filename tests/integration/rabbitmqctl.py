@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from pathlib import Path
 
-__all__ = ["NODE", "can_control_broker", "rabbitmqctl"]
+__all__ = ["NODE", "broker_script", "can_control_broker", "rabbitmqctl"]
 
 NODE = os.environ.get("CONVSIM_TEST_RABBITMQ_NODE", "rabbit@localhost")
 
@@ -31,3 +32,11 @@ def can_control_broker() -> bool:
     except (subprocess.CalledProcessError, subprocess.TimeoutExpired):
         return False
     return True
+
+
+def broker_script(command: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """``scripts/broker.sh COMMAND`` with exactly ``env``; its exit code is the caller's to read."""
+    script = Path(__file__).resolve().parents[2] / "scripts" / "broker.sh"
+    return subprocess.run(
+        ["bash", str(script), command], env=env, capture_output=True, text=True, timeout=30
+    )

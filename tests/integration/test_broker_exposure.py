@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from tests.fakes.server import free_port
-from tests.integration.processes import REPO, wait_until
+from tests.integration.processes import wait_until
+from tests.integration.rabbitmqctl import broker_script
 
 pytestmark = pytest.mark.integration
 
@@ -52,13 +53,7 @@ def _epmd_listens(port: int, *, on_all: bool) -> bool:
 
 
 def _secure_epmd(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["bash", str(REPO / "scripts" / "broker.sh"), "secure-epmd"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    return broker_script("secure-epmd", env)
 
 
 def test_an_epmd_left_on_every_interface_by_the_package_is_stopped(tmp_path: Path) -> None:

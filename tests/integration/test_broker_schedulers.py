@@ -8,8 +8,7 @@ import subprocess
 
 import pytest
 
-from tests.integration.processes import REPO
-from tests.integration.rabbitmqctl import can_control_broker, rabbitmqctl
+from tests.integration.rabbitmqctl import broker_script, can_control_broker, rabbitmqctl
 
 pytestmark = pytest.mark.integration
 
@@ -18,13 +17,7 @@ def _flags(schedulers: str | None) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k != "CONVSIM_BROKER_SCHEDULERS"}
     if schedulers is not None:
         env["CONVSIM_BROKER_SCHEDULERS"] = schedulers
-    return subprocess.run(
-        ["bash", str(REPO / "scripts" / "broker.sh"), "scheduler-flags"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    return broker_script("scheduler-flags", env)
 
 
 def _default_schedulers() -> int | None:
