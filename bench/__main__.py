@@ -94,6 +94,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--json", type=Path, help="write the result here")
     parser.add_argument("--logs", type=Path, help="process logs here (default: a temp dir)")
+    parser.add_argument(
+        "--log-level",
+        default="WARNING",
+        choices=["DEBUG", "INFO", "WARNING"],
+        help="the services' CONVSIM_LOG_LEVEL (default WARNING; the services' own default is INFO)",
+    )
     args = parser.parse_args(argv)
     if args.capacity and args.baseline:
         parser.error("--baseline is one run's comparison: leave it out of --capacity")
@@ -125,6 +131,7 @@ def run(args: argparse.Namespace, n: int | None = None) -> dict[str, Any]:
             "bot": modes.bot,
             "judge": modes.judge,
             "bot_cap": modes.cap,
+            "log_level": args.log_level,
         },
         "ideal_s": ideal,
         "logs": str(logs),
@@ -154,7 +161,7 @@ def run(args: argparse.Namespace, n: int | None = None) -> dict[str, Any]:
                 "OPENAI_API_KEY": "bench-not-a-key",
                 "OPENAI_BASE_URL": f"{fakes_url}/v1",
                 "CONVSIM_MAX_CONCURRENT_SIMULATIONS": str(max(n, 200)),
-                "CONVSIM_LOG_LEVEL": "WARNING",
+                "CONVSIM_LOG_LEVEL": args.log_level,
                 "CONVSIM_METRICS_PORT": "0",
                 **modes.env(fakes_url),
             }

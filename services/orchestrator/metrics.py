@@ -96,7 +96,9 @@ class OrchestratorMetrics:
 
 
 class MeteredEventSink:
-    """An EventSink that counts what it publishes and logs one line per event."""
+    """An EventSink that counts what it publishes and logs one line per event: at INFO, except
+    turns, which are most of a simulation's events, at DEBUG (``convsim_events_published``
+    counts them at any level)."""
 
     def __init__(self, inner: EventSink, metrics: OrchestratorMetrics) -> None:
         self._inner = inner
@@ -105,13 +107,16 @@ class MeteredEventSink:
     async def publish(self, event: SimulationEvent) -> None:
         await self._inner.publish(event)
         self._metrics.record(event)
-        logger.info(
-            "simulation %s: %s seq %d",
-            event.simulation_id,
-            event.type,
-            event.seq,
-            extra=_fields_of(event),
-        )
+        level = logging.DEBUG if isinstance(event, TurnEvent) else logging.INFO
+        if logger.isEnabledFor(level):
+            logger.log(
+                level,
+                "simulation %s: %s seq %d",
+                event.simulation_id,
+                event.type,
+                event.seq,
+                extra=_fields_of(event),
+            )
 
 
 def _fields_of(event: SimulationEvent) -> dict[str, object]:

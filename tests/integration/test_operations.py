@@ -116,6 +116,6 @@ async def test_logs_are_json_lines_that_follow_a_simulation_across_services(
     lines = {service: records_of(service) for service in ("orchestrator", "gateway")}
     assert [r["event"] for r in lines["gateway"]] == ["queued"]
     orchestrated = lines["orchestrator"]
-    assert [r["event"] for r in orchestrated] == ["started", "turn", "turn", "completed"]
-    assert [r.get("turn_index") for r in orchestrated] == [None, 0, 1, None]
+    # At the default level (INFO) a simulation's turns are counted, not logged (DEBUG logs them).
+    assert [r["event"] for r in orchestrated] == ["started", "completed"]
     assert all({"time", "level", "logger", "message", "seq"} <= set(r) for r in orchestrated)
