@@ -5,7 +5,9 @@ A bare server, in its own process, on the gateway's stack (uvicorn with uvloop a
 FastAPI, a pydantic body, sse-starlette) answers ``POST /accept`` with one SSE event and ends
 the stream: no relay, no metrics, no access checks. With ``publish`` it first publishes the
 body once to a quorum queue of a fresh vhost (persistent, mandatory, confirmed), which is what
-an accept must do before it answers. The driver sends ``--n`` such requests at once (the
+an accept must do before it answers. ``stream`` is the bare server answering the same bytes
+through Starlette's ``StreamingResponse`` instead of sse-starlette (what sse-starlette's tasks
+per stream cost). The driver sends ``--n`` such requests at once (the
 bench's own aiohttp driver) ``--rounds`` times, and reports the server's CPU per request and
 when the burst's requests got their event (p50 / p99 from the burst's start).
 
@@ -31,6 +33,7 @@ import aiohttp
 import uvicorn
 from aio_pika.abc import AbstractChannel
 from fastapi import FastAPI
+from fastapi.responses import Response, StreamingResponse
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from bench.broker import BenchVhost
@@ -44,7 +47,7 @@ __all__ = ["main"]
 QUEUE = "accept-floor"
 
 
-def _app(amqp_url: str | None) -> FastAPI:
+def _app(amqp_url: str | None, *, plain_stream: bool = False) -> FastAPI:
     channel: AbstractChannel | None = None
 
     @asynccontextmanager
@@ -64,7 +67,7 @@ def _app(amqp_url: str | None) -> FastAPI:
     app = FastAPI(lifespan=lifespan)
 
     @app.post("/accept")
-    async def accept(body: SimulationCreate) -> EventSourceResponse:
+    async def accept(body: SimulationCreate) -> Response:
         encoded = body.model_dump_json().encode()
         if channel is not None:
             await channel.default_exchange.publish(
@@ -77,6 +80,12 @@ def _app(amqp_url: str | None) -> FastAPI:
         async def one_event() -> AsyncIterator[ServerSentEvent]:
             yield ServerSentEvent(data=encoded.decode(), event="queued", id="1")
 
+        if plain_stream:
+
+            async def one_chunk() -> AsyncIterator[bytes]:
+                yield b"id: 1\r\nevent: queued\r\ndata: " + encoded + b"\r\n\r\n"
+
+            return StreamingResponse(one_chunk(), media_type="text/event-stream")
         return EventSourceResponse(one_event(), ping=15, send_timeout=30)
 
     @app.get("/ready")
@@ -86,8 +95,14 @@ def _app(amqp_url: str | None) -> FastAPI:
     return app
 
 
-def serve(port: int, amqp_url: str | None) -> None:
-    uvicorn.run(_app(amqp_url), host="127.0.0.1", port=port, log_level="warning", access_log=False)
+def serve(port: int, amqp_url: str | None, *, plain_stream: bool = False) -> None:
+    uvicorn.run(
+        _app(amqp_url, plain_stream=plain_stream),
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        access_log=False,
+    )
 
 
 async def _burst(
@@ -117,8 +132,9 @@ async def _burst(
 
 
 def measure(kind: str, n: int, rounds: int, amqp_url: str | None, logs: Path) -> dict[str, Any]:
-    """``bare``, ``publish`` (the bare server) or ``gateway`` (the real one, no orchestrator:
-    each request stays queued, and the driver leaves its stream after ``queued``)."""
+    """``bare``, ``stream``, ``publish`` (the bare server) or ``gateway`` (the real one, no
+    orchestrator: each request stays queued, and the driver leaves its stream after
+    ``queued``)."""
     port = free_port()
     if kind == "gateway":
         assert amqp_url is not None
@@ -134,6 +150,7 @@ def measure(kind: str, n: int, rounds: int, amqp_url: str | None, logs: Path) ->
     else:
         args = ["bench.accept_floor", "serve", "--port", str(port)]
         args += ["--amqp-url", amqp_url] if amqp_url else []
+        args += ["--plain-stream"] if kind == "stream" else []
         server = Process(f"accept-{kind}", args, {}, logs)
         ready, path = f"http://127.0.0.1:{port}/ready", "/accept"
     try:
@@ -156,19 +173,32 @@ def main(argv: list[str] | None = None) -> int:
     serve_args = sub.add_parser("serve", help="(internal) the bare server")
     serve_args.add_argument("--port", type=int, required=True)
     serve_args.add_argument("--amqp-url")
+    serve_args.add_argument("--plain-stream", action="store_true")
     parser.add_argument("--n", type=int, default=300)
+    parser.add_argument(
+        "--kinds",
+        default="bare,publish,gateway",
+        help="which servers, in order, of bare, stream, publish and gateway",
+    )
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     if args.command == "serve":
-        serve(args.port, args.amqp_url)
+        serve(args.port, args.amqp_url, plain_stream=args.plain_stream)
         return 0
+    kinds = args.kinds.split(",")
+    if unknown := set(kinds) - {"bare", "stream", "publish", "gateway"}:
+        parser.error(
+            f"--kinds: no server {', '.join(sorted(unknown))} (bare, stream, publish, gateway)"
+        )
     logs = Path(tempfile.mkdtemp(prefix="convsim-accept-floor-"))
-    results = [measure("bare", args.n, args.rounds, None, logs)]
-    with BenchVhost() as vhost:
-        results.append(measure("publish", args.n, args.rounds, vhost.amqp_url, logs))
-    with BenchVhost() as vhost:
-        results.append(measure("gateway", args.n, args.rounds, vhost.amqp_url, logs))
+    results = []
+    for kind in kinds:
+        if kind in ("bare", "stream"):
+            results.append(measure(kind, args.n, args.rounds, None, logs))
+        else:
+            with BenchVhost() as vhost:
+                results.append(measure(kind, args.n, args.rounds, vhost.amqp_url, logs))
     for result in results:
         for number, row in enumerate(result["rounds"], 1):
             answered = row["answered"]

@@ -142,10 +142,13 @@ def test_the_client_cost_benchmark_measures_every_client() -> None:
 def test_the_accept_floor_measures_the_bare_parts_and_the_gateway(tmp_path: Path) -> None:
     out = tmp_path / "accept.json"
     run = _module(
-        "bench.accept_floor", *("--n", "4", "--rounds", "1", "--json", str(out)), timeout_s=150
+        "bench.accept_floor",
+        *("--n", "4", "--rounds", "1", "--json", str(out)),
+        *("--kinds", "bare,stream,publish,gateway"),
+        timeout_s=150,
     )
     results = json.loads(out.read_text())
-    assert [result["kind"] for result in results] == ["bare", "publish", "gateway"]
+    assert [result["kind"] for result in results] == ["bare", "stream", "publish", "gateway"]
     for result in results:
         (row,) = result["rounds"]
         assert row["cpu_ms"] >= 0, result  # /proc counts in 10 ms ticks: 4 accepts may be 0
