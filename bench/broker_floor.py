@@ -31,6 +31,7 @@ from typing import Any
 
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractRobustConnection
+from aiormq.abc import AbstractChannel as RawChannel
 
 from bench.broker import BenchVhost
 from bench.processes import pid_usage, rabbitmq_pid
@@ -146,7 +147,7 @@ async def _step(amqp_url: str, step: int, n: int, every_s: float) -> dict[str, A
         await connection.close()
 
 
-async def _publish(channel: Any, body: bytes, sid: str, event_type: str, seq: int) -> None:
+async def _publish(channel: RawChannel, body: bytes, sid: str, event_type: str, seq: int) -> None:
     await publish_event(
         channel,
         body,

@@ -167,3 +167,17 @@ def test_the_broker_profile_reads_every_process_of_the_local_broker() -> None:
     assert "quorum queues' write-ahead log" in kinds, kinds
     work = work_by_process([before, after])
     assert sum(done for _, done in work.values()) > 0  # reading the VM is work itself
+
+
+@pytest.mark.usefixtures("local_broker")
+@pytest.mark.timeout(120)
+def test_the_broker_floor_sends_w2s_traffic_in_each_step(tmp_path: Path) -> None:
+    out = tmp_path / "floor.json"
+    run = _module(
+        "bench.broker_floor", *("--n", "5", "--every", "0.01", "--json", str(out)), timeout_s=100
+    )
+    results = json.loads(out.read_text())
+    assert [result["step"] for result in results] == [1, 2, 3]
+    assert all(result["events"] == 5 * 13 for result in results)
+    assert all(result["broker_ms_per_event"] >= 0 for result in results)
+    assert run.stdout.count("ms broker CPU per event") == 3
