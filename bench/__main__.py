@@ -180,7 +180,7 @@ def run(args: argparse.Namespace, n: int | None = None) -> dict[str, Any]:
             if modes.judge:
                 judge = Process("judge", ["services.judge"], env | modes.judge_env(n), logs)
                 processes.append(judge)
-            gateway_urls = []
+            gateways: dict[str, Process] = {}
             for index in range(args.gateways):
                 port = free_port()
                 name = "gateway" if args.gateways == 1 else f"gateway-{index + 1}"
@@ -188,9 +188,10 @@ def run(args: argparse.Namespace, n: int | None = None) -> dict[str, Any]:
                     name, ["services.gateway"], env | {"CONVSIM_GATEWAY_PORT": str(port)}, logs
                 )
                 processes.append(gateway)
-                gateway_urls.append(f"http://127.0.0.1:{port}")
-            for process, url in zip(processes[-args.gateways :], gateway_urls, strict=True):
-                process.wait_http(f"{url}/readyz")
+                gateways[f"http://127.0.0.1:{port}"] = gateway
+            for url, gateway in gateways.items():
+                gateway.wait_http(f"{url}/readyz")
+            gateway_urls = list(gateways)
             for orchestrator in orchestrators:
                 orchestrator.wait_log("app started successfully")
             if modes.judge:

@@ -76,11 +76,13 @@ def _body(simulation_id: str, seq: int) -> bytes:
 class _Readers:
     """Counts what the queues of step 2 and the request consumer of step 3 received."""
 
-    def __init__(self, expected: int) -> None:
+    def __init__(self, expected: int, requests_expected: int) -> None:
         self.expected = expected
         self.received = 0
         self.all_in = asyncio.Event()
         self.requests: dict[str, AbstractIncomingMessage] = {}
+        self.requests_expected = requests_expected
+        self.all_requests_in = asyncio.Event()
 
     async def on_event(self, message: AbstractIncomingMessage) -> None:
         self.received += 1
@@ -89,6 +91,8 @@ class _Readers:
 
     async def on_request(self, message: AbstractIncomingMessage) -> None:
         self.requests[message.body.decode()] = message
+        if len(self.requests) >= self.requests_expected:
+            self.all_requests_in.set()
 
 
 async def _queue_reader(connection: AbstractRobustConnection, readers: _Readers) -> None:
@@ -104,7 +108,9 @@ async def _step(amqp_url: str, step: int, n: int, every_s: float) -> dict[str, A
     try:
         setup = await connection.channel()
         await declare_topology(setup, "1h", 100_000, Replication())
-        readers = _Readers(expected=2 * n * len(EVENT_TYPES) if step >= 2 else 0)
+        readers = _Readers(
+            expected=2 * n * len(EVENT_TYPES) if step >= 2 else 0, requests_expected=n
+        )
         if step >= 2:
             await _queue_reader(connection, readers)
             await _queue_reader(connection, readers)
@@ -176,11 +182,10 @@ async def _publish_requests(channel: AbstractChannel, ids: list[str]) -> None:
 
 
 async def _ack_requests(readers: _Readers, ids: list[str]) -> None:
-    deadline = time.monotonic() + 60
-    while len(readers.requests) < len(ids):  # the last ones may still be on their way
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{len(readers.requests)} of {len(ids)} requests delivered")
-        await asyncio.sleep(0.05)
+    try:  # the last ones may still be on their way
+        await asyncio.wait_for(readers.all_requests_in.wait(), 60)
+    except TimeoutError:
+        raise TimeoutError(f"{len(readers.requests)} of {len(ids)} requests delivered") from None
     await asyncio.gather(*(readers.requests[sid].ack() for sid in ids))
 
 

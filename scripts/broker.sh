@@ -91,21 +91,21 @@ loopback_env() {
   export RABBITMQ_NODENAME="$node"
   export RABBITMQ_CONFIG_FILE="$conf_dir/rabbitmq.conf"
   export ERL_EPMD_ADDRESS=127.0.0.1
-  local schedulers
-  schedulers="$(scheduler_args)" || exit 2
-  export RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}$schedulers"
+  export RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}"
   export RABBITMQ_CTL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}"
 }
 
 start_server() {
+  local flags
+  flags="$(scheduler_args)" || exit 2
   loopback_env
+  RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS+="$flags"
   # The server runs as the rabbitmq user: give it a copy of the config it can read.
   as_root mkdir -p "$conf_dir"
   as_root cp "$here/deploy/rabbitmq/rabbitmq.conf" "$conf_dir/rabbitmq.conf"
   as_root chmod 755 "$conf_dir"; as_root chmod 644 "$conf_dir/rabbitmq.conf"
   as_root rabbitmq-plugins enable --offline rabbitmq_management >/dev/null
   mkdir -p "$here/.run"
-  local flags="${RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS#*\}}"
   log "starting rabbitmq-server ($node, loopback only${flags:+, Erlang flags$flags}; log: .run/rabbitmq.log)"
   touch "$here/.run/broker.started"
   as_root env RABBITMQ_NODENAME="$RABBITMQ_NODENAME" RABBITMQ_CONFIG_FILE="$RABBITMQ_CONFIG_FILE" \

@@ -236,7 +236,6 @@ start_node() {
   log "$(node_name "$i") runs again"
 }
 
-
 down() {
   local i pids=()
   [ -d "$base" ] || return 0

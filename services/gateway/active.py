@@ -17,8 +17,10 @@ from __future__ import annotations
 import json
 import logging
 from collections import Counter, OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 
 from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
 
@@ -31,6 +33,8 @@ from services.common.stream_reader import StreamFollower
 __all__ = ["ActiveIndex", "ActiveSimulations", "Owner", "TooManyActive"]
 
 logger = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
 
 Owner = str | None
 """A key's owner name; None for every caller while API keys are off (one shared count)."""
@@ -123,22 +127,25 @@ class ActiveIndex:
     def _forget_before(self, horizon: datetime) -> None:
         """Runs on every admission: it looks only at the oldest entries, stopping at the first
         young one (it used to copy the whole index each time, a cost growing with it)."""
-        while self._active:
-            simulation_id, active = next(iter(self._active.items()))
-            if active.since >= horizon:
-                break
-            del self._active[simulation_id]
+        for active in _pop_older(self._active, horizon, lambda active: active.since):
             self._counts[active.owner] -= 1
-        _forget_older(self._ended, horizon)
-        _forget_older(self._started, horizon)
+        _pop_older(self._ended, horizon, lambda at: at)
+        _pop_older(self._started, horizon, lambda at: at)
 
 
-def _forget_older(times: OrderedDict[str, datetime], horizon: datetime) -> None:
-    while times:
-        simulation_id, at = next(iter(times.items()))
-        if at >= horizon:
-            return
-        del times[simulation_id]
+def _pop_older(
+    entries: OrderedDict[str, _T], horizon: datetime, time_of: Callable[[_T], datetime]
+) -> list[_T]:
+    """Remove the oldest entries whose time is before ``horizon``; they are returned, oldest
+    first."""
+    removed: list[_T] = []
+    while entries:
+        oldest = next(iter(entries.values()))
+        if time_of(oldest) >= horizon:
+            break
+        entries.popitem(last=False)
+        removed.append(oldest)
+    return removed
 
 
 class ActiveSimulations:

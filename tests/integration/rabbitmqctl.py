@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from pathlib import Path
+
+from tests.integration.processes import REPO
 
 __all__ = ["NODE", "broker_script", "can_control_broker", "rabbitmqctl"]
 
@@ -36,7 +37,10 @@ def can_control_broker() -> bool:
 
 def broker_script(command: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     """``scripts/broker.sh COMMAND`` with exactly ``env``; its exit code is the caller's to read."""
-    script = Path(__file__).resolve().parents[2] / "scripts" / "broker.sh"
     return subprocess.run(
-        ["bash", str(script), command], env=env, capture_output=True, text=True, timeout=30
+        ["bash", str(REPO / "scripts" / "broker.sh"), command],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
     )

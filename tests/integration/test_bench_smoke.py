@@ -20,14 +20,11 @@ pytestmark = pytest.mark.integration
 @pytest.mark.usefixtures("local_broker")
 @pytest.mark.timeout(300)
 def test_a_small_benchmark_run_delivers_every_event_of_every_transcript(tmp_path: Path) -> None:
-    out = tmp_path / "bench.json"
-    run = _module(
-        "bench",
+    run, result = _bench(
+        tmp_path,
         *("--n", "6", "--turns", "2", "--latency", "0.05", "--orchestrators", "2", "--baseline"),
         *("--gateways", "2"),
-        *("--json", str(out), "--logs", str(tmp_path)),
     )
-    result = json.loads(out.read_text())
     ours = result["ours"]
     assert result["errors"] == []
     assert ours["complete"] == 6
@@ -60,10 +57,17 @@ def _module(module: str, *args: str, timeout_s: float = 240) -> subprocess.Compl
     return run
 
 
-def _bench(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], Any]:
-    out = tmp_path / "bench.json"
-    run = _module("bench", *args, "--json", str(out), "--logs", str(tmp_path))
+def _module_json(
+    tmp_path: Path, module: str, *args: str, timeout_s: float = 240
+) -> tuple[subprocess.CompletedProcess[str], Any]:
+    """``python -m module args --json FILE``, which must exit 0, and the JSON it wrote."""
+    out = tmp_path / f"{module}.json"
+    run = _module(module, *args, "--json", str(out), timeout_s=timeout_s)
     return run, json.loads(out.read_text())
+
+
+def _bench(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], Any]:
+    return _module_json(tmp_path, "bench", *args, "--logs", str(tmp_path))
 
 
 @pytest.mark.usefixtures("local_broker")
@@ -140,14 +144,12 @@ def test_the_client_cost_benchmark_measures_every_client() -> None:
 @pytest.mark.usefixtures("local_broker")
 @pytest.mark.timeout(180)
 def test_the_accept_floor_measures_the_bare_parts_and_the_gateway(tmp_path: Path) -> None:
-    out = tmp_path / "accept.json"
-    run = _module(
+    run, results = _module_json(
+        tmp_path,
         "bench.accept_floor",
-        *("--n", "4", "--rounds", "1", "--json", str(out)),
-        *("--kinds", "bare,stream,publish,gateway"),
+        *("--n", "4", "--rounds", "1", "--kinds", "bare,stream,publish,gateway"),
         timeout_s=150,
     )
-    results = json.loads(out.read_text())
     assert [result["kind"] for result in results] == ["bare", "stream", "publish", "gateway"]
     for result in results:
         (row,) = result["rounds"]
@@ -172,11 +174,9 @@ def test_the_broker_profile_reads_every_process_of_the_local_broker() -> None:
 @pytest.mark.usefixtures("local_broker")
 @pytest.mark.timeout(120)
 def test_the_broker_floor_sends_w2s_traffic_in_each_step(tmp_path: Path) -> None:
-    out = tmp_path / "floor.json"
-    run = _module(
-        "bench.broker_floor", *("--n", "5", "--every", "0.01", "--json", str(out)), timeout_s=100
+    run, results = _module_json(
+        tmp_path, "bench.broker_floor", *("--n", "5", "--every", "0.01"), timeout_s=100
     )
-    results = json.loads(out.read_text())
     assert [result["step"] for result in results] == [1, 2, 3]
     assert all(result["events"] == 5 * 13 for result in results)
     assert all(result["broker_ms_per_event"] >= 0 for result in results)
