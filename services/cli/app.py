@@ -20,9 +20,11 @@ from rich.console import Console
 
 from services.cli.chat import Chat
 from services.cli.diff import show_diff
+from services.cli.gateway import STREAM_TIMEOUT
 from services.cli.gateway import connect as _client
 from services.cli.gateway import fail as _fail
 from services.cli.gateway import request as _request
+from services.cli.interrupts import CtrlC
 from services.cli.options import ApiKeyOption, GatewayOption
 from services.cli.render import TurnPrinter
 from services.cli.suite_app import suite_app
@@ -49,31 +51,33 @@ BotPromptOption = Annotated[
 EXIT_BY_STATUS = {"completed": 0, "failed": 1, "cancelled": 2}
 
 
-def _follow(client: httpx.Client, simulation_id: str, as_json: bool, after: int = 0) -> int:
+def _follow(
+    client: httpx.Client, simulation_id: str, as_json: bool, ctrl_c: CtrlC, after: int = 0
+) -> int:
     """Print the simulation's events until its end; the exit code its outcome deserves."""
     console = Console(stderr=False, highlight=False)
     printer = TurnPrinter(console)
     status = "running"
     headers = {"Last-Event-ID": str(after)} if after else {}
+    path = f"/v1/simulations/{simulation_id}/events"
     with (
-        connect_sse(
-            client, "GET", f"/v1/simulations/{simulation_id}/events", headers=headers
-        ) as source,
+        connect_sse(client, "GET", path, headers=headers, timeout=STREAM_TIMEOUT) as source,
         printer.waiting(),
     ):
         if source.response.status_code != 200:
             source.response.read()
             raise _fail(console, source.response)
-        for sse in source.iter_sse():
-            if not sse.data:
-                continue  # a keep-alive
-            event = json.loads(sse.data)
-            if as_json:
-                print(sse.data, flush=True)
-            else:
-                printer.show(event)
-            if event["type"] in EXIT_BY_STATUS:
-                status = event["type"]
+        with ctrl_c.stream(source.response):
+            for sse in source.iter_sse():
+                if not sse.data:
+                    continue  # a keep-alive
+                event = json.loads(sse.data)
+                if as_json:
+                    print(sse.data, flush=True)
+                else:
+                    printer.show(event)
+                if event["type"] in EXIT_BY_STATUS:
+                    status = event["type"]
     return EXIT_BY_STATUS.get(status, 3)
 
 
@@ -128,14 +132,14 @@ def run(
     )
     if script is not None:
         body["script"] = read_script(script)
-    with _client(gateway, api_key) as client:
+    with CtrlC().installed() as ctrl_c, _client(gateway, api_key) as client:
         response = _request(client, "POST", "/v1/simulations", json=body)
         if response.status_code != 202:
             raise _fail(Console(), response)
         simulation_id = response.json()["simulation_id"]
         if not as_json:
             Console(highlight=False).print(f"[dim]simulation {simulation_id}[/dim]")
-        raise typer.Exit(_follow(client, simulation_id, as_json))
+        raise typer.Exit(_follow(client, simulation_id, as_json, ctrl_c))
 
 
 @app.command()
@@ -172,11 +176,11 @@ def chat(
         bot_prompt=bot_prompt,
     )
     console = Console(highlight=False)
-    with _client(gateway, api_key) as client:
+    with CtrlC().installed() as ctrl_c, _client(gateway, api_key) as client:
         response = _request(client, "POST", "/v1/conversations", json=body)
         if response.status_code != 201:
             raise _fail(console, response)
-        raise typer.Exit(Chat(client, response.json()["conversation_id"], console).run())
+        raise typer.Exit(Chat(client, response.json()["conversation_id"], console, ctrl_c).run())
 
 
 @app.command()
@@ -188,8 +192,8 @@ def watch(
     as_json: JsonOption = False,
 ) -> None:
     """Print a simulation's events from the start (or after a seq), then live, to its end."""
-    with _client(gateway, api_key) as client:
-        raise typer.Exit(_follow(client, simulation_id, as_json, after))
+    with CtrlC().installed() as ctrl_c, _client(gateway, api_key) as client:
+        raise typer.Exit(_follow(client, simulation_id, as_json, ctrl_c, after))
 
 
 @app.command()

@@ -2,7 +2,8 @@
 
 Each line read is a message to the bot; its reply is printed when it comes. ``/suggest`` shows
 what the simulated user would say next: an empty line then sends it as is, any other line is
-sent instead. ``/quit``, end of input or Ctrl-C closes the conversation (``closed``).
+sent instead. ``/quit``, end of input or Ctrl-C closes the conversation (``closed``); a second
+Ctrl-C while it closes stops waiting for its end (exit 130; the close was sent).
 """
 
 from __future__ import annotations
@@ -12,27 +13,32 @@ import sys
 from typing import Any
 
 import httpx
-from httpx_sse import connect_sse
+from httpx_sse import EventSource, connect_sse
 from rich.console import Console
 from rich.markup import escape
 
-from services.cli.gateway import fail, request
+from services.cli.gateway import STREAM_TIMEOUT, fail, request
+from services.cli.interrupts import CtrlC
 from services.cli.render import TurnPrinter
 
 __all__ = ["HELP", "Chat"]
 
 HELP = "Type a message, /suggest for the simulated user's idea, /quit to end."
 EXIT_BY_STATUS = {"completed": 0, "failed": 1, "cancelled": 2}
+EXIT_LEFT = 130
 ENDED = frozenset(EXIT_BY_STATUS)
 
 
 class Chat:
     """One open conversation: send lines, ask for suggestions, close; prints what happens."""
 
-    def __init__(self, client: httpx.Client, conversation_id: str, console: Console) -> None:
+    def __init__(
+        self, client: httpx.Client, conversation_id: str, console: Console, ctrl_c: CtrlC
+    ) -> None:
         self._client = client
         self._id = conversation_id
         self._console = console
+        self._ctrl_c = ctrl_c
         self._printer = TurnPrinter(console)
         self._last_seq = 0
         self._ended: str | None = None
@@ -58,23 +64,30 @@ class Chat:
                 suggestion = None
                 self._send(line)
         except KeyboardInterrupt:
-            self._console.print()
-        return self._close()
+            self._console.print("\n[dim]closing (Ctrl-C again: stop waiting for the end)[/dim]")
+        try:
+            return self._close()
+        except KeyboardInterrupt:
+            self._console.print(f"[yellow]stopped waiting for conversation {self._id}[/yellow]")
+            return EXIT_LEFT
 
     def _read_line(self, prompt: str) -> str | None:
         """The next line without its newline; None at end of input. A prompt on a terminal."""
-        if sys.stdin.isatty():
-            try:
-                return self._console.input(f"[bold cyan]{prompt}>[/bold cyan] ").strip()
-            except EOFError:
-                return None
-        line = sys.stdin.readline()
+        with self._ctrl_c.interruptible():
+            if sys.stdin.isatty():
+                try:
+                    return self._console.input(f"[bold cyan]{prompt}>[/bold cyan] ").strip()
+                except EOFError:
+                    return None
+            line = sys.stdin.readline()
         return line.strip() if line else None
 
     def _send(self, content: str) -> None:
         path = f"/v1/conversations/{self._id}/messages"
         with (
-            connect_sse(self._client, "POST", path, json={"content": content}) as source,
+            connect_sse(
+                self._client, "POST", path, json={"content": content}, timeout=STREAM_TIMEOUT
+            ) as source,
             self._printer.waiting(),
         ):
             response = source.response
@@ -82,9 +95,7 @@ class Chat:
                 response.read()
                 self._refused(response)
                 return
-            for sse in source.iter_sse():
-                if sse.data:
-                    self._show(json.loads(sse.data))
+            self._show_events(source)
 
     def _refused(self, response: httpx.Response) -> None:
         """A 409: the previous message is unanswered, or the conversation has ended."""
@@ -118,14 +129,21 @@ class Chat:
             return EXIT_BY_STATUS[self._ended or ""]
         headers = {"Last-Event-ID": str(self._last_seq)}
         path = f"/v1/simulations/{self._id}/events"
-        with connect_sse(self._client, "GET", path, headers=headers) as source:
+        with connect_sse(
+            self._client, "GET", path, headers=headers, timeout=STREAM_TIMEOUT
+        ) as source:
             if source.response.status_code != 200:
                 source.response.read()
                 raise fail(self._console, source.response)
+            self._show_events(source)
+        return EXIT_BY_STATUS.get(self._ended or "", 3)
+
+    def _show_events(self, source: EventSource) -> None:
+        """Every event of the stream, until it ends (or Ctrl-C)."""
+        with self._ctrl_c.stream(source.response):
             for sse in source.iter_sse():
                 if sse.data:
                     self._show(json.loads(sse.data))
-        return EXIT_BY_STATUS.get(self._ended or "", 3)
 
     def _show(self, event: dict[str, Any]) -> None:
         self._last_seq = max(self._last_seq, event["seq"])

@@ -8,14 +8,19 @@ import httpx
 import typer
 from rich.console import Console
 
-__all__ = ["connect", "fail", "request"]
+__all__ = ["REQUEST_TIMEOUT", "STREAM_TIMEOUT", "connect", "fail", "request"]
+
+REQUEST_TIMEOUT = httpx.Timeout(30, read=90)
+"""A request's: 90 s for its answer (a suggestion may take the gateway's 60 s)."""
+STREAM_TIMEOUT = httpx.Timeout(30, read=None)
+"""An event stream's: no read timeout, it stays open as long as a simulation runs."""
 
 
 def connect(gateway: str, api_key: str | None) -> httpx.Client:
-    """A client for the gateway, with the bearer key when keys are on; no read timeout (the
-    event streams stay open as long as a simulation runs)."""
+    """A client for the gateway, with the bearer key when keys are on. Event streams pass
+    STREAM_TIMEOUT."""
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-    return httpx.Client(base_url=gateway, headers=headers, timeout=httpx.Timeout(30, read=None))
+    return httpx.Client(base_url=gateway, headers=headers, timeout=REQUEST_TIMEOUT)
 
 
 def fail(console: Console, response: httpx.Response) -> typer.Exit:
@@ -32,6 +37,9 @@ def request(client: httpx.Client, method: str, path: str, **kwargs: Any) -> http
     """One request; an unreachable gateway exits 3."""
     try:
         return client.request(method, path, **kwargs)
+    except httpx.TimeoutException as exc:
+        Console(stderr=True).print(f"[red]no answer from the gateway at {client.base_url}[/red]")
+        raise typer.Exit(3) from exc
     except httpx.TransportError as exc:
         Console(stderr=True).print(f"[red]cannot reach the gateway at {client.base_url}[/red]")
         raise typer.Exit(3) from exc

@@ -17,9 +17,10 @@ from rich.markup import escape
 
 from contracts.scenarios import SuiteCreate
 from services.cli.gateway import connect, fail, request
+from services.cli.interrupts import CtrlC
 from services.cli.options import DEFAULT_GATEWAY, ApiKeyOption, GatewayOption
 from services.cli.reports import ReportPaths
-from services.cli.suite_run import EXIT_INTERRUPTED, AttendOptions, attend
+from services.cli.suite_run import AttendOptions, attend
 from services.common.suite_files import SuiteFileError, load_suite
 
 __all__ = ["suite_app", "with_overrides"]
@@ -103,13 +104,10 @@ def run(
         cancel_on_interrupt=True,
         cancel_timeout_s=cancel_timeout,
     )
-    with connect(gateway, api_key) as client:
-        try:
-            response = request(
-                client, "POST", "/v1/suites", json=suite.model_dump(mode="json", exclude_none=True)
-            )
-        except KeyboardInterrupt:
-            raise typer.Exit(EXIT_INTERRUPTED) from None
+    with CtrlC().installed() as ctrl_c, connect(gateway, api_key) as client:
+        response = request(
+            client, "POST", "/v1/suites", json=suite.model_dump(mode="json", exclude_none=True)
+        )
         if response.status_code == 422:
             fail(errors, response)
             raise typer.Exit(EXIT_USAGE)
@@ -117,7 +115,7 @@ def run(
             raise fail(errors, response)
         suite_id = response.json()["suite_id"]
         console.print(f"[dim]suite {suite_id}[/dim]")
-        raise typer.Exit(attend(client, suite_id, options, console))
+        raise typer.Exit(attend(client, suite_id, options, console, ctrl_c))
 
 
 @suite_app.command("watch")
@@ -137,8 +135,8 @@ def watch(
         fail_under=fail_under,
         cancel_on_interrupt=False,
     )
-    with connect(gateway, api_key) as client:
-        raise typer.Exit(attend(client, suite_id, options, Console(highlight=False)))
+    with CtrlC().installed() as ctrl_c, connect(gateway, api_key) as client:
+        raise typer.Exit(attend(client, suite_id, options, Console(highlight=False), ctrl_c))
 
 
 def with_overrides(suite: SuiteCreate, repeat: int | None, concurrency: int | None) -> SuiteCreate:

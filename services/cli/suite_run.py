@@ -17,7 +17,8 @@ from httpx_sse import connect_sse
 from rich.console import Console
 
 from contracts.suites import SuiteQueuedEvent, SuiteState, parse_suite_event
-from services.cli.gateway import fail, request
+from services.cli.gateway import STREAM_TIMEOUT, fail, request
+from services.cli.interrupts import CtrlC
 from services.cli.reports import ReportPaths, write_reports
 from services.cli.reports.fetch import fetch_report
 from services.cli.reports.model import SuiteReport
@@ -59,21 +60,24 @@ def exit_code(report: SuiteReport, fail_under: float | None) -> int:
     return EXIT_FAILED
 
 
-def attend(client: httpx.Client, suite_id: str, options: AttendOptions, console: Console) -> int:
+def attend(
+    client: httpx.Client, suite_id: str, options: AttendOptions, console: Console, ctrl_c: CtrlC
+) -> int:
     """Show the suite live until it ends, write the reports, print the summary: the exit code."""
     progress = SuiteProgress(console)
     try:
+        ctrl_c.check()  # pressed while the suite was being created: it exists, cancel it
         with progress.live():
-            follow(client, suite_id, progress, console)
+            follow(client, suite_id, progress, console, ctrl_c)
     except KeyboardInterrupt:
-        return _interrupted(client, suite_id, options, console)
+        return _interrupted(client, suite_id, options, console, ctrl_c)
     report = fetch_report(client, suite_id)
     _conclude(report, options, console)
     return exit_code(report, options.fail_under)
 
 
 def follow(
-    client: httpx.Client, suite_id: str, progress: SuiteProgress, console: Console
+    client: httpx.Client, suite_id: str, progress: SuiteProgress, console: Console, ctrl_c: CtrlC
 ) -> SuiteState:
     """Fold the suite's events as they come (reconnecting after the last seen) until it ends."""
     state: SuiteState | None = None
@@ -81,9 +85,11 @@ def follow(
     while True:
         headers = {"Last-Event-ID": str(state.last_seq)} if state is not None else {}
         try:
-            with connect_sse(
-                client, "GET", f"/v1/suites/{suite_id}/events", headers=headers
-            ) as source:
+            path = f"/v1/suites/{suite_id}/events"
+            with (
+                connect_sse(client, "GET", path, headers=headers, timeout=STREAM_TIMEOUT) as source,
+                ctrl_c.stream(source.response),
+            ):
                 if source.response.status_code != 200:
                     source.response.read()
                     raise fail(Console(stderr=True), source.response)
@@ -107,11 +113,12 @@ def follow(
         if failures > MAX_RECONNECTS:
             console.print(f"[red]lost the suite's event stream at {client.base_url}[/red]")
             raise typer.Exit(3)
-        time.sleep(min(failures, 5))  # back off before reconnecting; the stream resumes
+        with ctrl_c.interruptible():
+            time.sleep(min(failures, 5))  # back off before reconnecting; the stream resumes
 
 
 def _interrupted(
-    client: httpx.Client, suite_id: str, options: AttendOptions, console: Console
+    client: httpx.Client, suite_id: str, options: AttendOptions, console: Console, ctrl_c: CtrlC
 ) -> int:
     try:
         if options.cancel_on_interrupt:
@@ -119,7 +126,7 @@ def _interrupted(
             response = request(client, "DELETE", f"/v1/suites/{suite_id}")
             if response.status_code not in (200, 202):
                 console.print(f"[red]cancel refused: {response.status_code}[/red] {response.text}")
-            elif not _wait_until_ended(client, suite_id, options.cancel_timeout_s):
+            elif not _wait_until_ended(client, suite_id, options.cancel_timeout_s, ctrl_c):
                 console.print(
                     f"[yellow]suite {suite_id} did not report cancelled within "
                     f"{options.cancel_timeout_s:g} s[/yellow]"
@@ -127,7 +134,9 @@ def _interrupted(
         else:
             console.print(f"[yellow]stopped watching suite {suite_id} (it goes on)[/yellow]")
         if options.reports.any:
-            _conclude(fetch_report(client, suite_id), options, console)
+            report = fetch_report(client, suite_id)
+            ctrl_c.check()
+            _conclude(report, options, console)
     except KeyboardInterrupt:
         pass  # a second Ctrl-C: leave now
     except typer.Exit:
@@ -135,7 +144,7 @@ def _interrupted(
     return EXIT_INTERRUPTED
 
 
-def _wait_until_ended(client: httpx.Client, suite_id: str, timeout_s: float) -> bool:
+def _wait_until_ended(client: httpx.Client, suite_id: str, timeout_s: float, ctrl_c: CtrlC) -> bool:
     """Poll the suite until it is cancelled (or completed), at most ``timeout_s``."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -146,7 +155,8 @@ def _wait_until_ended(client: httpx.Client, suite_id: str, timeout_s: float) -> 
                     return True
             except json.JSONDecodeError:
                 pass
-        time.sleep(_POLL_S)
+        with ctrl_c.interruptible():
+            time.sleep(_POLL_S)
     return False
 
 

@@ -15,7 +15,7 @@ from typing import IO
 import httpx
 import pytest
 
-from tests.fakes.bot_api import NORMAL_BOT
+from tests.fakes.bot_api import GATED_BOT, NORMAL_BOT
 from tests.integration.conftest import Stack
 from tests.integration.processes import REPO, default_sigint
 
@@ -152,7 +152,7 @@ def test_ctrl_c_closes_the_conversation(stack: Stack) -> None:
         chat.stdin.flush()
         printed = read_until(chat.stdout, "Bot: Bot reply 1 to: hello", timeout_s=60)
         chat.send_signal(signal.SIGINT)  # stdin stays open: it is blocked reading the next line
-        rest, _ = chat.communicate(timeout=60)
+        rest, _ = exited(chat)
     assert chat.returncode == 0, printed + rest
     assert rest.splitlines()[-1].startswith("completed: 1 bot replies")
     assert rest.splitlines()[-1].endswith("(closed)")
@@ -160,6 +160,84 @@ def test_ctrl_c_closes_the_conversation(stack: Stack) -> None:
         f"{stack.gateway_url}/v1/conversations/{conversation_id_of(printed)}", timeout=30
     ).json()
     assert (view["status"], view["stop_reason"]) == ("completed", "closed")
+
+
+def chat_waiting_for_a_held_reply(stack: Stack) -> tuple[subprocess.Popen[str], str]:
+    """`convsim chat` with the gated bot: its first reply came, its second is held."""
+    chat = subprocess.Popen(
+        [sys.executable, "-m", "services.cli", "chat", "--bot-id", str(GATED_BOT)],
+        cwd=REPO,
+        env={**os.environ, "CONVSIM_GATEWAY_URL": stack.gateway_url, "COLUMNS": "300"},
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=default_sigint,
+    )
+    assert chat.stdin is not None
+    assert chat.stdout is not None
+    chat.stdin.write("hello\nstill there?\n")
+    chat.stdin.flush()
+    printed = read_until(chat.stdout, "User: still there?", timeout_s=60)
+    return chat, printed
+
+
+def test_ctrl_c_while_a_reply_is_awaited_closes_after_it(stack: Stack) -> None:
+    """SIGINT while the bot's reply is held: the wait ends at once and the close is sent; the
+    conversation closes after answering (the reply is shown), exit 0."""
+    chat, printed = chat_waiting_for_a_held_reply(stack)
+    with chat:
+        assert chat.stdout is not None
+        chat.send_signal(signal.SIGINT)
+        printed += read_until(chat.stdout, "closing", timeout_s=60)  # the reply is still held
+        stack.bot.release(conversation_id_of(printed))
+        rest, errors = exited(chat)
+    assert chat.returncode == 0, printed + rest + errors
+    assert "Bot: Bot reply 2 to: still there?" in rest
+    assert rest.splitlines()[-1].startswith("completed: 2 bot replies")
+    assert rest.splitlines()[-1].endswith("(closed)")
+
+
+def test_a_second_ctrl_c_stops_waiting_for_the_close(stack: Stack) -> None:
+    """A second SIGINT while the close waits for the held reply: chat leaves (130); the close
+    was sent, so the conversation still ends closed once the reply comes."""
+    chat, printed = chat_waiting_for_a_held_reply(stack)
+    with chat:
+        assert chat.stdout is not None
+        chat.send_signal(signal.SIGINT)
+        printed += read_until(chat.stdout, "closing", timeout_s=60)
+        chat.send_signal(signal.SIGINT)
+        rest, errors = exited(chat)
+    assert chat.returncode == 130, printed + rest + errors
+    assert "stopped waiting for conversation" in rest
+    conversation_id = conversation_id_of(printed)
+    stack.bot.release(conversation_id)
+    events = f"{stack.gateway_url}/v1/simulations/{conversation_id}/events"
+    with httpx.stream("GET", events, timeout=httpx.Timeout(30, read=60)) as stream:
+        for _ in stream.iter_lines():
+            pass  # the gateway ends the stream after the conversation's end
+    view = httpx.get(f"{stack.gateway_url}/v1/conversations/{conversation_id}", timeout=30).json()
+    assert (view["status"], view["stop_reason"]) == ("completed", "closed")
+
+
+def exited(chat: subprocess.Popen[str], timeout_s: float = 60) -> tuple[str, str]:
+    """What chat printed until it exited; if it does not within the bound, the test fails with
+    where it waits (py-spy's dump of its stack)."""
+    try:
+        return chat.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        where = subprocess.run(
+            [str(Path(sys.executable).parent / "py-spy"), "dump", "--pid", str(chat.pid)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        chat.kill()
+        out, errors = chat.communicate()
+        pytest.fail(
+            f"chat did not exit within {timeout_s} s; it waits in:\n{where.stdout}{where.stderr}"
+            f"\nstdout: {out}\nstderr: {errors}"
+        )
 
 
 def read_until(stream: IO[str], text: str, timeout_s: float) -> str:
