@@ -75,11 +75,11 @@ class CtrlC:
     def stream(self, response: httpx.Response) -> Iterator[None]:
         """Reading ``response``'s body: a press ends the read (its socket shut down), then
         KeyboardInterrupt. The transport error the shut-down socket gives is that press's."""
-        self.check()
         sock = _socket_of(response)
         if sock is not None:
             self._streams.add(sock)
         try:
+            self.check()  # pressed before the socket was known: there is no read to end
             yield
         except httpx.TransportError:
             if not self.pending:

@@ -136,21 +136,8 @@ def test_chat_stops_when_the_conversation_ends_by_itself(stack: Stack) -> None:
 
 def test_ctrl_c_closes_the_conversation(stack: Stack) -> None:
     """SIGINT (Ctrl-C) while waiting for the person's next line: closed, exit 0."""
-    with subprocess.Popen(
-        [sys.executable, "-m", "services.cli", "chat", "--bot-id", str(NORMAL_BOT)],
-        cwd=REPO,
-        env={**os.environ, "CONVSIM_GATEWAY_URL": stack.gateway_url, "COLUMNS": "300"},
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        preexec_fn=default_sigint,
-    ) as chat:
-        assert chat.stdin is not None
-        assert chat.stdout is not None
-        chat.stdin.write("hello\n")
-        chat.stdin.flush()
-        printed = read_until(chat.stdout, "Bot: Bot reply 1 to: hello", timeout_s=60)
+    chat, printed = chat_typing(stack, NORMAL_BOT, "hello\n", "Bot: Bot reply 1 to: hello")
+    with chat:
         chat.send_signal(signal.SIGINT)  # stdin stays open: it is blocked reading the next line
         rest, _ = exited(chat)
     assert chat.returncode == 0, printed + rest
@@ -162,10 +149,13 @@ def test_ctrl_c_closes_the_conversation(stack: Stack) -> None:
     assert (view["status"], view["stop_reason"]) == ("completed", "closed")
 
 
-def chat_waiting_for_a_held_reply(stack: Stack) -> tuple[subprocess.Popen[str], str]:
-    """`convsim chat` with the gated bot: its first reply came, its second is held."""
+def chat_typing(
+    stack: Stack, bot_id: int, lines: str, until: str
+) -> tuple[subprocess.Popen[str], str]:
+    """`convsim chat` running, its stdin left open after ``lines``: the process and what it
+    printed up to ``until``."""
     chat = subprocess.Popen(
-        [sys.executable, "-m", "services.cli", "chat", "--bot-id", str(GATED_BOT)],
+        [sys.executable, "-m", "services.cli", "chat", "--bot-id", str(bot_id)],
         cwd=REPO,
         env={**os.environ, "CONVSIM_GATEWAY_URL": stack.gateway_url, "COLUMNS": "300"},
         stdin=subprocess.PIPE,
@@ -176,10 +166,14 @@ def chat_waiting_for_a_held_reply(stack: Stack) -> tuple[subprocess.Popen[str], 
     )
     assert chat.stdin is not None
     assert chat.stdout is not None
-    chat.stdin.write("hello\nstill there?\n")
+    chat.stdin.write(lines)
     chat.stdin.flush()
-    printed = read_until(chat.stdout, "User: still there?", timeout_s=60)
-    return chat, printed
+    return chat, read_until(chat.stdout, until, timeout_s=60)
+
+
+def chat_waiting_for_a_held_reply(stack: Stack) -> tuple[subprocess.Popen[str], str]:
+    """`convsim chat` with the gated bot: its first reply came, its second is held."""
+    return chat_typing(stack, GATED_BOT, "hello\nstill there?\n", "User: still there?")
 
 
 def test_ctrl_c_while_a_reply_is_awaited_closes_after_it(stack: Stack) -> None:
