@@ -75,6 +75,17 @@ def stream_server() -> Iterator[StreamServer]:
     httpd.server_close()
 
 
+@pytest.fixture(autouse=True)
+def sigint_as_in_a_terminal() -> Iterator[None]:
+    """SIGINT raising KeyboardInterrupt, as a CLI started from a terminal has it: a test run
+    started as a shell's background job (as CI may be) inherits SIGINT ignored, and CtrlC
+    leaves an ignored SIGINT ignored."""
+    before = signal.getsignal(signal.SIGINT)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, before)
+
+
 def press_ctrl_c() -> None:
     """A SIGINT to the main thread (where a terminal's Ctrl-C lands), from another thread."""
     main = threading.main_thread().ident
