@@ -205,8 +205,9 @@ def get(
 ) -> None:
     """Show a simulation: status, transcript, error."""
     console = Console(highlight=False)
-    with _client(gateway, api_key) as client:
+    with CtrlC().installed() as ctrl_c, _client(gateway, api_key) as client:
         response = _request(client, "GET", f"/v1/simulations/{simulation_id}")
+        ctrl_c.check()
     if response.status_code != 200:
         raise _fail(console, response)
     state = response.json()
@@ -225,8 +226,9 @@ def cancel(
 ) -> None:
     """Cancel a simulation: it ends with `cancelled` and its partial transcript."""
     console = Console(highlight=False)
-    with _client(gateway, api_key) as client:
+    with CtrlC().installed() as ctrl_c, _client(gateway, api_key) as client:
         response = _request(client, "DELETE", f"/v1/simulations/{simulation_id}")
+        ctrl_c.check()
     if response.status_code != 202:
         raise _fail(console, response)
     console.print(f"cancel requested for {simulation_id}")
@@ -243,9 +245,10 @@ def diff(
     marked ≠. Exit 0 when the transcripts are the same, 1 when they differ."""
     console = Console(highlight=False)
     states = []
-    with _client(gateway, api_key) as client:
+    with CtrlC().installed() as ctrl_c, _client(gateway, api_key) as client:
         for simulation_id in (first, second):
             response = _request(client, "GET", f"/v1/simulations/{simulation_id}")
+            ctrl_c.check()
             if response.status_code != 200:
                 raise _fail(console, response)
             states.append(response.json())

@@ -18,14 +18,13 @@ from rich.console import Console
 from rich.markup import escape
 
 from services.cli.gateway import STREAM_TIMEOUT, fail, request
-from services.cli.interrupts import CtrlC
+from services.cli.interrupts import EXIT_INTERRUPTED, CtrlC
 from services.cli.render import TurnPrinter
 
 __all__ = ["HELP", "Chat"]
 
 HELP = "Type a message, /suggest for the simulated user's idea, /quit to end."
 EXIT_BY_STATUS = {"completed": 0, "failed": 1, "cancelled": 2}
-EXIT_LEFT = 130
 ENDED = frozenset(EXIT_BY_STATUS)
 
 
@@ -69,7 +68,7 @@ class Chat:
             return self._close()
         except KeyboardInterrupt:
             self._console.print(f"[yellow]stopped waiting for conversation {self._id}[/yellow]")
-            return EXIT_LEFT
+            return EXIT_INTERRUPTED
 
     def _read_line(self, prompt: str) -> str | None:
         """The next line without its newline; None at end of input. A prompt on a terminal."""

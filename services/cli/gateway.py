@@ -37,7 +37,7 @@ def request(client: httpx.Client, method: str, path: str, **kwargs: Any) -> http
     """One request; an unreachable gateway exits 3."""
     try:
         return client.request(method, path, **kwargs)
-    except httpx.TimeoutException as exc:
+    except (httpx.ReadTimeout, httpx.WriteTimeout) as exc:
         Console(stderr=True).print(f"[red]no answer from the gateway at {client.base_url}[/red]")
         raise typer.Exit(3) from exc
     except httpx.TransportError as exc:

@@ -10,7 +10,10 @@ waits for ever. So while a command runs, SIGINT goes to ``CtrlC``:
 - during an event stream (``stream``) it shuts the stream's socket down, so the blocked read
   returns and the client ends that request the ordinary way (its own error handling, its lock
   given back); KeyboardInterrupt is raised when the stream's block is left;
-- anywhere else (a short request) it is remembered and raised at the next ``check``.
+- anywhere else (a short request, or a stream's wait for its response to start) it is
+  remembered and raised at the next ``check``; a second press while one is still remembered
+  raises at once (the person insists: the client is then left as it is, and may hang, which a
+  further press ends the same way).
 """
 
 from __future__ import annotations
@@ -24,7 +27,10 @@ from typing import Any
 
 import httpx
 
-__all__ = ["CtrlC"]
+__all__ = ["EXIT_INTERRUPTED", "CtrlC"]
+
+EXIT_INTERRUPTED = 130
+"""The exit code of a command left by Ctrl-C (128 + SIGINT, as a shell reports it)."""
 
 
 class CtrlC:
@@ -64,9 +70,9 @@ class CtrlC:
     def interruptible(self) -> Iterator[None]:
         """A block with no request under way (reading a line, a pause): a press raises at
         once."""
-        self.check()
-        self._interruptible = True
+        self._interruptible = True  # before the check: a press in between raises at once
         try:
+            self.check()
             yield
         finally:
             self._interruptible = False
@@ -91,7 +97,8 @@ class CtrlC:
 
     def _on_sigint(self, signum: int, frame: FrameType | None) -> None:
         self._presses += 1
-        if self._interruptible:
+        insisted = self._presses - self._raised > 1 and not self._streams
+        if self._interruptible or insisted:
             self.check()
         for sock in self._streams:
             with contextlib.suppress(OSError):  # already closed by the client: nothing to end

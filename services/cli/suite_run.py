@@ -18,7 +18,7 @@ from rich.console import Console
 
 from contracts.suites import SuiteQueuedEvent, SuiteState, parse_suite_event
 from services.cli.gateway import STREAM_TIMEOUT, fail, request
-from services.cli.interrupts import CtrlC
+from services.cli.interrupts import EXIT_INTERRUPTED, CtrlC
 from services.cli.reports import ReportPaths, write_reports
 from services.cli.reports.fetch import fetch_report
 from services.cli.reports.model import SuiteReport
@@ -36,7 +36,6 @@ __all__ = [
 
 EXIT_PASSED = 0
 EXIT_FAILED = 1
-EXIT_INTERRUPTED = 130
 MAX_RECONNECTS = 5
 _POLL_S = 0.25
 _ENDED = ("completed", "cancelled")
@@ -71,7 +70,12 @@ def attend(
             follow(client, suite_id, progress, console, ctrl_c)
     except KeyboardInterrupt:
         return _interrupted(client, suite_id, options, console, ctrl_c)
-    report = fetch_report(client, suite_id)
+    try:
+        report = fetch_report(client, suite_id)
+        ctrl_c.check()
+    except KeyboardInterrupt:
+        console.print(f"[yellow]suite {suite_id} ended; interrupted, no reports written[/yellow]")
+        return EXIT_INTERRUPTED
     _conclude(report, options, console)
     return exit_code(report, options.fail_under)
 

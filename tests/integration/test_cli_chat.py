@@ -3,12 +3,14 @@ routes, with stdin piped (as a script or a test would drive it)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import selectors
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
@@ -136,8 +138,10 @@ def test_chat_stops_when_the_conversation_ends_by_itself(stack: Stack) -> None:
 
 def test_ctrl_c_closes_the_conversation(stack: Stack) -> None:
     """SIGINT (Ctrl-C) while waiting for the person's next line: closed, exit 0."""
-    chat, printed = chat_typing(stack, NORMAL_BOT, "hello\n", "Bot: Bot reply 1 to: hello")
-    with chat:
+    with typing_in_chat(stack, NORMAL_BOT, "hello\n", "Bot: Bot reply 1 to: hello") as (
+        chat,
+        printed,
+    ):
         chat.send_signal(signal.SIGINT)  # stdin stays open: it is blocked reading the next line
         rest, _ = exited(chat)
     assert chat.returncode == 0, printed + rest
@@ -149,11 +153,12 @@ def test_ctrl_c_closes_the_conversation(stack: Stack) -> None:
     assert (view["status"], view["stop_reason"]) == ("completed", "closed")
 
 
-def chat_typing(
+@contextlib.contextmanager
+def typing_in_chat(
     stack: Stack, bot_id: int, lines: str, until: str
-) -> tuple[subprocess.Popen[str], str]:
+) -> Iterator[tuple[subprocess.Popen[str], str]]:
     """`convsim chat` running, its stdin left open after ``lines``: the process and what it
-    printed up to ``until``."""
+    printed up to ``until``. Killed on the way out if it still runs (a failed test)."""
     chat = subprocess.Popen(
         [sys.executable, "-m", "services.cli", "chat", "--bot-id", str(bot_id)],
         cwd=REPO,
@@ -164,23 +169,29 @@ def chat_typing(
         text=True,
         preexec_fn=default_sigint,
     )
-    assert chat.stdin is not None
-    assert chat.stdout is not None
-    chat.stdin.write(lines)
-    chat.stdin.flush()
-    return chat, read_until(chat.stdout, until, timeout_s=60)
+    try:
+        assert chat.stdin is not None
+        assert chat.stdout is not None
+        chat.stdin.write(lines)
+        chat.stdin.flush()
+        yield chat, read_until(chat.stdout, until, timeout_s=60)
+    finally:
+        if chat.poll() is None:
+            chat.kill()
+        chat.communicate()
 
 
-def chat_waiting_for_a_held_reply(stack: Stack) -> tuple[subprocess.Popen[str], str]:
+def chat_waiting_for_a_held_reply(
+    stack: Stack,
+) -> contextlib.AbstractContextManager[tuple[subprocess.Popen[str], str]]:
     """`convsim chat` with the gated bot: its first reply came, its second is held."""
-    return chat_typing(stack, GATED_BOT, "hello\nstill there?\n", "User: still there?")
+    return typing_in_chat(stack, GATED_BOT, "hello\nstill there?\n", "User: still there?")
 
 
 def test_ctrl_c_while_a_reply_is_awaited_closes_after_it(stack: Stack) -> None:
     """SIGINT while the bot's reply is held: the wait ends at once and the close is sent; the
     conversation closes after answering (the reply is shown), exit 0."""
-    chat, printed = chat_waiting_for_a_held_reply(stack)
-    with chat:
+    with chat_waiting_for_a_held_reply(stack) as (chat, printed):
         assert chat.stdout is not None
         chat.send_signal(signal.SIGINT)
         printed += read_until(chat.stdout, "closing", timeout_s=60)  # the reply is still held
@@ -195,8 +206,7 @@ def test_ctrl_c_while_a_reply_is_awaited_closes_after_it(stack: Stack) -> None:
 def test_a_second_ctrl_c_stops_waiting_for_the_close(stack: Stack) -> None:
     """A second SIGINT while the close waits for the held reply: chat leaves (130); the close
     was sent, so the conversation still ends closed once the reply comes."""
-    chat, printed = chat_waiting_for_a_held_reply(stack)
-    with chat:
+    with chat_waiting_for_a_held_reply(stack) as (chat, printed):
         assert chat.stdout is not None
         chat.send_signal(signal.SIGINT)
         printed += read_until(chat.stdout, "closing", timeout_s=60)
@@ -220,13 +230,15 @@ def exited(chat: subprocess.Popen[str], timeout_s: float = 60) -> tuple[str, str
     try:
         return chat.communicate(timeout=timeout_s)
     except subprocess.TimeoutExpired:
-        where = subprocess.run(
-            [str(Path(sys.executable).parent / "py-spy"), "dump", "--pid", str(chat.pid)],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        chat.kill()
+        try:
+            where = subprocess.run(
+                [str(Path(sys.executable).parent / "py-spy"), "dump", "--pid", str(chat.pid)],
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+        finally:
+            chat.kill()
         out, errors = chat.communicate()
         pytest.fail(
             f"chat did not exit within {timeout_s} s; it waits in:\n{where.stdout}{where.stderr}"

@@ -1,6 +1,8 @@
 """CtrlC: a press never interrupts httpx inside its connection pool; the client stays usable.
 
 Against a real HTTP server on loopback (a thread), with real SIGINTs sent to the main thread.
+The first two tests cause the original hazard on purpose: a SIGINT right after httpcore's pool
+took its lock (its private ThreadLock, patched; the version is pinned below).
 """
 
 from __future__ import annotations
@@ -13,8 +15,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import httpcore
 import httpx
 import pytest
+from httpcore._synchronization import ThreadLock
 from httpx_sse import connect_sse
 
 from services.cli.interrupts import CtrlC
@@ -93,6 +97,64 @@ def press_ctrl_c() -> None:
     threading.Thread(target=signal.pthread_kill, args=(main, signal.SIGINT)).start()
 
 
+@dataclass
+class PoolLockTrap:
+    """Patches httpcore's pool lock so that the first time it is taken, a SIGINT comes right
+    after (where a Ctrl-C can land by chance); remembers that lock."""
+
+    taken: list[ThreadLock] = field(default_factory=list)
+
+    def install(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        assert httpcore.__version__ == "1.0.9", "re-check the patched ThreadLock.__enter__"
+        take = ThreadLock.__enter__
+
+        def take_then_sigint(lock: ThreadLock) -> ThreadLock:
+            taken = take(lock)
+            if not self.taken:
+                self.taken.append(lock)
+                signal.raise_signal(signal.SIGINT)  # its handler runs here, the lock held
+            return taken
+
+        monkeypatch.setattr(ThreadLock, "__enter__", take_then_sigint)
+
+    @property
+    def held(self) -> bool:
+        return self.taken[0]._lock.locked()
+
+
+def test_without_ctrl_c_a_sigint_in_the_pool_leaves_its_lock_held(
+    stream_server: StreamServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The hazard CtrlC is for: every later request on this client would wait for ever."""
+    trap = PoolLockTrap()
+    client = httpx.Client(base_url=stream_server.url, timeout=BOUND_S)
+    trap.install(monkeypatch)
+    with pytest.raises(KeyboardInterrupt):
+        client.get("/ok")
+    assert trap.held
+    trap.taken[0]._lock.release()  # only so that the client can be closed
+    client.close()
+
+
+def test_with_ctrl_c_a_sigint_in_the_pool_is_remembered_and_the_client_goes_on(
+    stream_server: StreamServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    trap = PoolLockTrap()
+    ctrl_c = CtrlC()
+    with (
+        ctrl_c.installed(),
+        httpx.Client(base_url=stream_server.url, timeout=BOUND_S) as client,
+    ):
+        trap.install(monkeypatch)
+        assert client.get("/ok").text == "ok"
+        assert trap.taken
+        assert not trap.held
+        assert ctrl_c.pending
+        assert answered_within_bound(client) == "ok"
+        with pytest.raises(KeyboardInterrupt):
+            ctrl_c.check()
+
+
 def answered_within_bound(client: httpx.Client) -> str:
     """GET /ok on ``client`` from a thread: a pool whose lock was left held would never
     answer (no timeout covers that lock)."""
@@ -151,7 +213,7 @@ def test_a_transport_error_without_a_press_is_raised_as_it_is(
 def read_at_a_prompt_pressing_ctrl_c(ctrl_c: CtrlC, never_written: int) -> None:
     with ctrl_c.interruptible():
         press_ctrl_c()
-        os.read(never_written, 1)  # blocks until the press
+        select.select([never_written], [], [], BOUND_S)  # waits for the press, bounded
 
 
 def test_a_press_at_a_prompt_raises_at_once() -> None:
@@ -192,3 +254,57 @@ def test_the_previous_handler_comes_back_and_an_ignored_sigint_stays_ignored() -
             assert not ctrl_c.pending
     finally:
         signal.signal(signal.SIGINT, before)
+
+
+def test_a_press_before_a_stream_starts_is_raised_before_its_read(
+    stream_server: StreamServer,
+) -> None:
+    ctrl_c = CtrlC()
+    with (
+        ctrl_c.installed(),
+        httpx.Client(base_url=stream_server.url, timeout=BOUND_S) as client,
+    ):
+        with connect_sse(client, "GET", "/stream") as source:
+            signal.raise_signal(signal.SIGINT)  # while its response started: remembered
+            with pytest.raises(KeyboardInterrupt):
+                enter_the_stream(ctrl_c, source.response)
+        assert answered_within_bound(client) == "ok"
+
+
+def enter_the_stream(ctrl_c: CtrlC, response: httpx.Response) -> None:
+    with ctrl_c.stream(response):
+        pytest.fail("the stream's block was entered with a press pending")
+
+
+def test_a_second_press_while_one_is_remembered_raises_at_once() -> None:
+    """The person insists (a request that does not return)."""
+    ctrl_c = CtrlC()
+    with ctrl_c.installed():
+        signal.raise_signal(signal.SIGINT)
+        assert ctrl_c.pending
+        with pytest.raises(KeyboardInterrupt):
+            signal.raise_signal(signal.SIGINT)
+        assert not ctrl_c.pending
+
+
+def test_a_second_press_during_a_stream_still_waits_for_its_read_to_end(
+    stream_server: StreamServer,
+) -> None:
+    """During a stream the first press already ends the read: a second one (a double tap)
+    must not raise inside the client."""
+    ctrl_c = CtrlC()
+    with (
+        ctrl_c.installed(),
+        httpx.Client(base_url=stream_server.url, timeout=BOUND_S) as client,
+    ):
+        with pytest.raises(KeyboardInterrupt) as pressed:
+            read_events_pressing_twice(client, ctrl_c)
+        assert isinstance(pressed.value.__context__, httpx.RemoteProtocolError)
+        assert answered_within_bound(client) == "ok"
+
+
+def read_events_pressing_twice(client: httpx.Client, ctrl_c: CtrlC) -> None:
+    with connect_sse(client, "GET", "/stream") as source, ctrl_c.stream(source.response):
+        for _ in source.iter_sse():
+            signal.raise_signal(signal.SIGINT)
+            signal.raise_signal(signal.SIGINT)
