@@ -123,7 +123,15 @@ async def test_two_owners_suites_share_the_members_in_flight_in_turn(
         httpx.AsyncClient(base_url=url, timeout=30, headers=BETA) as bob,
     ):
         first = await create_suite(alice, _suite("alice", 6))
-        await eventually(lambda: len(isolated.bot.calls) > 0, timeout_s=20, what="alice's call")
+
+        def alice_has_both_slots() -> bool:
+            with isolated.bot._lock:
+                opened = {c["conversation_id"] for kind, c in isolated.bot.calls if kind == "init"}
+            return len(opened) >= 2
+
+        # Bob's suite comes once Alice's first two members are both under way: the order
+        # asserted below starts "aa" only then (a slot not yet taken would go to Bob, rightly).
+        await eventually(alice_has_both_slots, timeout_s=20, what="alice's two members")
         second = await create_suite(bob, _suite("bob", 6))
 
         async def all_started() -> bool:
