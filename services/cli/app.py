@@ -3,7 +3,7 @@ turns printed live; suites of scenarios with their verdicts and reports (``convs
 
 Talks to a gateway (``--gateway`` or CONVSIM_GATEWAY_URL) with the API key of CONVSIM_API_KEY
 when keys are on. Exit codes: 0 completed (or cancel accepted), 1 failed or refused,
-2 cancelled, 3 the gateway could not be reached or answered an error.
+2 cancelled, 3 the gateway could not be reached or answered an error, 130 interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
@@ -166,7 +166,8 @@ def chat(
     api_key: ApiKeyOption = None,
 ) -> None:
     """Talk to a bot yourself: each line is sent and the reply printed. /suggest shows what the
-    simulated user would say (an empty line sends it), /quit (or end of input) closes."""
+    simulated user would say (an empty line sends it), /quit (or end of input, or Ctrl-C)
+    closes; Ctrl-C again stops waiting for the end."""
     body = _fields(
         bot_target=bot_target,
         bot_id=bot_id,
