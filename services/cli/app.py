@@ -15,13 +15,12 @@ from typing import Annotated, Any
 import httpx
 import typer
 import yaml
-from httpx_sse import connect_sse
 from rich.console import Console
 
 from services.cli.chat import Chat
 from services.cli.diff import show_diff
-from services.cli.gateway import STREAM_TIMEOUT
 from services.cli.gateway import connect as _client
+from services.cli.gateway import event_stream as _event_stream
 from services.cli.gateway import fail as _fail
 from services.cli.gateway import request as _request
 from services.cli.interrupts import CtrlC
@@ -61,23 +60,22 @@ def _follow(
     headers = {"Last-Event-ID": str(after)} if after else {}
     path = f"/v1/simulations/{simulation_id}/events"
     with (
-        connect_sse(client, "GET", path, headers=headers, timeout=STREAM_TIMEOUT) as source,
+        _event_stream(client, "GET", path, ctrl_c, headers=headers) as source,
         printer.waiting(),
     ):
         if source.response.status_code != 200:
             source.response.read()
             raise _fail(console, source.response)
-        with ctrl_c.stream(source.response):
-            for sse in source.iter_sse():
-                if not sse.data:
-                    continue  # a keep-alive
-                event = json.loads(sse.data)
-                if as_json:
-                    print(sse.data, flush=True)
-                else:
-                    printer.show(event)
-                if event["type"] in EXIT_BY_STATUS:
-                    status = event["type"]
+        for sse in source.iter_sse():
+            if not sse.data:
+                continue  # a keep-alive
+            event = json.loads(sse.data)
+            if as_json:
+                print(sse.data, flush=True)
+            else:
+                printer.show(event)
+            if event["type"] in EXIT_BY_STATUS:
+                status = event["type"]
     return EXIT_BY_STATUS.get(status, 3)
 
 

@@ -13,11 +13,11 @@ import sys
 from typing import Any
 
 import httpx
-from httpx_sse import EventSource, connect_sse
+from httpx_sse import EventSource
 from rich.console import Console
 from rich.markup import escape
 
-from services.cli.gateway import STREAM_TIMEOUT, fail, request
+from services.cli.gateway import event_stream, fail, request
 from services.cli.interrupts import EXIT_INTERRUPTED, CtrlC
 from services.cli.render import TurnPrinter
 
@@ -84,8 +84,8 @@ class Chat:
     def _send(self, content: str) -> None:
         path = f"/v1/conversations/{self._id}/messages"
         with (
-            connect_sse(
-                self._client, "POST", path, json={"content": content}, timeout=STREAM_TIMEOUT
+            event_stream(
+                self._client, "POST", path, self._ctrl_c, json={"content": content}
             ) as source,
             self._printer.waiting(),
         ):
@@ -128,9 +128,7 @@ class Chat:
             return EXIT_BY_STATUS[self._ended or ""]
         headers = {"Last-Event-ID": str(self._last_seq)}
         path = f"/v1/simulations/{self._id}/events"
-        with connect_sse(
-            self._client, "GET", path, headers=headers, timeout=STREAM_TIMEOUT
-        ) as source:
+        with event_stream(self._client, "GET", path, self._ctrl_c, headers=headers) as source:
             if source.response.status_code != 200:
                 source.response.read()
                 raise fail(self._console, source.response)
@@ -138,11 +136,10 @@ class Chat:
         return EXIT_BY_STATUS.get(self._ended or "", 3)
 
     def _show_events(self, source: EventSource) -> None:
-        """Every event of the stream, until it ends (or Ctrl-C)."""
-        with self._ctrl_c.stream(source.response):
-            for sse in source.iter_sse():
-                if sse.data:
-                    self._show(json.loads(sse.data))
+        """Every event of the stream, until it ends."""
+        for sse in source.iter_sse():
+            if sse.data:
+                self._show(json.loads(sse.data))
 
     def _show(self, event: dict[str, Any]) -> None:
         self._last_seq = max(self._last_seq, event["seq"])

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import typer
+from httpx_sse import EventSource, connect_sse
 from rich.console import Console
 
-__all__ = ["REQUEST_TIMEOUT", "STREAM_TIMEOUT", "connect", "fail", "request"]
+from services.cli.interrupts import CtrlC
+
+__all__ = ["REQUEST_TIMEOUT", "STREAM_TIMEOUT", "connect", "event_stream", "fail", "request"]
 
 REQUEST_TIMEOUT = httpx.Timeout(30, read=90)
 """A request's: 90 s for its answer (a suggestion may take the gateway's 60 s)."""
@@ -17,8 +22,8 @@ STREAM_TIMEOUT = httpx.Timeout(30, read=None)
 
 
 def connect(gateway: str, api_key: str | None) -> httpx.Client:
-    """A client for the gateway, with the bearer key when keys are on. Event streams pass
-    STREAM_TIMEOUT."""
+    """A client for the gateway, with the bearer key when keys are on. Its event streams are
+    opened with ``event_stream``."""
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
     return httpx.Client(base_url=gateway, headers=headers, timeout=REQUEST_TIMEOUT)
 
@@ -43,3 +48,16 @@ def request(client: httpx.Client, method: str, path: str, **kwargs: Any) -> http
     except httpx.TransportError as exc:
         Console(stderr=True).print(f"[red]cannot reach the gateway at {client.base_url}[/red]")
         raise typer.Exit(3) from exc
+
+
+@contextlib.contextmanager
+def event_stream(
+    client: httpx.Client, method: str, path: str, ctrl_c: CtrlC, **kwargs: Any
+) -> Iterator[EventSource]:
+    """One of the gateway's SSE responses, without a read timeout, read under ``ctrl_c`` (a
+    press ends the read, then KeyboardInterrupt)."""
+    with (
+        connect_sse(client, method, path, timeout=STREAM_TIMEOUT, **kwargs) as source,
+        ctrl_c.stream(source.response),
+    ):
+        yield source

@@ -13,11 +13,10 @@ from dataclasses import dataclass
 
 import httpx
 import typer
-from httpx_sse import connect_sse
 from rich.console import Console
 
 from contracts.suites import SuiteQueuedEvent, SuiteState, parse_suite_event
-from services.cli.gateway import STREAM_TIMEOUT, fail, request
+from services.cli.gateway import event_stream, fail, request
 from services.cli.interrupts import EXIT_INTERRUPTED, CtrlC
 from services.cli.reports import ReportPaths, write_reports
 from services.cli.reports.fetch import fetch_report
@@ -90,10 +89,7 @@ def follow(
         headers = {"Last-Event-ID": str(state.last_seq)} if state is not None else {}
         try:
             path = f"/v1/suites/{suite_id}/events"
-            with (
-                connect_sse(client, "GET", path, headers=headers, timeout=STREAM_TIMEOUT) as source,
-                ctrl_c.stream(source.response),
-            ):
+            with event_stream(client, "GET", path, ctrl_c, headers=headers) as source:
                 if source.response.status_code != 200:
                     source.response.read()
                     raise fail(Console(stderr=True), source.response)
