@@ -2,7 +2,9 @@
 
 Starts RabbitMQ when none answers, a fresh vhost, the fakes (fixed latency per call), the
 orchestrator(s), the gateway (and the judge with ``--judge``); prints a table and writes JSON.
-``--client typical`` follows each simulation as the README tells users to; ``--bot llm``,
+``--client typical`` follows each simulation as the README tells users to; ``--stack floor`` runs
+the same workload against the floor stack (``bench.floor``: the least the contract needs, from
+convsim's parts) instead of convsim's services; ``--bot llm``,
 ``--judge`` and ``--limits`` switch features on; ``--baseline`` also runs the same workload
 against a faithful reimplementation of the original backend; ``--capacity`` searches the
 largest N that still meets the targets.
@@ -92,6 +94,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--configured-rpm", type=int, help="the rpm convsim is given (default: --llm-rpm)"
     )
+    parser.add_argument(
+        "--stack",
+        choices=["convsim", "floor"],
+        default="convsim",
+        help="convsim: the services; floor: bench.floor's minimal gateway and orchestrator "
+        "(the bench driver and the bot API only)",
+    )
     parser.add_argument("--json", type=Path, help="write the result here")
     parser.add_argument("--logs", type=Path, help="process logs here (default: a temp dir)")
     parser.add_argument(
@@ -103,6 +112,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.capacity and args.baseline:
         parser.error("--baseline is one run's comparison: leave it out of --capacity")
+    if args.stack == "floor" and (
+        args.client != "bench" or args.bot != "api" or args.judge or args.limits or args.llm_rpm
+    ):
+        parser.error(
+            "--stack floor runs the default workload only: the bench client, --bot api, "
+            "no --judge, --limits or --llm-rpm"
+        )
     return args
 
 
@@ -132,6 +148,7 @@ def run(args: argparse.Namespace, n: int | None = None) -> dict[str, Any]:
             "judge": modes.judge,
             "bot_cap": modes.cap,
             "log_level": args.log_level,
+            "stack": args.stack,
         },
         "ideal_s": ideal,
         "logs": str(logs),
@@ -173,7 +190,10 @@ def run(args: argparse.Namespace, n: int | None = None) -> dict[str, Any]:
             orchestrators = []
             for index in range(args.orchestrators):
                 orchestrator = Process(
-                    f"orchestrator-{index + 1}", ["services.orchestrator"], env, logs
+                    f"orchestrator-{index + 1}",
+                    _orchestrator_args(args.stack, vhost.amqp_url, fakes_url, n),
+                    env,
+                    logs,
                 )
                 processes.append(orchestrator)
                 orchestrators.append(orchestrator)
@@ -185,7 +205,10 @@ def run(args: argparse.Namespace, n: int | None = None) -> dict[str, Any]:
                 port = free_port()
                 name = "gateway" if args.gateways == 1 else f"gateway-{index + 1}"
                 gateway = Process(
-                    name, ["services.gateway"], env | {"CONVSIM_GATEWAY_PORT": str(port)}, logs
+                    name,
+                    _gateway_args(args.stack, vhost.amqp_url, port),
+                    env | {"CONVSIM_GATEWAY_PORT": str(port)},
+                    logs,
                 )
                 processes.append(gateway)
                 gateways[f"http://127.0.0.1:{port}"] = gateway
@@ -239,6 +262,22 @@ def run(args: argparse.Namespace, n: int | None = None) -> dict[str, Any]:
             for process in reversed(processes):
                 process.stop()
     return result
+
+
+def _orchestrator_args(stack: str, amqp_url: str, fakes_url: str, n: int) -> list[str]:
+    if stack == "convsim":
+        return ["services.orchestrator"]
+    return [
+        "bench.floor.orchestrator",
+        *("--amqp-url", amqp_url, "--bot-url", fakes_url, "--llm-url", f"{fakes_url}/v1"),
+        *("--in-flight", str(max(n, 200))),
+    ]
+
+
+def _gateway_args(stack: str, amqp_url: str, port: int) -> list[str]:
+    if stack == "convsim":
+        return ["services.gateway"]
+    return ["bench.floor.gateway", "--port", str(port), "--amqp-url", amqp_url]
 
 
 def main(argv: list[str] | None = None) -> int:

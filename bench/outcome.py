@@ -81,8 +81,9 @@ class SimOutcome:
 
 
 def _problem_with(events: list[dict[str, Any]], expected: list[str]) -> str | None:
-    if [e["seq"] for e in events] != list(range(1, len(events) + 1)):
-        return "seq is not gapless"
+    seqs = [e["seq"] for e in events]
+    if seqs != list(range(1, len(events) + 1)):
+        return f"seq is not gapless: {', '.join(map(str, seqs[:20]))}"
     if not events or events[-1]["type"] != "completed":
         return f"ended with {events[-1]['type'] if events else 'nothing'}"
     turns = [e for e in events if e["type"] == "turn"]

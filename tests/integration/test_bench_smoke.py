@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from bench.broker_profile import kind_of, read_broker, work_by_process
+from bench.floor.orchestrator import READY_LINE
 from tests.integration.processes import REPO
 from tests.integration.rabbitmqctl import NODE, can_control_broker
 
@@ -181,3 +182,38 @@ def test_the_broker_floor_sends_w2s_traffic_in_each_step(tmp_path: Path) -> None
     assert all(result["events"] == 5 * 13 for result in results)
     assert all(result["broker_ms_per_event"] >= 0 for result in results)
     assert run.stdout.count("ms broker CPU per event") == 3
+
+
+@pytest.mark.usefixtures("local_broker")
+@pytest.mark.timeout(300)
+def test_the_floor_stack_runs_the_same_workload_to_whole_transcripts(tmp_path: Path) -> None:
+    """``--stack floor``: bench.floor's gateway and orchestrators instead of convsim's, under
+    the same driver, topic subscriber and checks (every transcript whole and in order)."""
+    run, result = _bench(
+        tmp_path,
+        *("--stack", "floor", "--n", "6", "--turns", "2", "--latency", "0.05"),
+        *("--orchestrators", "2"),
+    )
+    ours = result["ours"]
+    assert result["workload"]["stack"] == "floor"
+    assert result["errors"] == []
+    assert ours["complete"] == 6
+    assert ours["events"] == ours["published_events"] == 6 * (1 + 1 + 2 * 2 + 1)
+    kinds = {"queued", "started", "turn (user)", "turn (bot)", "completed"}
+    assert set(ours["sse_delay_by_kind"]) == kinds
+    assert {"orchestrator-1", "orchestrator-2", "gateway"} <= set(ours["cpu_ms_per_event"])
+    for name in ("orchestrator-1", "orchestrator-2"):  # the floor's, not convsim's
+        assert READY_LINE in (tmp_path / f"{name}.log").read_text()
+    assert "makespan / ideal" in run.stdout
+
+
+def test_the_floor_stack_runs_only_the_default_workload() -> None:
+    refused = subprocess.run(
+        [sys.executable, "-m", "bench", "--stack", "floor", "--judge"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert refused.returncode == 2
+    assert "--stack floor runs the default workload only" in refused.stderr

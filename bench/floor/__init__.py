@@ -1,0 +1,24 @@
+"""The floor stack: the least a gateway and an orchestrator must do for the bench's workload,
+built from the parts convsim is built from, to tell convsim's own cost from the machine's.
+
+``python -m bench --stack floor`` runs the same workload, driver, fakes, broker and
+measurements as ``make bench`` against two minimal services instead of convsim's:
+
+- ``bench.floor.gateway`` (uvicorn, FastAPI, sse-starlette, aio-pika): ``POST /simulate``
+  with ``Accept: text/event-stream`` only. It validates the body (SimulationCreate), publishes
+  the request (persistent, mandatory, confirmed) to the contract's quorum queue, answers
+  ``queued`` at once and publishes it, and relays every event of the simulations it streams
+  from its own queue bound to ``simulation.#``, handing each event's JSON bytes to the client
+  untouched (``seq`` travels as the AMQP message id, the type in the routing key).
+- ``bench.floor.orchestrator`` (aio-pika, httpx over aiohttp for the bot API, the openai SDK
+  for the simulated user): consumes the requests and runs each conversation as the fakes
+  expect, publishing every event (persistent, mandatory, confirmed) on the topic exchange,
+  whose event-log stream is bound as the contract's; acks the request after ``completed``.
+
+What the floor leaves out is everything else convsim does: the simulations' state in the
+gateway (status, transcripts, resuming any simulation from the log), access checks, limits,
+metrics, logs, idempotency, cancellation, retries, permits, usage and cost accounting, the
+activity and request logs, the write fence, delivery policies. So its numbers bound from
+below what any implementation of the contract with these parts costs on this machine: where
+the floor misses a target, convsim cannot meet it here.
+"""

@@ -1,0 +1,162 @@
+"""``python -m bench.floor.gateway --port P --amqp-url URL``: the floor stack's gateway (see
+``bench.floor``): ``POST /simulate`` answering the simulation's events as SSE, nothing else."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+
+import aio_pika
+import uvicorn
+from aio_pika.abc import AbstractExchange, AbstractIncomingMessage, AbstractRobustConnection
+from fastapi import FastAPI, Request
+from sse_starlette import EventSourceResponse, ServerSentEvent
+
+from bench.floor.names import TERMINAL_TYPES, declare_floor_topology
+from contracts.ids import new_simulation_id
+from contracts.names import ALL_SIMULATION_EVENTS, REQUEST_ROUTING_KEY
+from contracts.requests import SimulationCreate
+
+__all__ = ["FloorGateway", "create_app"]
+
+PUBLISH_TIMEOUT_S = 30.0
+
+Delivered = tuple[int, str, bytes]
+"""An event as a follower gets it: seq, type, its JSON bytes."""
+
+
+class FloorGateway:
+    """The broker side: the request and event exchanges, and the followers the relay feeds."""
+
+    def __init__(self, requests: AbstractExchange, events: AbstractExchange) -> None:
+        self._requests = requests
+        self._events = events
+        self._followers: dict[str, asyncio.Queue[Delivered]] = {}
+        self._announcing: set[asyncio.Task[None]] = set()
+
+    async def accept(self, create: SimulationCreate) -> AsyncIterator[ServerSentEvent]:
+        """Queue the request (confirmed), then the simulation's events as SSE messages."""
+        simulation_id = new_simulation_id()
+        follower: asyncio.Queue[Delivered] = asyncio.Queue()
+        self._followers[simulation_id] = follower
+        request = {**create.model_dump(mode="json"), "simulation_id": simulation_id}
+        await self._requests.publish(
+            aio_pika.Message(
+                json.dumps(request).encode(), delivery_mode=aio_pika.DeliveryMode.PERSISTENT
+            ),
+            routing_key=REQUEST_ROUTING_KEY,
+            mandatory=True,
+            timeout=PUBLISH_TIMEOUT_S,
+        )
+        queued = json.dumps(
+            {
+                "schema_version": 1,
+                "simulation_id": simulation_id,
+                "seq": 1,
+                "type": "queued",
+                "timestamp": datetime.now(UTC).isoformat(),
+                "request": request,
+            }
+        ).encode()
+        announcement = asyncio.create_task(self._publish(simulation_id, 1, "queued", queued))
+        self._announcing.add(announcement)
+        announcement.add_done_callback(self._announcing.discard)
+        return self._stream(simulation_id, queued, follower)
+
+    async def on_event(self, message: AbstractIncomingMessage) -> None:
+        """Every simulation event: to its follower here, if any, as the bytes it came in."""
+        _, simulation_id, kind = (message.routing_key or "").split(".", 2)
+        follower = self._followers.get(simulation_id)
+        if follower is not None and message.message_id is not None:
+            follower.put_nowait((int(message.message_id), kind, message.body))
+
+    async def _publish(self, simulation_id: str, seq: int, kind: str, body: bytes) -> None:
+        await self._events.publish(
+            aio_pika.Message(
+                body, delivery_mode=aio_pika.DeliveryMode.PERSISTENT, message_id=str(seq)
+            ),
+            routing_key=f"simulation.{simulation_id}.{kind}",
+            mandatory=True,
+            timeout=PUBLISH_TIMEOUT_S,
+        )
+
+    async def _stream(
+        self, simulation_id: str, queued: bytes, follower: asyncio.Queue[Delivered]
+    ) -> AsyncIterator[ServerSentEvent]:
+        """``queued`` first: the orchestrator's ``started`` can reach the relay before the
+        broker's confirm of the request reaches this replica. Then the orchestrator's events,
+        in the order it published them on its one channel."""
+        last = 1
+        try:
+            yield ServerSentEvent(data=queued.decode(), event="queued", id="1")
+            while True:
+                seq, kind, body = await follower.get()
+                if seq <= last:  # ``queued`` again, from the topic
+                    continue
+                last = seq
+                yield ServerSentEvent(data=body.decode(), event=kind, id=str(seq))
+                if kind in TERMINAL_TYPES:
+                    return
+        finally:
+            self._followers.pop(simulation_id, None)
+
+
+async def _connect(amqp_url: str) -> tuple[AbstractRobustConnection, FloorGateway]:
+    connection = await aio_pika.connect_robust(amqp_url)
+    publishing = await connection.channel(publisher_confirms=True)
+    exchanges = await declare_floor_topology(publishing)
+    gateway = FloorGateway(exchanges.requests, exchanges.events)
+    relaying = await connection.channel()
+    await relaying.set_qos(prefetch_count=1_000)
+    relay = await relaying.declare_queue(exclusive=True, auto_delete=True)
+    await relay.bind(exchanges.events, routing_key=ALL_SIMULATION_EVENTS)
+    await relay.consume(gateway.on_event, no_ack=True)
+    return connection, gateway
+
+
+def create_app(amqp_url: str) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        connection, app.state.floor = await _connect(amqp_url)
+        try:
+            yield
+        finally:
+            await connection.close()
+
+    app = FastAPI(lifespan=lifespan)
+
+    @app.post("/simulate")
+    async def simulate(body: SimulationCreate, request: Request) -> EventSourceResponse:
+        gateway: FloorGateway = request.app.state.floor
+        return EventSourceResponse(await gateway.accept(body), ping=15, send_timeout=30)
+
+    @app.get("/readyz")
+    async def ready() -> dict[str, bool]:
+        return {"ready": True}
+
+    return app
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.floor.gateway", description=__doc__)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--amqp-url", required=True)
+    args = parser.parse_args()
+    uvicorn.run(
+        create_app(args.amqp_url),
+        host="127.0.0.1",
+        port=args.port,
+        log_level="warning",
+        access_log=False,
+        loop="uvloop",
+        http="httptools",
+        backlog=4096,
+    )
+
+
+if __name__ == "__main__":
+    main()
