@@ -205,15 +205,3 @@ def test_the_floor_stack_runs_the_same_workload_to_whole_transcripts(tmp_path: P
     for name in ("orchestrator-1", "orchestrator-2"):  # the floor's, not convsim's
         assert READY_LINE in (tmp_path / f"{name}.log").read_text()
     assert "makespan / ideal" in run.stdout
-
-
-def test_the_floor_stack_runs_only_the_default_workload() -> None:
-    refused = subprocess.run(
-        [sys.executable, "-m", "bench", "--stack", "floor", "--judge"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert refused.returncode == 2
-    assert "--stack floor runs the default workload only" in refused.stderr

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from bench.__main__ import parse_args
 from bench.capacity import search_capacity
 from bench.fakes import BOT_MODEL, JUDGE_MODEL, FakeApis, bot_reply, learner_reply
 from bench.modes import CRITERION, LLM_BOT_TARGET, Modes
@@ -111,3 +112,13 @@ def test_the_profile_counts_own_time_and_leaves_out_idle_pool_threads() -> None:
         ]
     )
     assert own_time(raw) == (8, [("encode (c.py)", 6), ("run (b.py)", 2)])
+
+
+def test_the_floor_stack_runs_only_the_default_workload(capsys: pytest.CaptureFixture[str]) -> None:
+    assert parse_args(["--stack", "floor", "--orchestrators", "2"]).stack == "floor"
+    assert parse_args([]).stack == "convsim"
+    for mode in (["--judge"], ["--limits"], ["--bot", "llm"], ["--client", "typical"]):
+        with pytest.raises(SystemExit) as refused:
+            parse_args(["--stack", "floor", *mode])
+        assert refused.value.code == 2
+        assert "--stack floor runs the default workload only" in capsys.readouterr().err
