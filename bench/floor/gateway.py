@@ -44,14 +44,18 @@ class FloorGateway:
         follower: asyncio.Queue[Delivered] = asyncio.Queue()
         self._followers[simulation_id] = follower
         request = {**create.model_dump(mode="json"), "simulation_id": simulation_id}
-        await self._requests.publish(
-            aio_pika.Message(
-                json.dumps(request).encode(), delivery_mode=aio_pika.DeliveryMode.PERSISTENT
-            ),
-            routing_key=REQUEST_ROUTING_KEY,
-            mandatory=True,
-            timeout=PUBLISH_TIMEOUT_S,
-        )
+        try:
+            await self._requests.publish(
+                aio_pika.Message(
+                    json.dumps(request).encode(), delivery_mode=aio_pika.DeliveryMode.PERSISTENT
+                ),
+                routing_key=REQUEST_ROUTING_KEY,
+                mandatory=True,
+                timeout=PUBLISH_TIMEOUT_S,
+            )
+        except BaseException:
+            del self._followers[simulation_id]  # nothing was queued: nothing to follow
+            raise
         queued = json.dumps(
             {
                 "schema_version": 1,
