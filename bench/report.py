@@ -109,8 +109,9 @@ def print_report(result: dict[str, Any]) -> None:
     if workload.get("bot_cap"):
         modes.append(f"bot cap {workload['bot_cap']}")
     client = workload.get("client", "bench")
+    stack = "the floor stack (bench/floor)" if workload.get("stack") == "floor" else "convsim"
     table = Table(
-        title=f"convsim bench: N={workload['n']} T={workload['turns']} "
+        title=f"{stack} bench: N={workload['n']} T={workload['turns']} "
         f"latency={workload['latency_s']} s, {workload['orchestrators']} orchestrator(s), "
         f"{workload.get('gateways', 1)} gateway(s), "
         f"{client} client, {', '.join(modes)}"

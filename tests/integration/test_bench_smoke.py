@@ -205,3 +205,4 @@ def test_the_floor_stack_runs_the_same_workload_to_whole_transcripts(tmp_path: P
     for name in ("orchestrator-1", "orchestrator-2"):  # the floor's, not convsim's
         assert READY_LINE in (tmp_path / f"{name}.log").read_text()
     assert "makespan / ideal" in run.stdout
+    assert "the floor stack (bench/floor) bench: N=6" in run.stdout
