@@ -16,14 +16,18 @@ from aio_pika.abc import AbstractExchange, AbstractIncomingMessage, AbstractRobu
 from fastapi import FastAPI, Request
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
-from bench.floor.names import TERMINAL_TYPES, declare_floor_topology
+from bench.floor.names import PUBLISH_TIMEOUT_S, declare_floor_topology, publish_floor_event
+from contracts.events import TERMINAL_EVENT_TYPES
 from contracts.ids import new_simulation_id
-from contracts.names import ALL_SIMULATION_EVENTS, REQUEST_ROUTING_KEY
+from contracts.names import (
+    ALL_SIMULATION_EVENTS,
+    REQUEST_ROUTING_KEY,
+    simulation_id_from_routing_key,
+)
 from contracts.requests import SimulationCreate
 
 __all__ = ["FloorGateway", "create_app"]
 
-PUBLISH_TIMEOUT_S = 30.0
 
 Delivered = tuple[int, str, bytes]
 """An event as a follower gets it: seq, type, its JSON bytes."""
@@ -66,27 +70,19 @@ class FloorGateway:
                 "request": request,
             }
         ).encode()
-        announcement = asyncio.create_task(self._publish(simulation_id, 1, "queued", queued))
+        announcement = asyncio.create_task(
+            publish_floor_event(self._events, simulation_id, 1, "queued", queued)
+        )
         self._announcing.add(announcement)
         announcement.add_done_callback(self._announcing.discard)
         return self._stream(simulation_id, queued, follower)
 
     async def on_event(self, message: AbstractIncomingMessage) -> None:
         """Every simulation event: to its follower here, if any, as the bytes it came in."""
-        _, simulation_id, kind = (message.routing_key or "").split(".", 2)
-        follower = self._followers.get(simulation_id)
-        if follower is not None and message.message_id is not None:
-            follower.put_nowait((int(message.message_id), kind, message.body))
-
-    async def _publish(self, simulation_id: str, seq: int, kind: str, body: bytes) -> None:
-        await self._events.publish(
-            aio_pika.Message(
-                body, delivery_mode=aio_pika.DeliveryMode.PERSISTENT, message_id=str(seq)
-            ),
-            routing_key=f"simulation.{simulation_id}.{kind}",
-            mandatory=True,
-            timeout=PUBLISH_TIMEOUT_S,
-        )
+        simulation_id = simulation_id_from_routing_key(message.routing_key or "")
+        follower = self._followers.get(simulation_id or "")
+        if follower is not None and message.message_id is not None and message.type is not None:
+            follower.put_nowait((int(message.message_id), message.type, message.body))
 
     async def _stream(
         self, simulation_id: str, queued: bytes, follower: asyncio.Queue[Delivered]
@@ -103,7 +99,7 @@ class FloorGateway:
                     continue
                 last = seq
                 yield ServerSentEvent(data=body.decode(), event=kind, id=str(seq))
-                if kind in TERMINAL_TYPES:
+                if kind in TERMINAL_EVENT_TYPES:
                     return
         finally:
             self._followers.pop(simulation_id, None)

@@ -1,10 +1,11 @@
-"""The broker names and arguments the floor stack shares with the contract, declared the same
-way by both floor services."""
+"""What both floor services do on the broker the same way: declare the contract's topology
+and publish an event."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractExchange, ExchangeType
 
 from contracts.names import (
@@ -14,11 +15,12 @@ from contracts.names import (
     REQUEST_ROUTING_KEY,
     REQUESTS_EXCHANGE,
     SIMULATIONS_QUEUE,
+    event_routing_key,
 )
 
-__all__ = ["TERMINAL_TYPES", "FloorExchanges", "declare_floor_topology"]
+__all__ = ["PUBLISH_TIMEOUT_S", "FloorExchanges", "declare_floor_topology", "publish_floor_event"]
 
-TERMINAL_TYPES = frozenset({"completed", "failed", "cancelled"})
+PUBLISH_TIMEOUT_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -41,3 +43,20 @@ async def declare_floor_topology(channel: AbstractChannel) -> FloorExchanges:
     )
     await log.bind(events, routing_key=ALL_SIMULATION_EVENTS)
     return FloorExchanges(requests, events)
+
+
+async def publish_floor_event(
+    events: AbstractExchange, simulation_id: str, seq: int, kind: str, body: bytes
+) -> None:
+    """One event on the topic exchange: persistent, mandatory, confirmed; its seq as the
+    message id and its type as the message type (what the floor gateway's relay reads instead
+    of the body)."""
+    message = aio_pika.Message(
+        body, delivery_mode=aio_pika.DeliveryMode.PERSISTENT, message_id=str(seq), type=kind
+    )
+    await events.publish(
+        message,
+        routing_key=event_routing_key(simulation_id, kind),
+        mandatory=True,
+        timeout=PUBLISH_TIMEOUT_S,
+    )

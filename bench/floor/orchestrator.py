@@ -17,7 +17,7 @@ import openai
 import uvloop
 from aio_pika.abc import AbstractExchange, AbstractIncomingMessage
 
-from bench.floor.names import declare_floor_topology
+from bench.floor.names import declare_floor_topology, publish_floor_event
 from contracts.names import SIMULATIONS_QUEUE
 from services.common.openai_client import build_openai_client
 from services.orchestrator.bots.robot_ai_lesson import INIT_PATH, WEBHOOK_PATH
@@ -25,7 +25,6 @@ from services.orchestrator.bots.transport import build_bot_http_client
 
 __all__ = ["FloorOrchestrator", "SimulationEvents", "main"]
 
-PUBLISH_TIMEOUT_S = 30.0
 TIMEOUT_S = 60.0
 USER_MODEL = "floor-user"
 PERSONA = "You are a learner."
@@ -56,17 +55,9 @@ class SimulationEvents:
             "timestamp": datetime.now(UTC).isoformat(),
             **fields,
         }
-        message = aio_pika.Message(
-            json.dumps(body).encode(),
-            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-            message_id=str(self._seq),
-        )
         self._unconfirmed = asyncio.create_task(
-            self._exchange.publish(
-                message,
-                routing_key=f"simulation.{self._simulation_id}.{kind}",
-                mandatory=True,
-                timeout=PUBLISH_TIMEOUT_S,
+            publish_floor_event(
+                self._exchange, self._simulation_id, self._seq, kind, json.dumps(body).encode()
             )
         )
 

@@ -90,6 +90,7 @@ class Delivery:
     def __init__(self, simulation_id: str, seq: int, kind: str) -> None:
         self.routing_key = f"simulation.{simulation_id}.{kind}"
         self.message_id = str(seq)
+        self.type = kind
         self.body = json.dumps({"seq": seq, "type": kind}).encode()
 
 
