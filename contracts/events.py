@@ -141,7 +141,8 @@ class _Event(BaseModel):
         Field(
             ge=0,
             description="Which delivery of the request published it (0: the gateway). A reader "
-            "drops an event when a higher attempt already published at that seq or before it.",
+            "drops an event when a higher attempt published at that seq or before it, even "
+            "when the older event came first.",
         ),
     ] = 1
     timestamp: AwareDatetime = Field(default_factory=utc_now)

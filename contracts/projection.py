@@ -43,10 +43,18 @@ class EventSequence:
 
     Fencing: every event carries the ``attempt`` (delivery of the request) that published it.
     Once attempt B has published at seq S, an event of an older attempt at seq S or later is
-    stale (that attempt lost the simulation) and is dropped.
+    stale (that attempt lost the simulation) and is dropped, whichever came first: an older
+    attempt's event can reach the log before the newer attempt's at the same seq (it was
+    written as the stream's leader died, too late for the newer attempt's read of the log).
+    Then the newer attempt's event *supersedes* it: the events held from that seq on are
+    taken back (``superseded`` counts them) and the newer attempt's released in their place,
+    so any order of the same events gives the same ``events`` in the end.
     """
 
     events: list[SimulationEvent] = field(default_factory=list)
+    superseded: int = 0
+    """Events released once and then taken back because a newer attempt published at their
+    seq or before it (``add`` releases the newer attempt's events at those seqs)."""
     _pending: dict[int, SimulationEvent] = field(default_factory=dict)
     _attempt_starts: dict[int, int] = field(default_factory=dict)
 
@@ -88,14 +96,14 @@ class EventSequence:
         return self._add(stand_in) + self._add(event)
 
     def _add(self, event: SimulationEvent) -> list[SimulationEvent]:
-        if event.seq <= self.last_seq or self.is_terminal or self.is_stale(event):
+        if self.is_stale(event):
             return []
         first_seq = self._attempt_starts.get(event.attempt)
         if first_seq is None or event.seq < first_seq:
             self._attempt_starts[event.attempt] = event.seq
-            self._pending = {
-                seq: waiting for seq, waiting in self._pending.items() if not self.is_stale(waiting)
-            }
+            self._take_back_stale()
+        if event.seq <= self.last_seq or self.is_terminal:
+            return []  # a duplicate (redelivered, or read again from the log)
         pending = self._pending.get(event.seq)
         if pending is None or pending.attempt < event.attempt:
             self._pending[event.seq] = event
@@ -107,6 +115,23 @@ class EventSequence:
                 self._pending.clear()
                 break
         return released
+
+    def _take_back_stale(self) -> None:
+        """An attempt published (further back than before): forget the events it makes stale.
+        Held ones are taken back from the first stale seq on; those after it that are not
+        stale (a still newer attempt's) wait to be released again."""
+        self._pending = {
+            seq: waiting for seq, waiting in self._pending.items() if not self.is_stale(waiting)
+        }
+        cut = next((i for i, held in enumerate(self.events) if self.is_stale(held)), None)
+        if cut is None:
+            return
+        for held in self.events[cut:]:
+            if self.is_stale(held):
+                self.superseded += 1
+            else:
+                self._pending.setdefault(held.seq, held)
+        del self.events[cut:]
 
     def after(self, seq: int) -> list[SimulationEvent]:
         """The events with a seq greater than ``seq``."""

@@ -6,16 +6,24 @@ from __future__ import annotations
 import signal
 import subprocess
 import time
+import uuid
 from collections.abc import AsyncIterator, Iterator
 
 import aio_pika
 import httpx
 import pytest
 
-from contracts.names import REQUEST_ROUTING_KEY, REQUESTS_EXCHANGE, SIMULATIONS_QUEUE
+from contracts.events import CompletedEvent, TurnEvent
+from contracts.names import (
+    EVENT_LOG_STREAM,
+    REQUEST_ROUTING_KEY,
+    REQUESTS_EXCHANGE,
+    SIMULATIONS_QUEUE,
+    event_routing_key,
+)
 from contracts.requests import SimulationRequest
 from tests.fakes.bot_api import GATED_BOT, NORMAL_BOT, SLOW_BOT
-from tests.integration.client import EventWatcher, create_simulation, request_body
+from tests.integration.client import EventWatcher, create_simulation, read_events, request_body
 from tests.integration.conftest import IsolatedStack
 from tests.integration.log_tap import eventually, raw_logged_events
 from tests.integration.processes import ServiceProcess, wait_until
@@ -84,6 +92,80 @@ async def test_a_frozen_orchestrator_adds_nothing_once_another_took_over(
     assert logged == events, "the stale run added an event to the log"
     # It reconnects and serves again.
     wait_until(lambda: isolated.consumers() == 2, timeout_s=30, what="both to consume again")
+
+
+async def test_an_older_attempts_event_that_reaches_the_log_late_loses_to_the_newer_one(
+    isolated: IsolatedStack, gateway: httpx.AsyncClient
+) -> None:
+    """Under failover the stream can take a killed run's last event after the run that resumed
+    it read the log: the log then holds both attempts' events at one seq, the older first.
+    Read back anywhere, the newer attempt's wins: what the live client saw, what its end says."""
+    first, simulation_id, watcher = await _held_by_one_of_two(isolated, gateway, "late")
+    first.stop(signal.SIGKILL)
+    await eventually(
+        lambda: isolated.bot.webhook_calls(simulation_id) == 3,
+        timeout_s=30,
+        what="the resumed run to call the bot again (it has read the log)",
+    )
+    # Attempt 1's reply to that call lands in the event log only now (never on the topic's
+    # live path), as a write the dying stream leader had taken.
+    shown = watcher.events[-1]
+    assert isinstance(shown, TurnEvent)
+    late = TurnEvent(
+        simulation_id=simulation_id,
+        seq=shown.seq + 1,
+        attempt=1,
+        index=shown.index + 1,
+        role="bot",
+        content="attempt 1's reply, written as the stream leader died",
+        latency_ms=20,
+    )
+    await _write_to_the_event_log_only(isolated.broker.amqp_url, late)
+    isolated.bot.open(simulation_id)
+
+    live = await watcher.finished()
+    turns = assert_whole_story(live, max_turns=3)
+    assert late.content not in {turn.content for turn in turns}
+    logged = await raw_logged_events(isolated.broker.amqp_url, simulation_id)
+    newer = next(e for e in logged if e.seq == late.seq and e.attempt == 2)
+    assert logged.index(late) < logged.index(newer), "the test did not cause the race"
+
+    # A gateway that never saw it reads it back from the log.
+    _, other_url = isolated.start_gateway("gateway-reader")
+    async with httpx.AsyncClient(base_url=other_url, timeout=30) as other:
+        assert await read_events(other, simulation_id) == live
+        state = (await other.get(f"/v1/simulations/{simulation_id}")).json()
+    end = live[-1]
+    assert isinstance(end, CompletedEvent)
+    assert state["transcript"] == end.transcript
+    assert [turn["content"] for turn in state["turns"]] == [turn.content for turn in turns]
+
+
+async def _write_to_the_event_log_only(amqp_url: str, event: TurnEvent) -> None:
+    """Publish ``event`` into the event-log stream alone, as the orchestrator would (same
+    routing key and properties), through an exchange of the test's bound to the stream only."""
+    connection = await aio_pika.connect_robust(amqp_url)
+    async with connection:
+        channel = await connection.channel()
+        exchange = await channel.declare_exchange(
+            f"test.log-only.{uuid.uuid4().hex}", aio_pika.ExchangeType.TOPIC, auto_delete=True
+        )
+        stream = await channel.get_queue(EVENT_LOG_STREAM)
+        await stream.bind(exchange, "#")
+        await exchange.publish(
+            aio_pika.Message(
+                event.model_dump_json().encode(),
+                content_type="application/json",
+                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                correlation_id=event.simulation_id,
+                message_id=f"{event.simulation_id}.{event.seq}",
+                type=event.type,
+                timestamp=event.timestamp,
+                headers={"convsim-attempt": event.attempt},
+            ),
+            routing_key=event_routing_key(event.simulation_id, event.type),
+        )
+        await exchange.delete()
 
 
 async def test_sigterm_hands_back_what_it_holds_within_the_grace_period(

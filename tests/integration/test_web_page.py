@@ -10,12 +10,22 @@ import re
 import signal
 import uuid
 from pathlib import Path
+from typing import Literal
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
 from playwright.async_api import Browser, Page, expect
 
+from contracts.events import (
+    CancelledEvent,
+    QueuedEvent,
+    SimulationEvent,
+    StartedEvent,
+    TurnEvent,
+)
+from contracts.ids import new_simulation_id
+from contracts.requests import SimulationRequest
 from tests.fakes.bot_api import GATED_BOT, NORMAL_BOT
 from tests.fakes.json_bot import GOODBYE_AT, FakeJsonBot
 from tests.fakes.server import free_port, serve_in_thread
@@ -544,4 +554,61 @@ async def test_in_a_chat_the_next_message_waits_for_the_bots_reply(
     assert [text for _, text in await bubble_texts(page)][::2] == ["one", "two", "three"]
     await page.get_by_role("button", name="End chat").click()
     await expect(page.locator("#stop-reason")).to_contain_text("closed")
+    watched.assert_no_errors()
+
+
+async def test_the_page_ends_on_a_newer_attempts_end_at_a_seq_it_has_shown(
+    stack: Stack, chromium: Browser
+) -> None:
+    """The gateway sends a follower that was shown an older attempt's events the newer
+    attempt's end even at a seq shown already (see EventSequence): the page must end on it.
+    The stream is served by the test, so the page gets exactly that order."""
+    simulation_id = new_simulation_id()
+    request = SimulationRequest(simulation_id=simulation_id, bot_id=NORMAL_BOT, user_prompt="hi")
+
+    def turn(seq: int, attempt: int, role: Literal["user", "bot"], content: str) -> TurnEvent:
+        return TurnEvent(
+            simulation_id=simulation_id,
+            seq=seq,
+            attempt=attempt,
+            index=seq - 3,
+            role=role,
+            content=content,
+            latency_ms=5,
+        )
+
+    events: list[SimulationEvent] = [
+        QueuedEvent(simulation_id=simulation_id, seq=1, request=request),
+        StartedEvent(
+            simulation_id=simulation_id, seq=2, conversation_id="c", user_simulator="scripted"
+        ),
+        turn(3, 1, "user", "hi"),
+        turn(4, 1, "bot", "attempt 1's reply"),
+        # Attempt 2 resumed at seq 4 and ended there (its request was cancelled meanwhile).
+        CancelledEvent(
+            simulation_id=simulation_id,
+            seq=4,
+            attempt=2,
+            transcript="User: hi\n",
+        ),
+    ]
+    body = "".join(
+        f"event: {event.type}\r\nid: {event.seq}\r\ndata: {event.model_dump_json()}\r\n\r\n"
+        for event in events
+    )
+    watched = await open_page(chromium, stack.gateway_url)
+    page = watched.page
+    await page.route(
+        f"**/v1/simulations/{simulation_id}/stream-token",
+        lambda route: route.fulfill(json={"token": "t", "expires_in_s": 60}),
+    )
+    await page.route(
+        re.compile(rf".*/v1/simulations/{simulation_id}/events.*"),
+        lambda route: route.fulfill(
+            status=200, headers={"content-type": "text/event-stream"}, body=body
+        ),
+    )
+    await page.goto(f"{stack.gateway_url}/#/simulations/{simulation_id}")
+    await expect_status(page, "Cancelled")
+    assert await bubble_texts(page) == [("Simulated user", "hi"), ("Bot", "attempt 1's reply")]
     watched.assert_no_errors()

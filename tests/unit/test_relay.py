@@ -354,3 +354,49 @@ async def test_a_cancel_is_sent_once_per_simulation_and_again_after_a_failure() 
     await relay.send_once(simulation_id, send)
     await asyncio.gather(*(relay.send_once(simulation_id, send) for _ in range(5)))
     assert sent == [simulation_id]
+
+
+def _resumed(simulation_id: str) -> tuple[list[SimulationEvent], list[SimulationEvent]]:
+    """Attempt 1's two-turn story (seq 1..5) and attempt 2's one turn and end (seq 3 and 4): it
+    resumed at seq 3 from a log that lacked attempt 1's seq 3 (written as the stream's leader
+    died) and ended sooner."""
+    events = story(simulation_id, turns=2, content="first")
+    newer = [
+        event.model_copy(update={"attempt": 2})
+        for event in story(simulation_id, content="second")[2:]
+    ]
+    return events, newer
+
+
+async def test_the_log_read_back_keeps_the_newer_attempt_whatever_came_first() -> None:
+    log = FakeLog()
+    simulation_id = new_simulation_id()
+    events, newer = _resumed(simulation_id)
+    log.events = [*events[:4], *newer]  # attempt 1's seq 3 and 4 reached the log first
+    relay = relay_of(log)
+    state = await relay.state(simulation_id)
+    assert (state.status, state.transcript) == ("completed", "User: second\n")
+    assert [turn.content for turn in state.turns] == ["second"]
+    follower = await relay.follow(simulation_id)
+    async with asyncio.timeout(2):
+        read_back = [event async for event in follower]
+    assert read_back == [*events[:2], *newer]
+
+
+async def test_a_follower_that_got_the_older_attempts_event_still_gets_the_newer_ones_end() -> None:
+    log = FakeLog()
+    relay = relay_of(log)
+    simulation_id = new_simulation_id()
+    events, newer = _resumed(simulation_id)
+    for event in events[:4]:
+        relay.accept(event)
+    follower = await relay.follow(simulation_id)
+    async with asyncio.timeout(2):
+        assert [(await anext(follower)).seq for _ in range(4)] == [1, 2, 3, 4]
+        for event in newer:
+            relay.accept(event)
+        rest = [event async for event in follower]
+    # Its seq 3 and 4 went out already: the newer attempt's end (at seq 4), once, and no more.
+    assert rest == [newer[1]]
+    state = await relay.state(simulation_id)
+    assert (state.status, state.transcript) == ("completed", "User: second\n")

@@ -21,7 +21,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
-from contracts.events import SimulationEvent
+from contracts.events import TERMINAL_EVENT_TYPES, SimulationEvent
 from contracts.ids import created_at_of
 from contracts.judgement import JudgedEvent
 from contracts.projection import SimulationState
@@ -175,19 +175,28 @@ class EventRelay:
             last = after_seq
             for event in feed.sequence.after(after_seq):
                 yield event
+                if event.type in TERMINAL_EVENT_TYPES:
+                    return
                 last = event.seq
             # The terminal event may have arrived while the backlog was being taken: what
-            # came meanwhile is in the inbox, so stop only once the last seq has gone out.
-            while not (feed.sequence.is_terminal and last >= feed.sequence.last_seq):
+            # came meanwhile is in the inbox, so stop only once the last seq has gone out and
+            # nothing is left in the inbox (a newer attempt's end may sit at a seq sent already).
+            while not (
+                feed.sequence.is_terminal and last >= feed.sequence.last_seq and inbox.empty()
+            ):
                 try:
                     event = await asyncio.wait_for(inbox.get(), self._gap_check_s)
                 except TimeoutError:
                     if feed.sequence.has_gap or feed.stale:
                         await self._load(simulation_id, feed, force=True)
                     continue
-                if event.seq <= last:
+                if event.seq <= last and event.type not in TERMINAL_EVENT_TYPES:
+                    # Sent already, or it supersedes an older attempt's event sent already
+                    # (see EventSequence): the follower keeps what it got.
                     continue
                 yield event
+                if event.type in TERMINAL_EVENT_TYPES:
+                    return  # its one end, even one a newer attempt published further back
                 last = event.seq
         finally:
             feed.listeners.discard(inbox)

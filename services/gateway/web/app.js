@@ -211,8 +211,11 @@ class Viewer {
   }
 
   receive(event) {
-    if (event.simulation_id !== this.id || event.seq <= this.lastSeq) return; // seen already
-    this.lastSeq = event.seq;
+    if (event.simulation_id !== this.id) return;
+    // Seen already, unless it is the end a newer attempt published at a seq an older one's
+    // event was shown at (the gateway sends that end once): a simulation always ends.
+    if (event.seq <= this.lastSeq && !(TERMINAL.has(event.type) && !this.ended)) return;
+    this.lastSeq = Math.max(this.lastSeq, event.seq);
     switch (event.type) {
       case "queued":
         this.learnRequest(event.request, event.timestamp);
