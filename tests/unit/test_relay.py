@@ -383,7 +383,9 @@ async def test_the_log_read_back_keeps_the_newer_attempt_whatever_came_first() -
     assert read_back == [*events[:2], *newer]
 
 
-async def test_a_follower_that_got_the_older_attempts_event_still_gets_the_newer_ones_end() -> None:
+async def test_a_follower_that_got_the_older_attempts_event_still_gets_the_newer_ones_end(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     log = FakeLog()
     relay = relay_of(log)
     simulation_id = new_simulation_id()
@@ -400,3 +402,4 @@ async def test_a_follower_that_got_the_older_attempts_event_still_gets_the_newer
     assert rest == [newer[1]]
     state = await relay.state(simulation_id)
     assert (state.status, state.transcript) == ("completed", "User: second\n")
+    assert f"simulation {simulation_id}: attempt 2 superseded 2 event(s)" in caplog.text

@@ -102,7 +102,19 @@ class EventRelay:
     def _add(self, feed: Feed, event: SimulationEvent) -> None:
         simulation_id = event.simulation_id
         self._misses.discard(simulation_id)
+        superseded = feed.sequence.superseded
         released = feed.sequence.add(event)
+        if feed.sequence.superseded > superseded:
+            logger.warning(
+                "simulation %s: attempt %d superseded %d event(s) of an older attempt from seq "
+                "%d on (%d follower(s) had them)",
+                simulation_id,
+                event.attempt,
+                feed.sequence.superseded - superseded,
+                event.seq,
+                len(feed.listeners),
+                extra={"simulation_id": simulation_id},
+            )
         if not released:
             return
         self._cache.grew(simulation_id, feed, sum(estimate_bytes(e) for e in released))
