@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Literal
 
 from contracts.events import (
+    TERMINAL_EVENT_TYPES,
     CancelledEvent,
     CompletedEvent,
     ErrorInfo,
@@ -42,21 +43,25 @@ class EventSequence:
     """The events of one simulation in seq order, without gaps, duplicates or stale attempts.
 
     Fencing: every event carries the ``attempt`` (delivery of the request) that published it.
-    Once attempt B has published at seq S, an event of an older attempt at seq S or later is
-    stale (that attempt lost the simulation) and is dropped, whichever came first: an older
-    attempt's event can reach the log before the newer attempt's at the same seq (it was
-    written as the stream's leader died, too late for the newer attempt's read of the log).
-    Then the newer attempt's event *supersedes* it: the events held from that seq on are
-    taken back (``superseded`` counts them) and the newer attempt's released in their place,
-    so any order of the same events gives the same ``events`` in the end.
+    The newest attempt decides the history: from the first seq it published on, its events;
+    before that, the events it resumed from, which are the next older attempt's that run
+    without a hole up to that seq, and so on down to the gateway's ``queued`` (attempt 0).
+    Everything else is stale and dropped: a run that lost the simulation and kept publishing,
+    or a write of an older attempt that reached the log only after the newer one had read it
+    (the stream's leader died as it took the write). Events released in order can therefore
+    be *taken back* (``superseded`` counts them) when such a newer event comes after them;
+    the newer attempt's are released in their place. The same events in any order give the
+    same ``events`` in the end.
     """
 
     events: list[SimulationEvent] = field(default_factory=list)
     superseded: int = 0
     """Events released once and then taken back because a newer attempt published at their
     seq or before it (``add`` releases the newer attempt's events at those seqs)."""
-    _pending: dict[int, SimulationEvent] = field(default_factory=dict)
-    _attempt_starts: dict[int, int] = field(default_factory=dict)
+    _held: dict[int, dict[int, SimulationEvent]] = field(default_factory=dict)
+    """Every event taken, by attempt and seq."""
+    _waiting: bool = False
+    """Events of the history wait beyond a missing seq."""
 
     @property
     def last_seq(self) -> int:
@@ -64,25 +69,23 @@ class EventSequence:
 
     @property
     def has_gap(self) -> bool:
-        """Events after a missing seq are waiting."""
-        return bool(self._pending)
+        """Events after a missing seq are waiting (never once it has ended)."""
+        return self._waiting and not self.is_terminal
 
     @property
     def is_terminal(self) -> bool:
-        return bool(self.events) and isinstance(
-            self.events[-1], CompletedEvent | FailedEvent | CancelledEvent
-        )
+        return bool(self.events) and self.events[-1].type in TERMINAL_EVENT_TYPES
 
     @property
     def last_attempt(self) -> int:
         """The highest attempt that published an event (0 when only the gateway did)."""
-        return max(self._attempt_starts, default=0)
+        return max(self._held, default=0)
 
     def is_stale(self, event: SimulationEvent) -> bool:
-        """A newer attempt took over at or before this event's seq."""
+        """A newer attempt published at or before this event's seq."""
         return any(
-            attempt > event.attempt and first_seq <= event.seq
-            for attempt, first_seq in self._attempt_starts.items()
+            attempt > event.attempt and min(held) <= event.seq
+            for attempt, held in self._held.items()
         )
 
     def add(self, event: SimulationEvent) -> list[SimulationEvent]:
@@ -96,42 +99,72 @@ class EventSequence:
         return self._add(stand_in) + self._add(event)
 
     def _add(self, event: SimulationEvent) -> list[SimulationEvent]:
-        if self.is_stale(event):
-            return []
-        first_seq = self._attempt_starts.get(event.attempt)
-        if first_seq is None or event.seq < first_seq:
-            self._attempt_starts[event.attempt] = event.seq
-            self._take_back_stale()
-        if event.seq <= self.last_seq or self.is_terminal:
+        held = self._held.setdefault(event.attempt, {})
+        if event.seq in held:
             return []  # a duplicate (redelivered, or read again from the log)
-        pending = self._pending.get(event.seq)
-        if pending is None or pending.attempt < event.attempt:
-            self._pending[event.seq] = event
-        released: list[SimulationEvent] = []
-        while (nxt := self._pending.pop(self.last_seq + 1, None)) is not None:
-            self.events.append(nxt)
-            released.append(nxt)
-            if self.is_terminal:
-                self._pending.clear()
-                break
-        return released
+        held[event.seq] = event
+        if (
+            event.seq == self.last_seq + 1
+            and event.attempt == self.last_attempt
+            and not self._waiting
+            and not self.is_terminal
+        ):
+            self.events.append(event)  # the usual case: the newest attempt's next event
+            return [event]
+        return self._settle()
 
-    def _take_back_stale(self) -> None:
-        """An attempt published (further back than before): forget the events it makes stale.
-        Held ones are taken back from the first stale seq on; those after it that are not
-        stale (a still newer attempt's) wait to be released again."""
-        self._pending = {
-            seq: waiting for seq, waiting in self._pending.items() if not self.is_stale(waiting)
-        }
-        cut = next((i for i, held in enumerate(self.events) if self.is_stale(held)), None)
-        if cut is None:
-            return
-        for held in self.events[cut:]:
-            if self.is_stale(held):
-                self.superseded += 1
-            else:
-                self._pending.setdefault(held.seq, held)
-        del self.events[cut:]
+    def _settle(self) -> list[SimulationEvent]:
+        """Work the history out again; release what it has in order beyond what was released,
+        after taking back what it no longer has."""
+        history = self._history()
+        in_order: list[SimulationEvent] = []
+        while (nxt := history.get(len(in_order) + 1)) is not None:
+            in_order.append(nxt)
+            if nxt.type in TERMINAL_EVENT_TYPES:
+                break
+        kept = 0
+        for released, settled in zip(self.events, in_order, strict=False):
+            if released is not settled:
+                break
+            kept += 1
+        still = {id(event) for event in in_order[kept:]}
+        self.superseded += sum(id(event) not in still for event in self.events[kept:])
+        self.events = in_order
+        self._waiting = len(history) > len(in_order)
+        return in_order[kept:]
+
+    def _history(self) -> dict[int, SimulationEvent]:
+        """seq -> event of the history the newest attempt built on (see the class doc).
+
+        Below the first seq of an attempt in the history, the next part is the newest older
+        attempt whose events run without a hole up to that seq; when none does yet (events
+        still on their way), the newest older attempt with events there, and the hole waits."""
+        history: dict[int, SimulationEvent] = {}
+        older = sorted(self._held, reverse=True)
+        below: int | None = None  # the seqs from here on are a newer attempt's
+        while True:
+            candidates = [
+                (attempt, seqs)
+                for attempt in older
+                if (seqs := [seq for seq in self._held[attempt] if below is None or seq < below])
+            ]
+            if not candidates:
+                return history
+            attempt, seqs = next(
+                (
+                    (attempt, seqs)
+                    for attempt, seqs in candidates
+                    if below is None or self._runs_to(attempt, min(seqs), below)
+                ),
+                candidates[0],
+            )
+            history.update((seq, self._held[attempt][seq]) for seq in seqs)
+            below = min(seqs)
+            older = [other for other in older if other < attempt]
+
+    def _runs_to(self, attempt: int, first: int, below: int) -> bool:
+        held = self._held[attempt]
+        return all(seq in held for seq in range(first, below))
 
     def after(self, seq: int) -> list[SimulationEvent]:
         """The events with a seq greater than ``seq``."""

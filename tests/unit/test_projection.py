@@ -168,24 +168,77 @@ def test_every_order_of_the_same_events_gives_the_same_sequence() -> None:
     expected = [
         events[name] for name in ("queued", "a1 started", "a2 turn 3", "a2 turn 4", "a3 end 5")
     ]
-    names = ["a1 started", "a1 turn 3", "a1 turn 4", "a1 end 5", "a2 turn 3", "a2 turn 4"]
+    names = [name for name in events if name != "queued"]
     for order in itertools.permutations(names):
         sequence = EventSequence()
         released: list[SimulationEvent] = []
-        for name in ("queued", *order, "a3 end 5"):
+        for name in ("queued", *order):
             released += sequence.add(events[name])
         assert sequence.events == expected, order
-        assert released[-1] == events["a3 end 5"], order  # what add released ends the same way
+        assert sequence.is_terminal, order
+        assert not sequence.has_gap, order
+        # What add released, replayed as a follower keeps it (the latest at each seq), ends
+        # the same way.
+        assert {event.seq: event for event in released} == dict(enumerate(expected, 1)), order
 
 
-def test_a_newer_attempt_further_on_keeps_its_events_when_an_older_one_takes_seqs_back() -> None:
-    """Attempt 3's seq 5 was held after attempt 1's seq 3 and 4; attempt 2's seq 3 comes late:
-    attempt 1's events are taken back, attempt 3's end waits for attempt 2's seq 4."""
+def test_a_late_write_the_newest_attempt_did_not_resume_from_leaves_no_hole() -> None:
+    """Attempt 3 resumed at seq 5 from attempt 1's seq 3 and 4; attempt 2's only write, seq 3,
+    reached the log late. Attempt 2 has no seq 4, so it is not what attempt 3 resumed from:
+    attempt 1's seq 3 and 4 stay and the simulation ends, in any order."""
+    events = _attempt_story(new_simulation_id())
+    names = ["a1 started", "a1 turn 3", "a1 turn 4", "a2 turn 3", "a3 end 5"]
+    for order in itertools.permutations(names):
+        sequence = EventSequence()
+        for name in ("queued", *order):
+            sequence.add(events[name])
+        assert _contents(sequence)[2:] == [
+            "reply at 3 by attempt 1",
+            "reply at 4 by attempt 1",
+            "ended by attempt 3",
+        ], order
+        assert sequence.is_terminal, order
+
+
+def test_the_newest_attempt_keeps_the_history_it_resumed_from() -> None:
+    """Attempt 3 resumed at seq 5 from attempt 1's seq 3 and 4. A late seq 3 of attempt 2
+    alone is not what attempt 3 resumed from (attempt 2 has no seq 4): it changes nothing.
+    Once attempt 2's seq 4 is there too, attempt 2's run is the one attempt 3 resumed from."""
     events = _attempt_story(new_simulation_id())
     sequence = EventSequence()
     for name in ("queued", "a1 started", "a1 turn 3", "a1 turn 4", "a3 end 5"):
         sequence.add(events[name])
+    assert sequence.is_terminal
+    assert sequence.add(events["a2 turn 3"]) == []
+    assert _contents(sequence)[2:] == [
+        "reply at 3 by attempt 1",
+        "reply at 4 by attempt 1",
+        "ended by attempt 3",
+    ]
+    assert sequence.superseded == 0
+    released = sequence.add(events["a2 turn 4"])
+    assert released == [events["a2 turn 3"], events["a2 turn 4"], events["a3 end 5"]]
+    assert sequence.superseded == 2  # attempt 3's end is released again, not superseded
+
+
+def test_a_newer_attempts_events_waiting_behind_an_older_end_are_kept() -> None:
+    """Attempt 2's end (seq 5) comes first; attempt 1's run to its own end at seq 4 is
+    released meanwhile; attempt 2's seq 3 and 4 then take it back and end the simulation."""
+    events = _attempt_story(new_simulation_id())
+    newer_end = events["a3 end 5"].model_copy(update={"attempt": 2})
+    older_end = events["a1 end 5"].model_copy(update={"seq": 4})
+    sequence = EventSequence()
+    for event in (events["queued"], events["a1 started"], newer_end):
+        sequence.add(event)
+    assert sequence.has_gap
+    assert sequence.add(events["a1 turn 3"]) == [events["a1 turn 3"]]
+    assert sequence.add(older_end) == [older_end]
+    assert sequence.is_terminal
+    assert not sequence.has_gap
     assert sequence.add(events["a2 turn 3"]) == [events["a2 turn 3"]]
-    assert sequence.has_gap  # attempt 3's end waits again
-    assert sequence.add(events["a2 turn 4"]) == [events["a2 turn 4"], events["a3 end 5"]]
+    assert not sequence.is_terminal
+    assert sequence.has_gap
     assert sequence.superseded == 2
+    assert sequence.add(events["a2 turn 4"]) == [events["a2 turn 4"], newer_end]
+    assert sequence.is_terminal
+    assert not sequence.has_gap
