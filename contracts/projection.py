@@ -81,13 +81,6 @@ class EventSequence:
         """The highest attempt that published an event (0 when only the gateway did)."""
         return max(self._held, default=0)
 
-    def is_stale(self, event: SimulationEvent) -> bool:
-        """A newer attempt published at or before this event's seq."""
-        return any(
-            attempt > event.attempt and min(held) <= event.seq
-            for attempt, held in self._held.items()
-        )
-
     def add(self, event: SimulationEvent) -> list[SimulationEvent]:
         """Take one event; return the events that became next in order (often just it).
 
