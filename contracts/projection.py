@@ -58,6 +58,9 @@ class EventSequence:
     superseded: int = 0
     """Events released once and then taken back because a newer attempt published at their
     seq or before it (``add`` releases the newer attempt's events at those seqs)."""
+    taken_back: list[SimulationEvent] = field(default_factory=list)
+    """What the last ``add`` that superseded events took back (they may be released again
+    with it): for a holder that accounts for the events it was given."""
     _held: dict[int, dict[int, SimulationEvent]] = field(default_factory=dict)
     """Every event taken, by attempt and seq."""
     _waiting: bool = False
@@ -120,8 +123,10 @@ class EventSequence:
             if released is not settled:
                 break
             kept += 1
-        still = {id(event) for event in in_order[kept:]}
-        self.superseded += sum(id(event) not in still for event in self.events[kept:])
+        if kept < len(self.events):
+            self.taken_back = self.events[kept:]
+            still = {id(event) for event in in_order[kept:]}
+            self.superseded += sum(id(event) not in still for event in self.taken_back)
         self.events = in_order
         self._waiting = len(history) > len(in_order)
         return in_order[kept:]

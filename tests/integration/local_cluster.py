@@ -42,6 +42,13 @@ def _free(port: int) -> bool:
     return True
 
 
+class ScriptFailed(subprocess.CalledProcessError):
+    """scripts/cluster.sh failed: what it said is the diagnosis, so the message keeps it."""
+
+    def __str__(self) -> str:
+        return f"{super().__str__()}\nstdout:\n{self.stdout}\nstderr:\n{self.stderr}"
+
+
 @dataclass(frozen=True)
 class LocalCluster:
     """Three nodes <prefix>1..3@localhost on loopback, driven through scripts/cluster.sh."""
@@ -80,13 +87,15 @@ class LocalCluster:
     def script(self, *args: str, timeout_s: float = 180) -> str:
         result = subprocess.run(
             ["bash", str(SCRIPT), *args],
-            check=True,
+            check=False,
             capture_output=True,
             text=True,
             env=self.env,
             timeout=timeout_s,
             cwd=REPO,
         )
+        if result.returncode != 0:
+            raise ScriptFailed(result.returncode, result.args, result.stdout, result.stderr)
         return result.stdout
 
     def kill(self, index: int) -> None:

@@ -403,3 +403,6 @@ async def test_a_follower_that_got_the_older_attempts_event_still_gets_the_newer
     state = await relay.state(simulation_id)
     assert (state.status, state.transcript) == ("completed", "User: second\n")
     assert f"simulation {simulation_id}: attempt 2 superseded 2 event(s)" in caplog.text
+    # The cache counts what the feed holds now, not what it was given.
+    held = [*events[:2], *newer]
+    assert relay.cache.bytes == sum(estimate_bytes(event) for event in held)

@@ -104,7 +104,9 @@ class EventRelay:
         self._misses.discard(simulation_id)
         superseded = feed.sequence.superseded
         released = feed.sequence.add(event)
+        taken_back = 0
         if feed.sequence.superseded > superseded:
+            taken_back = sum(estimate_bytes(e) for e in feed.sequence.taken_back)
             logger.warning(
                 "simulation %s: attempt %d superseded %d event(s) of an older attempt from seq "
                 "%d on (%d follower(s) had them)",
@@ -117,7 +119,8 @@ class EventRelay:
             )
         if not released:
             return
-        self._cache.grew(simulation_id, feed, sum(estimate_bytes(e) for e in released))
+        grown = sum(estimate_bytes(e) for e in released) - taken_back
+        self._cache.grew(simulation_id, feed, grown)
         for event_in_order in released:
             for listener in feed.listeners:
                 listener.put_nowait(event_in_order)
