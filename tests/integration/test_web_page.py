@@ -15,7 +15,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
-from playwright.async_api import Browser, Page, expect
+from playwright.async_api import Browser, Page, Route, expect
 
 from contracts.events import (
     CancelledEvent,
@@ -557,6 +557,48 @@ async def test_in_a_chat_the_next_message_waits_for_the_bots_reply(
     watched.assert_no_errors()
 
 
+def _superseded_story(simulation_id: str) -> tuple[list[SimulationEvent], SimulationEvent]:
+    """Attempt 1's events up to its reply at seq 4, and attempt 2's end at seq 4: it resumed
+    at seq 4 and ended there (its request was cancelled meanwhile)."""
+    request = SimulationRequest(simulation_id=simulation_id, bot_id=NORMAL_BOT, user_prompt="hi")
+
+    def turn(seq: int, role: Literal["user", "bot"], content: str) -> TurnEvent:
+        return TurnEvent(
+            simulation_id=simulation_id,
+            seq=seq,
+            index=seq - 3,
+            role=role,
+            content=content,
+            latency_ms=5,
+        )
+
+    older: list[SimulationEvent] = [
+        QueuedEvent(simulation_id=simulation_id, seq=1, request=request),
+        StartedEvent(
+            simulation_id=simulation_id, seq=2, conversation_id="c", user_simulator="scripted"
+        ),
+        turn(3, "user", "hi"),
+        turn(4, "bot", "attempt 1's reply"),
+    ]
+    end = CancelledEvent(simulation_id=simulation_id, seq=4, attempt=2, transcript="User: hi\n")
+    return older, end
+
+
+def _sse(events: list[SimulationEvent], *, retry_ms: int | None = None) -> str:
+    head = f"retry: {retry_ms}\r\n\r\n" if retry_ms is not None else ""
+    return head + "".join(
+        f"event: {event.type}\r\nid: {event.seq}\r\ndata: {event.model_dump_json()}\r\n\r\n"
+        for event in events
+    )
+
+
+async def _serve_stream_token(page: Page, simulation_id: str) -> None:
+    await page.route(
+        f"**/v1/simulations/{simulation_id}/stream-token",
+        lambda route: route.fulfill(json={"token": "t", "expires_in_s": 60}),
+    )
+
+
 async def test_the_page_ends_on_a_newer_attempts_end_at_a_seq_it_has_shown(
     stack: Stack, chromium: Browser
 ) -> None:
@@ -564,51 +606,63 @@ async def test_the_page_ends_on_a_newer_attempts_end_at_a_seq_it_has_shown(
     attempt's end even at a seq shown already (see EventSequence): the page must end on it.
     The stream is served by the test, so the page gets exactly that order."""
     simulation_id = new_simulation_id()
-    request = SimulationRequest(simulation_id=simulation_id, bot_id=NORMAL_BOT, user_prompt="hi")
-
-    def turn(seq: int, attempt: int, role: Literal["user", "bot"], content: str) -> TurnEvent:
-        return TurnEvent(
-            simulation_id=simulation_id,
-            seq=seq,
-            attempt=attempt,
-            index=seq - 3,
-            role=role,
-            content=content,
-            latency_ms=5,
-        )
-
-    events: list[SimulationEvent] = [
-        QueuedEvent(simulation_id=simulation_id, seq=1, request=request),
-        StartedEvent(
-            simulation_id=simulation_id, seq=2, conversation_id="c", user_simulator="scripted"
-        ),
-        turn(3, 1, "user", "hi"),
-        turn(4, 1, "bot", "attempt 1's reply"),
-        # Attempt 2 resumed at seq 4 and ended there (its request was cancelled meanwhile).
-        CancelledEvent(
-            simulation_id=simulation_id,
-            seq=4,
-            attempt=2,
-            transcript="User: hi\n",
-        ),
-    ]
-    body = "".join(
-        f"event: {event.type}\r\nid: {event.seq}\r\ndata: {event.model_dump_json()}\r\n\r\n"
-        for event in events
-    )
+    older, end = _superseded_story(simulation_id)
     watched = await open_page(chromium, stack.gateway_url)
     page = watched.page
-    await page.route(
-        f"**/v1/simulations/{simulation_id}/stream-token",
-        lambda route: route.fulfill(json={"token": "t", "expires_in_s": 60}),
-    )
+    await _serve_stream_token(page, simulation_id)
     await page.route(
         re.compile(rf".*/v1/simulations/{simulation_id}/events.*"),
         lambda route: route.fulfill(
-            status=200, headers={"content-type": "text/event-stream"}, body=body
+            status=200, headers={"content-type": "text/event-stream"}, body=_sse([*older, end])
         ),
     )
     await page.goto(f"{stack.gateway_url}/#/simulations/{simulation_id}")
     await expect_status(page, "Cancelled")
     assert await bubble_texts(page) == [("Simulated user", "hi"), ("Bot", "attempt 1's reply")]
     watched.assert_no_errors()
+
+
+async def test_a_page_refused_at_the_end_it_never_got_shows_the_simulation_again(
+    stack: Stack, chromium: Browser
+) -> None:
+    """The stream broke after an older attempt's seq 4 and before the newer attempt's end at
+    seq 4: resuming after seq 4 is refused (204, the end's seq). The page asks whether the
+    simulation ended and shows it again from its start, as it now stands."""
+    simulation_id = new_simulation_id()
+    older, end = _superseded_story(simulation_id)
+    streams: list[str] = []
+
+    async def serve_events(route: Route) -> None:
+        request = route.request
+        # The second request is the browser's own reconnect (its Last-Event-ID header is not
+        # shown to a route); the page's own resumes carry last_event_id.
+        resumed = len(streams) == 1 or "last_event_id=" in request.url
+        streams.append("resumed" if resumed else "from the start")
+        if resumed:
+            await route.fulfill(status=204)
+        elif streams.count("from the start") == 1:  # broke before the end
+            await route.fulfill(
+                status=200,
+                headers={"content-type": "text/event-stream"},
+                body=_sse(older, retry_ms=50),
+            )
+        else:  # as the gateway has it now
+            await route.fulfill(
+                status=200,
+                headers={"content-type": "text/event-stream"},
+                body=_sse([*older[:3], end]),
+            )
+
+    watched = await open_page(chromium, stack.gateway_url)
+    page = watched.page
+    await _serve_stream_token(page, simulation_id)
+    await page.route(re.compile(rf".*/v1/simulations/{simulation_id}/events.*"), serve_events)
+    await page.route(
+        re.compile(rf".*/v1/simulations/{simulation_id}$"),
+        lambda route: route.fulfill(json={"simulation_id": simulation_id, "status": "cancelled"}),
+    )
+    await page.goto(f"{stack.gateway_url}/#/simulations/{simulation_id}")
+    await expect_status(page, "Cancelled")
+    assert streams == ["from the start", "resumed", "from the start"]
+    assert await bubble_texts(page) == [("Simulated user", "hi")]
+    assert watched.script_errors == []

@@ -187,12 +187,29 @@ class Viewer {
       if (source.readyState === EventSource.CLOSED) {
         // Refused (an expired token, a restarting gateway): a fresh token, resume after lastSeq.
         source.close();
-        this.retryLater();
+        this.resumeOrReopen(generation);
       } else {
         // The browser reconnects by itself, sending Last-Event-ID: the gateway resumes there.
         this.setConnection("reconnecting…");
       }
     };
+  }
+
+  /** After a refused stream: resume after lastSeq, unless the simulation has ended. Then the
+   * page was refused (204) because lastSeq is the end's seq although the end was never shown:
+   * a newer attempt ended it at a seq an older attempt's event was shown at. Showing it again
+   * from its start shows the history as it stands, and its end. */
+  async resumeOrReopen(generation) {
+    let ended = false;
+    try {
+      const state = await this.api.call("GET", `/v1/simulations/${encodeURIComponent(this.id)}`);
+      ended = TERMINAL.has(state.status);
+    } catch (error) {
+      // Unknown: resume as for any refused stream.
+    }
+    if (generation !== this.generation) return;
+    if (ended && this.lastSeq > 0) this.open(this.id);
+    else this.retryLater();
   }
 
   resumeWithKey() {
