@@ -59,8 +59,8 @@ class EventSequence:
     """Events released once and then taken back because a newer attempt published at their
     seq or before it (``add`` releases the newer attempt's events at those seqs)."""
     taken_back: list[SimulationEvent] = field(default_factory=list)
-    """What the last ``add`` that superseded events took back (they may be released again
-    with it): for a holder that accounts for the events it was given."""
+    """What the last ``add`` took back (empty almost always; some may be released again with
+    it): for a holder that accounts for the events it was given."""
     _held: dict[int, dict[int, SimulationEvent]] = field(default_factory=dict)
     """Every event taken, by attempt and seq."""
     _waiting: bool = False
@@ -89,6 +89,8 @@ class EventSequence:
 
         A seq 2 that carries the request stands in for a ``queued`` never seen (see
         ``queued_stand_in``); the real ``queued``, if it comes later, is then a duplicate."""
+        if self.taken_back:
+            self.taken_back = []
         stand_in = queued_stand_in(event) if self.last_seq == 0 else None
         if stand_in is None:
             return self._add(event)
@@ -124,9 +126,9 @@ class EventSequence:
                 break
             kept += 1
         if kept < len(self.events):
-            self.taken_back = self.events[kept:]
             still = {id(event) for event in in_order[kept:]}
-            self.superseded += sum(id(event) not in still for event in self.taken_back)
+            self.superseded += sum(id(event) not in still for event in self.events[kept:])
+            self.taken_back = [*self.taken_back, *self.events[kept:]]
         self.events = in_order
         self._waiting = len(history) > len(in_order)
         return in_order[kept:]

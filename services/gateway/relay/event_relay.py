@@ -102,24 +102,22 @@ class EventRelay:
     def _add(self, feed: Feed, event: SimulationEvent) -> None:
         simulation_id = event.simulation_id
         self._misses.discard(simulation_id)
-        superseded = feed.sequence.superseded
         released = feed.sequence.add(event)
-        taken_back = 0
-        if feed.sequence.superseded > superseded:
-            taken_back = sum(estimate_bytes(e) for e in feed.sequence.taken_back)
+        taken_back = feed.sequence.taken_back
+        if taken_back:
             logger.warning(
                 "simulation %s: attempt %d superseded %d event(s) of an older attempt from seq "
                 "%d on (%d follower(s) had them)",
                 simulation_id,
                 event.attempt,
-                feed.sequence.superseded - superseded,
-                event.seq,
+                len(taken_back),
+                taken_back[0].seq,
                 len(feed.listeners),
                 extra={"simulation_id": simulation_id},
             )
         if not released:
             return
-        grown = sum(estimate_bytes(e) for e in released) - taken_back
+        grown = sum(estimate_bytes(e) for e in released) - sum(map(estimate_bytes, taken_back))
         self._cache.grew(simulation_id, feed, grown)
         for event_in_order in released:
             for listener in feed.listeners:
