@@ -5,10 +5,11 @@ how many simulations one key may have active at once (429)."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import Depends, HTTPException, Request, Response
+from fastapi import Depends, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -16,11 +17,11 @@ from contracts.ids import created_at_of
 from contracts.requests import LLMOptions, SimulationCreate
 from services.common.bot_targets import DEFAULT_TARGET
 from services.gateway.active import ActiveSimulations, TooManyActive
-from services.gateway.dependencies import OwnerDep, SettingsDep
+from services.gateway.dependencies import SettingsDep
 from services.gateway.raw_responses import send_problem
 from services.gateway.settings import GatewaySettings
 
-__all__ = ["ActiveSlot", "Admission", "BodySizeLimit", "CheckedCreate"]
+__all__ = ["Admission", "BodySizeLimit", "CheckedCreate", "active_place"]
 
 ACTIVE_RETRY_AFTER_S = 10
 """A simulation takes seconds to minutes: a place is unlikely to free up much sooner."""
@@ -237,13 +238,17 @@ class Admission:
         self.simulation_id = simulation_id
 
 
-async def active_slot(
-    request: Request, response: Response, owner: OwnerDep, settings: SettingsDep
+@asynccontextmanager
+async def active_place(
+    request: Request, owner: str | None, settings: GatewaySettings
 ) -> AsyncIterator[Admission]:
     """429 with Retry-After when the caller has CONVSIM_MAX_ACTIVE_PER_KEY simulations queued
-    or running (all callers together while API keys are off). The simulation accepted is
-    named by ``Admission.accepted`` or, for a route answering 202, by its Location header;
-    an idempotent replay (``Idempotent-Replayed``) takes no place."""
+    or running (all callers together while API keys are off). Held around the accept only:
+    the simulation named by ``Admission.accepted`` counts from then on; a place given no
+    simulation (an error, an idempotent replay) is given back.
+
+    A context manager the route enters itself, not a yield dependency: FastAPI's exit stack
+    and cancel scope for one cost about a tenth of an accept (docs/benchmarks.md)."""
     active: ActiveSimulations = request.app.state.active
     index = active.index
     try:
@@ -259,19 +264,7 @@ async def active_slot(
     try:
         yield admission
     finally:
-        simulation_id = admission.simulation_id or _accepted_id(response)
-        if simulation_id is not None:
-            at = created_at_of(simulation_id) or datetime.now(UTC)
-            index.queued(simulation_id, owner, at)
+        if admission.simulation_id is not None:
+            at = created_at_of(admission.simulation_id) or datetime.now(UTC)
+            index.queued(admission.simulation_id, owner, at)
         index.release(owner)
-
-
-def _accepted_id(response: Response) -> str | None:
-    if response.headers.get("idempotent-replayed") == "true":
-        return None
-    location = response.headers.get("location")
-    return location.rsplit("/", 1)[-1] if location else None
-
-
-ActiveSlot = Annotated[Admission, Depends(active_slot, scope="function")]
-"""Exits as soon as the route returns (before a streamed body is sent)."""

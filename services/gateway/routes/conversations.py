@@ -29,7 +29,7 @@ from services.gateway.conversing import (
     send_message,
 )
 from services.gateway.dependencies import BrokerDep, MetricsDep, OwnerDep, RelayDep, SettingsDep
-from services.gateway.limits import ActiveSlot, within_limits
+from services.gateway.limits import active_place, within_limits
 from services.gateway.schemas import (
     COMMON_RESPONSES,
     NOT_FOUND,
@@ -139,21 +139,24 @@ def _simulation_create(body: ConversationCreate, max_turns: int) -> SimulationCr
 )
 async def create_conversation(
     body: ConversationCreate,
-    admission: ActiveSlot,
     broker: BrokerDep,
     relay: RelayDep,
     owner: OwnerDep,
     settings: SettingsDep,
     metrics: MetricsDep,
+    request: Request,
     response: Response,
 ) -> ConversationAccepted:
     create = within_limits(_simulation_create(body, settings.max_turns), settings)
-    request = await submit_simulation(create, broker, relay, owner)
-    admission.accepted(request.simulation_id)
+    async with active_place(request, owner, settings) as admission:
+        simulation = await submit_simulation(create, broker, relay, owner)
+        admission.accepted(simulation.simulation_id)
     metrics.accepted.labels(route="/v1/conversations").inc()
-    links = conversation_links(request.simulation_id)
+    links = conversation_links(simulation.simulation_id)
     response.headers["Location"] = links.conversation
-    return ConversationAccepted(conversation_id=request.simulation_id, status="queued", links=links)
+    return ConversationAccepted(
+        conversation_id=simulation.simulation_id, status="queued", links=links
+    )
 
 
 @router.get(

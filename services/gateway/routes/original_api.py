@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from contracts.events import (
@@ -30,7 +29,7 @@ from contracts.events import (
 from contracts.ids import created_at_of
 from contracts.requests import MAX_MESSAGE_CHARS, MAX_TURNS_LIMIT, SimulationCreate
 from services.gateway.dependencies import BrokerDep, MetricsDep, OwnerDep, RelayDep, SettingsDep
-from services.gateway.limits import active_slot
+from services.gateway.limits import active_place
 from services.gateway.schemas import (
     COMMON_RESPONSES,
     TOO_LARGE,
@@ -52,7 +51,6 @@ ORIGINAL_MAX_TURNS = 3
 ERROR_PREFIX = "Error simulating conversation: "
 
 Outcome = CompletedEvent | FailedEvent | CancelledEvent
-_active_slot = asynccontextmanager(active_slot)
 
 
 class OriginalSimulate(BaseModel):
@@ -164,7 +162,7 @@ async def simulate(
     )
     # The caller's place among its active simulations is held only while the request is
     # accepted, not while this route waits for the end (it would count the simulation twice).
-    async with _active_slot(request, Response(), owner, settings) as admission:
+    async with active_place(request, owner, settings) as admission:
         simulation = await submit_simulation(
             create, broker, relay, owner, announce_in_background=True
         )

@@ -38,7 +38,7 @@ from services.gateway.conversing import (
     send_message,
 )
 from services.gateway.dependencies import BrokerDep, MetricsDep, OwnerDep, RelayDep, SettingsDep
-from services.gateway.limits import ActiveSlot, within_limits
+from services.gateway.limits import active_place, within_limits
 from services.gateway.relay import EventRelay
 from services.gateway.routes.original_api import OriginalConversation, OriginalMessage, message_of
 from services.gateway.schemas import COMMON_RESPONSES, NOT_FOUND, UNAVAILABLE, problem
@@ -100,12 +100,12 @@ class OriginalSuggestion(BaseModel):
 )
 async def create_conversation(
     body: OriginalConversationCreate,
-    admission: ActiveSlot,
     broker: BrokerDep,
     relay: RelayDep,
     owner: OwnerDep,
     settings: SettingsDep,
     metrics: MetricsDep,
+    request: Request,
 ) -> OriginalConversationCreated:
     create = SimulationCreate(
         bot_id=body.bot_id,
@@ -114,10 +114,12 @@ async def create_conversation(
         client_id=body.client_id,
         mode="conversation",
     )
-    request = await submit_simulation(within_limits(create, settings), broker, relay, owner)
-    admission.accepted(request.simulation_id)
+    checked = within_limits(create, settings)
+    async with active_place(request, owner, settings) as admission:
+        simulation = await submit_simulation(checked, broker, relay, owner)
+        admission.accepted(simulation.simulation_id)
     metrics.accepted.labels(route="/api/conversations").inc()
-    return OriginalConversationCreated(conversation_id=request.simulation_id)
+    return OriginalConversationCreated(conversation_id=simulation.simulation_id)
 
 
 async def _owned(

@@ -19,7 +19,7 @@ from services.gateway.dependencies import (
     RelayDep,
     SettingsDep,
 )
-from services.gateway.limits import ActiveSlot, CheckedCreate
+from services.gateway.limits import CheckedCreate, active_place
 from services.gateway.schemas import (
     COMMON_RESPONSES,
     NOT_FOUND,
@@ -57,12 +57,13 @@ router = APIRouter(prefix="/v1/simulations", tags=["simulations"], responses=COM
 )
 async def create_simulation(
     body: CheckedCreate,
-    _: ActiveSlot,  # 429 beyond CONVSIM_MAX_ACTIVE_PER_KEY; counts the id in Location
     broker: BrokerDep,
     relay: RelayDep,
     keys: IdempotencyDep,
     owner: OwnerDep,
+    settings: SettingsDep,
     metrics: MetricsDep,
+    request: Request,
     response: Response,
     idempotency_key: Annotated[
         str | None,
@@ -75,16 +76,20 @@ async def create_simulation(
         ),
     ] = None,
 ) -> SimulationAccepted:
-    if idempotency_key is None:
-        simulation_id = (await submit_simulation(body, broker, relay, owner)).simulation_id
-        metrics.accepted.labels(route="/v1/simulations").inc()
-    else:
-        accepted = await submit_idempotent(body, idempotency_key, broker, relay, keys, owner)
-        simulation_id = accepted.simulation_id
-        if accepted.replayed:
-            response.headers["Idempotent-Replayed"] = "true"
-        else:
+    # 429 beyond CONVSIM_MAX_ACTIVE_PER_KEY; a replay takes no place
+    async with active_place(request, owner, settings) as admission:
+        if idempotency_key is None:
+            simulation_id = (await submit_simulation(body, broker, relay, owner)).simulation_id
+            admission.accepted(simulation_id)
             metrics.accepted.labels(route="/v1/simulations").inc()
+        else:
+            accepted = await submit_idempotent(body, idempotency_key, broker, relay, keys, owner)
+            simulation_id = accepted.simulation_id
+            if accepted.replayed:
+                response.headers["Idempotent-Replayed"] = "true"
+            else:
+                admission.accepted(simulation_id)
+                metrics.accepted.labels(route="/v1/simulations").inc()
     links = links_of(simulation_id)
     response.headers["Location"] = links.self
     return SimulationAccepted(simulation_id=simulation_id, status="queued", links=links)
