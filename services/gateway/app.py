@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import timedelta
 
@@ -48,7 +48,12 @@ logger = logging.getLogger(__name__)
 RETRY_AFTER_S = 5
 
 
-def create_app(settings: GatewaySettings | None = None) -> FastAPI:
+def create_app(
+    settings: GatewaySettings | None = None,
+    *,
+    on_ready: Callable[[], Awaitable[None]] | None = None,
+) -> FastAPI:
+    """The gateway; ``on_ready`` is awaited once everything is wired, before it serves."""
     settings = settings or GatewaySettings()
 
     @asynccontextmanager
@@ -115,6 +120,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             app.state.broker = broker
             app.state.relay = relay
             app.state.idempotency = idempotency
+            if on_ready is not None:
+                await on_ready()
             logger.info("gateway ready")
             yield
             await budget_watch.close()

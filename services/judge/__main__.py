@@ -7,6 +7,7 @@ import logging
 import uvloop
 
 from services.common.log_setup import configure_logging
+from services.common.startup_heap import freeze_startup_heap
 from services.judge.app import create_app
 from services.judge.settings import JudgeSettings
 
@@ -14,7 +15,9 @@ from services.judge.settings import JudgeSettings
 def main() -> None:
     settings = JudgeSettings()
     configure_logging("judge", settings.log_level, settings.log_format)
-    uvloop.run(create_app(settings).run(log_level=logging.getLevelName(settings.log_level)))
+    app = create_app(settings)
+    app.after_startup(freeze_startup_heap)
+    uvloop.run(app.run(log_level=logging.getLevelName(settings.log_level)))
 
 
 if __name__ == "__main__":

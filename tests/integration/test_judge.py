@@ -28,6 +28,7 @@ from tests.integration.log_tap import (
     redeliver_ending,
 )
 from tests.integration.processes import wait_until
+from tests.integration.test_startup_heap import frozen_at_startup
 
 pytestmark = pytest.mark.integration
 
@@ -132,6 +133,7 @@ async def test_the_offline_judge_leaves_criteria_unjudged_and_never_passes(
     judge_stack: JudgeStack, http: httpx.AsyncClient
 ) -> None:
     judge = judge_stack.judge("judge-offline", CONVSIM_JUDGE="offline")
+    assert frozen_at_startup(judge.log_text()) > 0
     passing = await create_simulation(
         http,
         request_body(NORMAL_BOT, criteria=["The bot is kind"], assertions=[{"contains": "Bot"}]),
