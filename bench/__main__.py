@@ -4,7 +4,8 @@ Starts RabbitMQ when none answers, a fresh vhost, the fakes (fixed latency per c
 orchestrator(s), the gateway (and the judge with ``--judge``); prints a table and writes JSON.
 ``--client typical`` follows each simulation as the README tells users to; ``--stack floor`` runs
 the same workload against the floor stack (``bench.floor``: the least the contract needs, from
-convsim's parts) instead of convsim's services; ``--bot llm``,
+convsim's parts) instead of convsim's services, ``--stack floor-gateway`` against convsim's
+orchestrators behind the floor stack's gateway (which service a gap comes from); ``--bot llm``,
 ``--judge`` and ``--limits`` switch features on; ``--baseline`` also runs the same workload
 against a faithful reimplementation of the original backend; ``--capacity`` searches the
 largest N that still meets the targets.
@@ -31,6 +32,13 @@ from bench.processes import DRIVING, Process, free_port, pid_usage, rabbitmq_pid
 from bench.rate_limit import rate_report
 from bench.report import machine, print_capacity, print_report, summarise
 from bench.workload import run_baseline, run_ours
+
+STACKS = ("convsim", "floor", "floor-gateway")
+"""What runs the workload: convsim's services, the floor stack, or convsim's orchestrators
+behind the floor's gateway."""
+
+ORCHESTRATOR_READY = "app started successfully"
+"""In an orchestrator's log (convsim's and the floor's) once it consumes the request queue."""
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -96,10 +104,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--stack",
-        choices=["convsim", "floor"],
+        choices=STACKS,
         default="convsim",
-        help="convsim: the services; floor: bench.floor's minimal gateway and orchestrator "
-        "(the bench driver and the bot API only)",
+        help="convsim: the services; floor: bench.floor's minimal gateway and orchestrator; "
+        "floor-gateway: convsim's orchestrators behind bench.floor's gateway (both floor "
+        "stacks: the bench driver and the bot API only)",
     )
     parser.add_argument("--json", type=Path, help="write the result here")
     parser.add_argument("--logs", type=Path, help="process logs here (default: a temp dir)")
@@ -112,11 +121,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.capacity and args.baseline:
         parser.error("--baseline is one run's comparison: leave it out of --capacity")
-    if args.stack == "floor" and (
+    if args.stack != "convsim" and (
         args.client != "bench" or args.bot != "api" or args.judge or args.limits or args.llm_rpm
     ):
         parser.error(
-            "--stack floor runs the default workload only: the bench client, --bot api, "
+            f"--stack {args.stack} runs the default workload only: the bench client, --bot api, "
             "no --judge, --limits or --llm-rpm"
         )
     return args
@@ -187,7 +196,7 @@ def run(args: argparse.Namespace, n: int | None = None) -> dict[str, Any]:
                 env["CONVSIM_LLM_LIMITS"] = json.dumps({"*": {"rpm": rpm}})
                 result["workload"]["llm_rpm"] = args.llm_rpm
                 result["workload"]["configured_rpm"] = rpm
-            orchestrators = []
+            orchestrators: list[Process] = []
             for index in range(args.orchestrators):
                 orchestrator = Process(
                     f"orchestrator-{index + 1}",
@@ -197,6 +206,9 @@ def run(args: argparse.Namespace, n: int | None = None) -> dict[str, Any]:
                 )
                 processes.append(orchestrator)
                 orchestrators.append(orchestrator)
+            if args.stack == "floor-gateway":
+                # the floor's gateway joins the topology convsim's orchestrators declare
+                _wait_started(orchestrators)
             if modes.judge:
                 judge = Process("judge", ["services.judge"], env | modes.judge_env(n), logs)
                 processes.append(judge)
@@ -215,8 +227,7 @@ def run(args: argparse.Namespace, n: int | None = None) -> dict[str, Any]:
             for url, gateway in gateways.items():
                 gateway.wait_http(f"{url}/readyz")
             gateway_urls = list(gateways)
-            for orchestrator in orchestrators:
-                orchestrator.wait_log("app started successfully")
+            _wait_started(orchestrators)
             if modes.judge:
                 judge.wait_log("app started successfully")
             watched = {p.name: p.popen.pid for p in processes}
@@ -264,8 +275,13 @@ def run(args: argparse.Namespace, n: int | None = None) -> dict[str, Any]:
     return result
 
 
+def _wait_started(orchestrators: list[Process]) -> None:
+    for orchestrator in orchestrators:
+        orchestrator.wait_log(ORCHESTRATOR_READY)
+
+
 def _orchestrator_args(stack: str, amqp_url: str, fakes_url: str, n: int) -> list[str]:
-    if stack == "convsim":
+    if stack != "floor":
         return ["services.orchestrator"]
     return [
         "bench.floor.orchestrator",
@@ -277,7 +293,8 @@ def _orchestrator_args(stack: str, amqp_url: str, fakes_url: str, n: int) -> lis
 def _gateway_args(stack: str, amqp_url: str, port: int) -> list[str]:
     if stack == "convsim":
         return ["services.gateway"]
-    return ["bench.floor.gateway", "--port", str(port), "--amqp-url", amqp_url]
+    floor = ["bench.floor.gateway", "--port", str(port), "--amqp-url", amqp_url]
+    return [*floor, "--join-topology"] if stack == "floor-gateway" else floor
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -25,6 +25,12 @@ __all__ = [
 SERVICES = ("orchestrator", "gateway", "judge", "rabbitmq")
 """The processes whose CPU counts in "CPU per event" (not the driver, not the fakes)."""
 
+STACK_TITLES = {
+    "convsim": "convsim",
+    "floor": "the floor stack (bench/floor)",
+    "floor-gateway": "convsim's orchestrators behind the floor gateway (bench/floor)",
+}
+
 
 def percentiles(values: list[float]) -> dict[str, float]:
     if not values:
@@ -109,7 +115,7 @@ def print_report(result: dict[str, Any]) -> None:
     if workload.get("bot_cap"):
         modes.append(f"bot cap {workload['bot_cap']}")
     client = workload.get("client", "bench")
-    stack = "the floor stack (bench/floor)" if workload.get("stack") == "floor" else "convsim"
+    stack = STACK_TITLES.get(workload.get("stack", "convsim"), "convsim")
     table = Table(
         title=f"{stack} bench: N={workload['n']} T={workload['turns']} "
         f"latency={workload['latency_s']} s, {workload['orchestrators']} orchestrator(s), "

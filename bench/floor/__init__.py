@@ -15,6 +15,11 @@ measurements as ``make bench`` against two minimal services instead of convsim's
   expect, publishing every event (persistent, mandatory, confirmed) on the topic exchange,
   whose event-log stream is bound as the contract's; acks the request after ``completed``.
 
+``python -m bench --stack floor-gateway`` puts convsim's orchestrators behind the floor's
+gateway (``--join-topology``: it declares nothing, it joins the queues and exchanges convsim's
+orchestrators declared), so a gap between convsim and the floor can be told apart: the gateway's
+share, and the rest.
+
 What the floor leaves out is everything else convsim does: the simulations' state in the
 gateway (status, transcripts, resuming any simulation from the log), access checks, limits,
 metrics, logs, idempotency, cancellation, retries, permits, usage and cost accounting, the

@@ -16,7 +16,12 @@ from aio_pika.abc import AbstractExchange, AbstractIncomingMessage, AbstractRobu
 from fastapi import FastAPI, Request
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
-from bench.floor.names import PUBLISH_TIMEOUT_S, declare_floor_topology, publish_floor_event
+from bench.floor.names import (
+    PUBLISH_TIMEOUT_S,
+    declare_floor_topology,
+    joined_topology,
+    publish_floor_event,
+)
 from contracts.events import TERMINAL_EVENT_TYPES
 from contracts.ids import new_simulation_id
 from contracts.names import (
@@ -82,7 +87,9 @@ class FloorGateway:
         simulation_id = simulation_id_from_routing_key(message.routing_key or "")
         follower = self._followers.get(simulation_id or "")
         if follower is not None and message.message_id is not None and message.type is not None:
-            follower.put_nowait((int(message.message_id), message.type, message.body))
+            # the floor orchestrator's id is the seq, convsim's ``<simulation id>.<seq>``
+            seq = int(message.message_id.rsplit(".", 1)[-1])
+            follower.put_nowait((seq, message.type, message.body))
 
     async def _stream(
         self, simulation_id: str, queued: bytes, follower: asyncio.Queue[Delivered]
@@ -105,10 +112,15 @@ class FloorGateway:
             self._followers.pop(simulation_id, None)
 
 
-async def _connect(amqp_url: str) -> tuple[AbstractRobustConnection, FloorGateway]:
+async def _connect(
+    amqp_url: str, *, join_topology: bool
+) -> tuple[AbstractRobustConnection, FloorGateway]:
     connection = await aio_pika.connect_robust(amqp_url)
     publishing = await connection.channel(publisher_confirms=True)
-    exchanges = await declare_floor_topology(publishing)
+    if join_topology:
+        exchanges = await joined_topology(publishing)
+    else:
+        exchanges = await declare_floor_topology(publishing)
     gateway = FloorGateway(exchanges.requests, exchanges.events)
     relaying = await connection.channel()
     await relaying.set_qos(prefetch_count=1_000)
@@ -118,10 +130,13 @@ async def _connect(amqp_url: str) -> tuple[AbstractRobustConnection, FloorGatewa
     return connection, gateway
 
 
-def create_app(amqp_url: str) -> FastAPI:
+def create_app(amqp_url: str, *, join_topology: bool = False) -> FastAPI:
+    """``join_topology``: use the exchanges convsim's services declared instead of declaring
+    the floor's own (``--stack floor-gateway``)."""
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        connection, app.state.floor = await _connect(amqp_url)
+        connection, app.state.floor = await _connect(amqp_url, join_topology=join_topology)
         try:
             yield
         finally:
@@ -145,9 +160,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.floor.gateway", description=__doc__)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--amqp-url", required=True)
+    parser.add_argument(
+        "--join-topology",
+        action="store_true",
+        help="join the exchanges convsim's orchestrators declared instead of declaring them",
+    )
     args = parser.parse_args()
     uvicorn.run(
-        create_app(args.amqp_url),
+        create_app(args.amqp_url, join_topology=args.join_topology),
         host="127.0.0.1",
         port=args.port,
         log_level="warning",

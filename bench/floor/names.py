@@ -18,7 +18,13 @@ from contracts.names import (
     event_routing_key,
 )
 
-__all__ = ["PUBLISH_TIMEOUT_S", "FloorExchanges", "declare_floor_topology", "publish_floor_event"]
+__all__ = [
+    "PUBLISH_TIMEOUT_S",
+    "FloorExchanges",
+    "declare_floor_topology",
+    "joined_topology",
+    "publish_floor_event",
+]
 
 PUBLISH_TIMEOUT_S = 30.0
 
@@ -42,6 +48,14 @@ async def declare_floor_topology(channel: AbstractChannel) -> FloorExchanges:
         EVENT_LOG_STREAM, durable=True, arguments={"x-queue-type": "stream"}
     )
     await log.bind(events, routing_key=ALL_SIMULATION_EVENTS)
+    return FloorExchanges(requests, events)
+
+
+async def joined_topology(channel: AbstractChannel) -> FloorExchanges:
+    """The two exchanges as convsim's services declared them (with their own queue arguments,
+    which the floor's declarations would contradict): raises if they are not there yet."""
+    requests = await channel.get_exchange(REQUESTS_EXCHANGE, ensure=True)
+    events = await channel.get_exchange(EVENTS_EXCHANGE, ensure=True)
     return FloorExchanges(requests, events)
 
 

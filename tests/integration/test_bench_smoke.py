@@ -206,3 +206,24 @@ def test_the_floor_stack_runs_the_same_workload_to_whole_transcripts(tmp_path: P
         assert READY_LINE in (tmp_path / f"{name}.log").read_text()
     assert "makespan / ideal" in run.stdout
     assert "the floor stack (bench/floor) bench: N=6" in run.stdout
+
+
+@pytest.mark.usefixtures("local_broker")
+@pytest.mark.timeout(300)
+def test_convsims_orchestrators_run_behind_the_floor_gateway(tmp_path: Path) -> None:
+    """``--stack floor-gateway``: convsim's orchestrators, and the floor's gateway joined to
+    the topology they declared; every transcript whole and in order, read from the floor's
+    relay (convsim's message ids carry the seq after the simulation id)."""
+    run, result = _bench(
+        tmp_path,
+        *("--stack", "floor-gateway", "--n", "6", "--turns", "2", "--latency", "0.05"),
+    )
+    ours = result["ours"]
+    assert result["workload"]["stack"] == "floor-gateway"
+    assert result["errors"] == []
+    assert ours["complete"] == 6
+    assert ours["events"] == ours["published_events"] == 6 * (1 + 1 + 2 * 2 + 1)
+    orchestrator_log = (tmp_path / "orchestrator-1.log").read_text()
+    assert READY_LINE not in orchestrator_log  # convsim's orchestrator, not the floor's
+    assert "app started successfully" in orchestrator_log
+    assert "convsim's orchestrators behind the floor gateway (bench/floor) bench: N=6" in run.stdout

@@ -114,11 +114,14 @@ def test_the_profile_counts_own_time_and_leaves_out_idle_pool_threads() -> None:
     assert own_time(raw) == (8, [("encode (c.py)", 6), ("run (b.py)", 2)])
 
 
-def test_the_floor_stack_runs_only_the_default_workload(capsys: pytest.CaptureFixture[str]) -> None:
-    assert parse_args(["--stack", "floor", "--orchestrators", "2"]).stack == "floor"
+@pytest.mark.parametrize("stack", ["floor", "floor-gateway"])
+def test_the_floor_stacks_run_only_the_default_workload(
+    stack: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert parse_args(["--stack", stack, "--orchestrators", "2"]).stack == stack
     assert parse_args([]).stack == "convsim"
     for mode in (["--judge"], ["--limits"], ["--bot", "llm"], ["--client", "typical"]):
         with pytest.raises(SystemExit) as refused:
-            parse_args(["--stack", "floor", *mode])
+            parse_args(["--stack", stack, *mode])
         assert refused.value.code == 2
-        assert "--stack floor runs the default workload only" in capsys.readouterr().err
+        assert f"--stack {stack} runs the default workload only" in capsys.readouterr().err
