@@ -14,11 +14,10 @@ async def freeze_startup_heap() -> None:
     """Collect once, then move every object that survived startup (modules, the app, its
     models and schemas, its clients) to the collector's permanent generation.
 
-    Those objects live as long as the process, yet every full collection walked them again:
-    in the orchestrator under W2 one full collection in the middle of a run held the event
-    loop for 130-145 ms (docs/benchmarks.md). Await it once, when startup is done, from the
-    service's entry point: a process that builds apps again and again (a test run) must not
-    freeze each one's heap."""
+    Those objects live as long as the process, yet every full collection, which stops the
+    event loop, walked them again (measured in docs/benchmarks.md, "The startup heap frozen").
+    Await it once, when startup is done, from the service's entry point: a process that
+    builds apps again and again (a test run) must not freeze each one's heap."""
     gc.collect()
     gc.freeze()
     logger.info(

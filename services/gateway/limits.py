@@ -248,7 +248,8 @@ async def active_place(
     simulation (an error, an idempotent replay) is given back.
 
     A context manager the route enters itself, not a yield dependency: FastAPI's exit stack
-    and cancel scope for one cost about a tenth of an accept (docs/benchmarks.md)."""
+    and cancel scope for one cost more than the rest of it (docs/benchmarks.md, "The per-key
+    admission as a context manager")."""
     active: ActiveSimulations = request.app.state.active
     index = active.index
     try:

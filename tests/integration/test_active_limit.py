@@ -75,6 +75,15 @@ async def test_without_keys_the_limit_is_shared_by_everyone(isolated: IsolatedSt
     _, url = isolated.start_gateway(CONVSIM_MAX_ACTIVE_PER_KEY="1")  # no orchestrator
     assert (await _post(url, {})).status_code == 202
     _assert_too_many(await _post(url, {"Authorization": "Bearer anyone"}))
+    # An invalid body is refused for what it is, limit or not, on every accepting route.
+    for path, invalid in [
+        ("/v1/simulations", {**BODY, "max_turns": 0}),
+        ("/simulate", {**BODY, "max_turns": 0}),
+        ("/v1/conversations", {"bot_id": "not a number"}),
+    ]:
+        refused = await _post(url, {}, path, invalid)
+        assert refused.status_code == 422, (path, refused.text)
+    _assert_too_many(await _post(url, {}, "/v1/conversations", {"bot_id": BODY["bot_id"]}))
 
 
 async def test_llm_models_come_from_an_allow_list(isolated: IsolatedStack) -> None:
