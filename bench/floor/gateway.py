@@ -88,8 +88,9 @@ class FloorGateway:
         follower = self._followers.get(simulation_id or "")
         if follower is not None and message.message_id is not None and message.type is not None:
             # the floor orchestrator's id is the seq, convsim's ``<simulation id>.<seq>``
-            seq = int(message.message_id.rsplit(".", 1)[-1])
-            follower.put_nowait((seq, message.type, message.body))
+            seq = message.message_id.rsplit(".", 1)[-1]
+            if seq.isdigit():  # not a verdict (``<simulation id>.judged``)
+                follower.put_nowait((int(seq), message.type, message.body))
 
     async def _stream(
         self, simulation_id: str, queued: bytes, follower: asyncio.Queue[Delivered]

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Protocol
 
 from contracts.events import QueuedEvent
 from contracts.ids import new_simulation_id
@@ -25,6 +28,7 @@ __all__ = [
     "Accepted",
     "IdempotencyConflict",
     "IdempotencyKeyInUse",
+    "Place",
     "submit_idempotent",
     "submit_simulation",
 ]
@@ -40,6 +44,13 @@ class IdempotencyConflict(Exception):
 
 class IdempotencyKeyInUse(Exception):
     """A request with this key is being accepted right now (on this or another gateway)."""
+
+
+class Place(Protocol):
+    """A place among the owner's active simulations (services/gateway/limits.py), held while
+    a simulation is accepted, and told which one it went to."""
+
+    def accepted(self, simulation_id: str) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -122,9 +133,13 @@ async def submit_idempotent(
     relay: EventRelay,
     index: IdempotencyIndex,
     owner: str | None = None,
+    *,
+    place: Callable[[], AbstractAsyncContextManager[Place]],
 ) -> Accepted:
     """Queue a simulation once per key: the same key and body answer the same simulation.
-    Each API key has its own key space."""
+    Each API key has its own key space. A new simulation takes a ``place`` among its owner's
+    active ones (which may refuse, 429); a replay or a conflict is answered without one, so a
+    retry after an uncertain 503 gets its simulation even when the key is at its limit."""
     fingerprint = fingerprint_of(create)
     key = key if owner is None else f"{owner}:{key}"
     try:
@@ -135,13 +150,15 @@ async def submit_idempotent(
                 if record.fingerprint != fingerprint:
                     raise IdempotencyConflict(key)
                 return Accepted(record.simulation_id, replayed=True)
-            request = await submit_simulation(
-                create,
-                broker,
-                relay,
-                owner,
-                headers={IDEMPOTENCY_KEY_HEADER: key, FINGERPRINT_HEADER: fingerprint},
-            )
+            async with place() as admission:
+                request = await submit_simulation(
+                    create,
+                    broker,
+                    relay,
+                    owner,
+                    headers={IDEMPOTENCY_KEY_HEADER: key, FINGERPRINT_HEADER: fingerprint},
+                )
+                admission.accepted(request.simulation_id)
             index.remember(key, KeyRecord(request.simulation_id, fingerprint, datetime.now(UTC)))
             return Accepted(request.simulation_id, replayed=False)
     except LockHeld as exc:

@@ -16,7 +16,7 @@ def main() -> None:
     settings = JudgeSettings()
     configure_logging("judge", settings.log_level, settings.log_format)
     app = create_app(settings)
-    app.after_startup(freeze_startup_heap)
+    app.on_startup(freeze_startup_heap)  # after the lifespan built the parts, before consuming
     uvloop.run(app.run(log_level=logging.getLevelName(settings.log_level)))
 
 

@@ -72,7 +72,9 @@ async def test_a_key_gets_429_beyond_its_active_limit_on_every_gateway_and_after
 
 
 async def test_without_keys_the_limit_is_shared_by_everyone(isolated: IsolatedStack) -> None:
-    _, url = isolated.start_gateway(CONVSIM_MAX_ACTIVE_PER_KEY="1")  # no orchestrator
+    _, url = isolated.start_gateway(  # no orchestrator
+        CONVSIM_MAX_ACTIVE_PER_KEY="1", CONVSIM_MAX_TURNS="5"
+    )
     assert (await _post(url, {})).status_code == 202
     _assert_too_many(await _post(url, {"Authorization": "Bearer anyone"}))
     # An invalid body is refused for what it is, limit or not, on every accepting route.
@@ -80,10 +82,33 @@ async def test_without_keys_the_limit_is_shared_by_everyone(isolated: IsolatedSt
         ("/v1/simulations", {**BODY, "max_turns": 0}),
         ("/simulate", {**BODY, "max_turns": 0}),
         ("/v1/conversations", {"bot_id": "not a number"}),
+        ("/api/simulate", {"max_turns": 0}),
+        ("/api/conversations", {"bot_id": 1, "client_id": "c", "max_turns": 6}),  # > 5
     ]:
         refused = await _post(url, {}, path, invalid)
         assert refused.status_code == 422, (path, refused.text)
     _assert_too_many(await _post(url, {}, "/v1/conversations", {"bot_id": BODY["bot_id"]}))
+    at_limit = {"bot_id": 1, "client_id": "c", "max_turns": 1}
+    _assert_too_many(await _post(url, {}, "/api/conversations", at_limit))
+
+
+async def test_a_retry_with_its_idempotency_key_is_answered_at_the_limit(
+    isolated: IsolatedStack,
+) -> None:
+    """The retry the README asks for after an uncertain 503 gets its simulation (or its 409)
+    even when the key is at its limit: only a new simulation takes a place."""
+    _, url = isolated.start_gateway(CONVSIM_MAX_ACTIVE_PER_KEY="1")  # no orchestrator
+    keyed = {"Idempotency-Key": "retry-at-the-limit"}
+    first = await _post(url, keyed)
+    assert first.status_code == 202, first.text
+    replay = await _post(url, keyed)
+    assert replay.status_code == 202, replay.text
+    assert replay.headers["idempotent-replayed"] == "true"
+    assert replay.json()["simulation_id"] == first.json()["simulation_id"]
+    conflict = await _post(url, keyed, body={**BODY, "max_turns": 2})
+    assert conflict.status_code == 409, conflict.text
+    _assert_too_many(await _post(url, {"Idempotency-Key": "a-new-one"}))
+    _assert_too_many(await _post(url, {}))
 
 
 async def test_llm_models_come_from_an_allow_list(isolated: IsolatedStack) -> None:

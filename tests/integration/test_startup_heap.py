@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from tests.integration.conftest import Stack
 
 __all__ = ["frozen_at_startup"]
+
+pytestmark = pytest.mark.integration
 
 FROZEN_LINE = re.compile(r"startup heap frozen: (\d+) objects")
 

@@ -41,7 +41,13 @@ from services.gateway.dependencies import BrokerDep, MetricsDep, OwnerDep, Relay
 from services.gateway.limits import active_place, within_limits
 from services.gateway.relay import EventRelay
 from services.gateway.routes.original_api import OriginalConversation, OriginalMessage, message_of
-from services.gateway.schemas import COMMON_RESPONSES, NOT_FOUND, UNAVAILABLE, problem
+from services.gateway.schemas import (
+    COMMON_RESPONSES,
+    NOT_FOUND,
+    TOO_MANY_ACTIVE,
+    UNAVAILABLE,
+    problem,
+)
 from services.gateway.streams import close_stream
 from services.gateway.submission import submit_simulation
 from services.gateway.suggestions import SUGGESTION_RESPONSES, suggested_content
@@ -96,7 +102,7 @@ class OriginalSuggestion(BaseModel):
     "/conversations",
     response_model=OriginalConversationCreated,
     summary="Open a conversation for the original front end (a conversation a person steers)",
-    responses=UNAVAILABLE,
+    responses={**UNAVAILABLE, **TOO_MANY_ACTIVE},
 )
 async def create_conversation(
     body: OriginalConversationCreate,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request, Response
@@ -24,6 +25,7 @@ from services.gateway.schemas import (
     COMMON_RESPONSES,
     NOT_FOUND,
     TOO_LARGE,
+    TOO_MANY_ACTIVE,
     UNAVAILABLE,
     SimulationAccepted,
     SimulationPublic,
@@ -49,6 +51,7 @@ router = APIRouter(prefix="/v1/simulations", tags=["simulations"], responses=COM
     responses={
         **UNAVAILABLE,
         **TOO_LARGE,
+        **TOO_MANY_ACTIVE,
         409: problem(
             "This Idempotency-Key was used with another body, or a request with it is being "
             "accepted right now (retry after Retry-After)"
@@ -76,20 +79,27 @@ async def create_simulation(
         ),
     ] = None,
 ) -> SimulationAccepted:
-    # 429 beyond CONVSIM_MAX_ACTIVE_PER_KEY; a replay takes no place
-    async with active_place(request, owner, settings) as admission:
-        if idempotency_key is None:
+    # 429 beyond CONVSIM_MAX_ACTIVE_PER_KEY for a new simulation; a replay takes no place
+    if idempotency_key is None:
+        async with active_place(request, owner, settings) as admission:
             simulation_id = (await submit_simulation(body, broker, relay, owner)).simulation_id
             admission.accepted(simulation_id)
-            metrics.accepted.labels(route="/v1/simulations").inc()
+        metrics.accepted.labels(route="/v1/simulations").inc()
+    else:
+        accepted = await submit_idempotent(
+            body,
+            idempotency_key,
+            broker,
+            relay,
+            keys,
+            owner,
+            place=partial(active_place, request, owner, settings),
+        )
+        simulation_id = accepted.simulation_id
+        if accepted.replayed:
+            response.headers["Idempotent-Replayed"] = "true"
         else:
-            accepted = await submit_idempotent(body, idempotency_key, broker, relay, keys, owner)
-            simulation_id = accepted.simulation_id
-            if accepted.replayed:
-                response.headers["Idempotent-Replayed"] = "true"
-            else:
-                admission.accepted(simulation_id)
-                metrics.accepted.labels(route="/v1/simulations").inc()
+            metrics.accepted.labels(route="/v1/simulations").inc()
     links = links_of(simulation_id)
     response.headers["Location"] = links.self
     return SimulationAccepted(simulation_id=simulation_id, status="queued", links=links)
