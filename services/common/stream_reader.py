@@ -51,6 +51,11 @@ RESUME_BACKOFF_MAX_S = 5.0
 NO_LOCAL_MEMBER_RETRY_S = (0.05, 1.0)
 """First and longest wait before consuming again from a node whose member of the stream is
 not running yet."""
+FOLLOWER_CHECK_EVERY_S = 60.0
+"""How often a follower nothing else syncs checks that it still receives (``check_every_s``)."""
+STALLED_AFTER = 1 / 3
+"""The share of ``sync()``'s time after which a consumer that delivered nothing since, while a
+marker confirmed in the stream waits, is taken as stalled: the follower consumes again."""
 
 StreamOffset = datetime | str | int
 """``x-stream-offset``: a time, ``"first"``/``"last"``/``"next"``, or an offset."""
@@ -195,6 +200,14 @@ class StreamFollower:
     ``on_message`` may still see a message twice (one delivered just before the loss), so it
     must be idempotent. ``sync()`` returns once everything confirmed before the call was seen,
     or raises FollowerUnavailable.
+
+    A consumer can also stall with nothing to tell: when the stream's leader is lost, its
+    member on this node restarts for the new leader, and on RabbitMQ 3.10 a consumer reading
+    from it may get neither a delivery nor a cancel again. ``sync()`` notices (its marker is
+    confirmed in the stream, and nothing at all was delivered for a third of its time), cancels
+    that consumer and consumes again from the last offset seen. A follower whose owner never
+    syncs after startup (a log read for what it says, not looked up) checks itself every
+    ``check_every_s`` with a sync of ``check_timeout_s``; each check writes a marker.
     """
 
     def __init__(
@@ -205,6 +218,8 @@ class StreamFollower:
         on_message: Callable[[AbstractIncomingMessage], Awaitable[None]],
         *,
         prefetch: int = 1_000,
+        check_every_s: float | None = None,
+        check_timeout_s: float = 30.0,
     ) -> None:
         self._connection = connection
         self._stream = stream
@@ -214,6 +229,11 @@ class StreamFollower:
         self._waiting: dict[str, asyncio.Future[None]] = {}
         self._channel: AbstractRobustChannel | None = None
         self._consuming = asyncio.Event()
+        self._consumer: tuple[AbstractRobustQueue, str] | None = None
+        self._last_delivery_at = 0.0  # the event loop's clock
+        self._check_every_s = check_every_s
+        self._check_timeout_s = check_timeout_s
+        self._checking: asyncio.Task[None] | None = None
         self._resumes: set[asyncio.Task[None]] = set()
         self._resuming = asyncio.Lock()
         self._failed_resumes = 0
@@ -236,6 +256,20 @@ class StreamFollower:
             # off); sync() waits for it.
             self._failed_resumes += 1
             logger.info("%s has no member on this node yet: following it later", self._stream)
+        if self._check_every_s is not None:
+            self._checking = asyncio.create_task(self._check_regularly(self._check_every_s))
+
+    async def _check_regularly(self, every_s: float) -> None:
+        """Sync now and then, so a stalled consumer is found even when nobody looks anything
+        up; a failed check is only logged (the next one tries again)."""
+        while True:
+            await asyncio.sleep(every_s)  # a period, not a wait for something
+            if not self._connection.connected.is_set():
+                continue  # the reconnect consumes again by itself
+            try:
+                await self.sync(self._check_timeout_s)
+            except FollowerUnavailable as exc:
+                logger.warning("checking that %s still follows failed: %s", self._stream, exc)
 
     async def sync(self, timeout_s: float) -> None:
         """Wait until the follower has seen everything published before this call."""
@@ -249,8 +283,8 @@ class StreamFollower:
         try:
             async with asyncio.timeout(timeout_s):
                 await self._consuming.wait()  # just after a reconnect: until it consumes again
-                await _publish_marker(channel, self._stream, marker_id)
-                await arrived
+                await _publish_marker(channel, self._stream, marker_id)  # confirmed: it is there
+                await self._delivered(arrived, channel, stalled_s=timeout_s * STALLED_AFTER)
         except TimeoutError as exc:
             raise FollowerUnavailable(
                 f"{self._stream}: not up to date within {timeout_s} s"
@@ -262,6 +296,10 @@ class StreamFollower:
 
     async def stop(self) -> None:
         self._stopped = True
+        if self._checking is not None:
+            self._checking.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._checking
         self._consuming.clear()
         for task in list(self._resumes):
             task.cancel()
@@ -269,6 +307,42 @@ class StreamFollower:
         if channel is not None:
             channel.reopen_callbacks.discard(self._on_channel_reopened)
             await _close(channel)
+
+    async def _delivered(
+        self, marker: asyncio.Future[None], channel: AbstractRobustChannel, *, stalled_s: float
+    ) -> None:
+        """Until the marker (just confirmed) is delivered; once, consume again if the consumer
+        stalls first: nothing delivered for ``stalled_s`` since the marker was confirmed (a
+        backlog read before the marker keeps it busy, not stalled)."""
+        loop = asyncio.get_running_loop()
+        confirmed_at = loop.time()
+        while not marker.done():
+            quiet_s = loop.time() - max(self._last_delivery_at, confirmed_at)
+            if quiet_s >= stalled_s:
+                await self._consume_again(channel, waited_s=quiet_s)
+                break
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(marker), stalled_s - quiet_s)
+        await marker
+
+    async def _consume_again(self, channel: AbstractRobustChannel, *, waited_s: float) -> None:
+        """Replace a consumer that stalled: cancel it (were it only slow, two consumers would
+        see everything twice) and consume from the offset after the last message seen."""
+        async with self._resuming:
+            logger.warning(
+                "%s delivered nothing for %.1f s, not even a marker it holds: consuming again "
+                "from offset %s",
+                self._stream,
+                waited_s,
+                self._resume_at,
+            )
+            consumer, self._consumer = self._consumer, None
+            self._consuming.clear()
+            if consumer is not None:
+                queue, tag = consumer
+                with contextlib.suppress(AMQPError, ConnectionError, ChannelInvalidStateError):
+                    await queue.cancel(tag)
+            await self._consume(channel)
 
     async def _consume(self, channel: AbstractRobustChannel) -> None:
         queue = cast("AbstractRobustQueue", await channel.get_queue(self._stream, ensure=False))
@@ -291,6 +365,7 @@ class StreamFollower:
 
         underlay = await channel.get_underlay_channel()
         underlay.on_consumer_cancel_callbacks.add(cancelled_by_broker)
+        self._consumer = (queue, tag)
         self._consuming.set()
 
     def _on_channel_lost(self, *_: object) -> None:
@@ -329,6 +404,7 @@ class StreamFollower:
             logger.info("following %s again from offset %s", self._stream, self._resume_at)
 
     async def _deliver(self, message: AbstractIncomingMessage) -> None:
+        self._last_delivery_at = asyncio.get_running_loop().time()
         offset = (message.headers or {}).get(OFFSET_HEADER)
         if isinstance(offset, int) and not isinstance(offset, bool):
             resume_at = self._resume_at

@@ -28,7 +28,7 @@ from contracts.events import TERMINAL_EVENT_TYPES
 from contracts.ids import created_at_of
 from contracts.names import ACTIVITY_LOG_STREAM
 from contracts.work_class import WorkClass, classify
-from services.common.stream_reader import StreamFollower
+from services.common.stream_reader import FOLLOWER_CHECK_EVERY_S, StreamFollower
 
 __all__ = ["ActiveIndex", "ActiveSimulations", "Owner", "TooManyActive"]
 
@@ -157,7 +157,12 @@ class ActiveSimulations:
         self.index = ActiveIndex(window=window)
         self._sync_timeout_s = sync_timeout_s
         self._follower = StreamFollower(
-            connection, ACTIVITY_LOG_STREAM, datetime.now(UTC) - window, self._on_message
+            connection,
+            ACTIVITY_LOG_STREAM,
+            datetime.now(UTC) - window,
+            self._on_message,
+            check_every_s=FOLLOWER_CHECK_EVERY_S,  # the counts are read, never looked up
+            check_timeout_s=sync_timeout_s,
         )
 
     async def start(self) -> None:

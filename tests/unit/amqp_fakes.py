@@ -48,6 +48,9 @@ class _Queue:
         self._channel.consumed.set()
         return f"ctag-{len(self._channel.consumers)}"
 
+    async def cancel(self, consumer_tag: str, **_: Any) -> None:
+        self._channel.cancelled.append(consumer_tag)
+
 
 class _DefaultExchange:
     def __init__(self, channel: FakeChannel) -> None:
@@ -91,6 +94,7 @@ class FakeChannel:
         self.default_exchange = _DefaultExchange(self)
         self.consumers: list[tuple[Consumer, dict[str, Any], dict[str, Any]]] = []
         self.published: list[Any] = []
+        self.cancelled: list[str] = []
         self.consumed = consumed or asyncio.Event()
         self.deliver_published = True
         self.next_offset = 0

@@ -12,7 +12,7 @@ import pytest
 from aiormq.exceptions import ChannelPreconditionFailed
 
 from services.common.stream_reader import FollowerUnavailable, StreamFollower, read_stream
-from tests.unit.amqp_fakes import FakeConnection, stream_message
+from tests.unit.amqp_fakes import FakeConnection, FakeMessage, stream_message
 
 
 async def _started(seen: list[bytes], offset: Any = "first") -> tuple[StreamFollower, Any]:
@@ -86,6 +86,79 @@ async def test_sync_fails_with_a_clear_error_when_the_marker_never_arrives() -> 
     channel.deliver_published = False  # the consumer is gone (as after a lost channel)
     with pytest.raises(FollowerUnavailable, match=r"not up to date within 0\.05 s"):
         await follower.sync(0.05)
+
+
+async def test_a_stalled_consumer_is_replaced_and_the_marker_read_from_the_new_one() -> None:
+    """After the stream's leader is lost, a consumer on a restarted member may get nothing
+    again, not even a cancel: the marker is in the stream, and only a new consumer reads it."""
+    seen: list[bytes] = []
+    follower, channel = await _started(seen)
+    await channel.deliver(stream_message(0, b"m0"))
+    channel.deliver_published = False  # the marker is confirmed, the consumer gets nothing
+    channel.consumed.clear()
+    syncing = asyncio.create_task(follower.sync(3))
+    await asyncio.wait_for(channel.consumed.wait(), 3)  # a third of 3 s without a delivery
+    marker = channel.published[-1]
+    await channel.deliver(  # what the new consumer reads, from the offset after m0
+        FakeMessage(b"", {"x-stream-offset": 1}, marker.type, marker.message_id, "the.log")
+    )
+    await asyncio.wait_for(syncing, 3)
+    assert [arguments for _, arguments, _ in channel.consumers] == [
+        {"x-stream-offset": "first"},
+        {"x-stream-offset": 1},
+    ]
+    assert channel.cancelled == ["ctag-1"]  # the stalled one, so nothing comes twice
+    assert seen == [b"m0"]
+    await follower.stop()
+
+
+async def test_a_consumer_busy_reading_a_backlog_is_not_replaced() -> None:
+    """Deliveries keep coming before the marker (a long log read back): not a stall."""
+    seen: list[bytes] = []
+    follower, channel = await _started(seen)
+    channel.deliver_published = False
+    syncing = asyncio.create_task(follower.sync(3))  # a stall would be 1 s without a delivery
+    for offset in range(60):  # 1.8 s of backlog, one message every 30 ms
+        await asyncio.sleep(0.03)  # the broker's pace (not a synchronisation)
+        await channel.deliver(stream_message(offset, b"m%d" % offset))
+    marker = channel.published[-1]
+    await channel.deliver(
+        FakeMessage(b"", {"x-stream-offset": 60}, marker.type, marker.message_id, "the.log")
+    )
+    await asyncio.wait_for(syncing, 3)
+    assert len(channel.consumers) == 1
+    assert channel.cancelled == []
+    assert len(seen) == 60
+    await follower.stop()
+
+
+async def test_a_follower_nobody_syncs_finds_its_stalled_consumer_by_itself() -> None:
+    """The control and activity logs are read, never looked up: their followers check."""
+    connection = FakeConnection()
+    seen: list[bytes] = []
+
+    async def on_message(message: Any) -> None:
+        seen.append(message.body)
+
+    follower = StreamFollower(
+        cast("Any", connection),
+        "the.log",
+        "first",
+        on_message,
+        check_every_s=0.05,
+        check_timeout_s=0.6,
+    )
+    await follower.start()
+    channel = connection.channels[0]
+    await channel.deliver(stream_message(0, b"m0"))
+    channel.deliver_published = False  # stalled from now on: not even a cancel
+    channel.consumed.clear()
+    await asyncio.wait_for(channel.consumed.wait(), 3)  # a check found it and consumed again
+    assert [arguments for _, arguments, _ in channel.consumers][-1] == {"x-stream-offset": 1}
+    assert channel.cancelled == ["ctag-1"]
+    assert len(channel.published) >= 1  # each check writes a marker
+    await follower.stop()  # and the checks stop with it
+    assert seen == [b"m0"]
 
 
 async def test_sync_returns_once_its_marker_is_read() -> None:
