@@ -261,15 +261,21 @@ class StreamFollower:
 
     async def _check_regularly(self, every_s: float) -> None:
         """Sync now and then, so a stalled consumer is found even when nobody looks anything
-        up; a failed check is only logged (the next one tries again)."""
+        up. A failed check is only logged, whatever failed (a channel closing mid-check ends
+        its calls with CancelledError): the next one tries again; only stop() ends the checks."""
         while True:
             await asyncio.sleep(every_s)  # a period, not a wait for something
             if not self._connection.connected.is_set():
                 continue  # the reconnect consumes again by itself
             try:
                 await self.sync(self._check_timeout_s)
-            except FollowerUnavailable as exc:
-                logger.warning("checking that %s still follows failed: %s", self._stream, exc)
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if self._stopped or (task is not None and task.cancelling()):
+                    raise
+                logger.warning("checking that %s still follows: its channel closed", self._stream)
+            except Exception as exc:
+                logger.warning("checking that %s still follows failed: %r", self._stream, exc)
 
     async def sync(self, timeout_s: float) -> None:
         """Wait until the follower has seen everything published before this call."""
@@ -319,16 +325,25 @@ class StreamFollower:
         while not marker.done():
             quiet_s = loop.time() - max(self._last_delivery_at, confirmed_at)
             if quiet_s >= stalled_s:
-                await self._consume_again(channel, waited_s=quiet_s)
+                await self._consume_again(channel, self._consumer, waited_s=quiet_s)
                 break
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.shield(marker), stalled_s - quiet_s)
         await marker
 
-    async def _consume_again(self, channel: AbstractRobustChannel, *, waited_s: float) -> None:
-        """Replace a consumer that stalled: cancel it (were it only slow, two consumers would
-        see everything twice) and consume from the offset after the last message seen."""
+    async def _consume_again(
+        self,
+        channel: AbstractRobustChannel,
+        stalled: tuple[AbstractRobustQueue, str] | None,
+        *,
+        waited_s: float,
+    ) -> None:
+        """Replace the consumer that stalled: cancel it (were it only slow, two consumers would
+        see everything twice) and consume from the offset after the last message seen. Not
+        when it was replaced meanwhile (a reopen, a broker cancel, another sync) or stopped."""
         async with self._resuming:
+            if self._stopped or self._consumer is not stalled:
+                return
             logger.warning(
                 "%s delivered nothing for %.1f s, not even a marker it holds: consuming again "
                 "from offset %s",
@@ -342,7 +357,13 @@ class StreamFollower:
                 queue, tag = consumer
                 with contextlib.suppress(AMQPError, ConnectionError, ChannelInvalidStateError):
                     await queue.cancel(tag)
-            await self._consume(channel)
+            try:
+                await self._consume(channel)
+            except (AMQPError, ConnectionError, ChannelInvalidStateError) as exc:
+                # e.g. no member on this node yet: the channel closes, its reopen consumes again
+                raise FollowerUnavailable(
+                    f"{self._stream}: could not consume again after a stall: {exc!r}"
+                ) from exc
 
     async def _consume(self, channel: AbstractRobustChannel) -> None:
         queue = cast("AbstractRobustQueue", await channel.get_queue(self._stream, ensure=False))

@@ -161,7 +161,8 @@ class ActiveSimulations:
             ACTIVITY_LOG_STREAM,
             datetime.now(UTC) - window,
             self._on_message,
-            check_every_s=FOLLOWER_CHECK_EVERY_S,  # the counts are read, never looked up
+            # the counts are read, never looked up; read from a time, so old markers are skipped
+            check_every_s=FOLLOWER_CHECK_EVERY_S,
             check_timeout_s=sync_timeout_s,
         )
 

@@ -57,7 +57,10 @@ class _DefaultExchange:
         self._channel = channel
 
     async def publish(self, message: Any, routing_key: str, **_: Any) -> None:
+        if self._channel.publish_errors:
+            raise self._channel.publish_errors.pop(0)
         self._channel.published.append(message)
+        self._channel.publishing.set()
         if self._channel.deliver_published and self._channel.consumers:
             await self._channel.deliver(
                 FakeMessage(
@@ -95,6 +98,10 @@ class FakeChannel:
         self.consumers: list[tuple[Consumer, dict[str, Any], dict[str, Any]]] = []
         self.published: list[Any] = []
         self.cancelled: list[str] = []
+        self.publish_errors: list[BaseException] = []
+        """Raised by the next publishes, in order (a channel closing mid-call)."""
+        self.publishing = asyncio.Event()
+        """Set by a publish that went through."""
         self.consumed = consumed or asyncio.Event()
         self.deliver_published = True
         self.next_offset = 0

@@ -161,6 +161,31 @@ async def test_a_follower_nobody_syncs_finds_its_stalled_consumer_by_itself() ->
     assert seen == [b"m0"]
 
 
+async def test_a_check_that_fails_in_any_way_does_not_end_the_checks() -> None:
+    """aiormq ends the calls of a channel closed without a reason with CancelledError."""
+    connection = FakeConnection()
+
+    async def on_message(message: Any) -> None:
+        pass
+
+    follower = StreamFollower(
+        cast("Any", connection),
+        "the.log",
+        "first",
+        on_message,
+        check_every_s=0.02,
+        check_timeout_s=1,
+    )
+    await follower.start()
+    channel = connection.channels[0]
+    channel.publish_errors = [asyncio.CancelledError(), RuntimeError("unexpected")]
+
+    await asyncio.wait_for(channel.publishing.wait(), 3)  # the third check's marker
+    assert channel.publish_errors == []
+    assert len(channel.published) == 1
+    await follower.stop()
+
+
 async def test_sync_returns_once_its_marker_is_read() -> None:
     seen: list[bytes] = []
     follower, channel = await _started(seen)
