@@ -15,13 +15,15 @@ from services.common.stream_reader import FollowerUnavailable, StreamFollower, r
 from tests.unit.amqp_fakes import FakeConnection, FakeMessage, stream_message
 
 
-async def _started(seen: list[bytes], offset: Any = "first") -> tuple[StreamFollower, Any]:
+async def _started(
+    seen: list[bytes], offset: Any = "first", **options: float
+) -> tuple[StreamFollower, Any]:
     connection = FakeConnection()
 
     async def on_message(message: Any) -> None:
         seen.append(message.body)
 
-    follower = StreamFollower(cast("Any", connection), "the.log", offset, on_message)
+    follower = StreamFollower(cast("Any", connection), "the.log", offset, on_message, **options)
     await follower.start()
     return follower, connection.channels[0]
 
@@ -134,22 +136,8 @@ async def test_a_consumer_busy_reading_a_backlog_is_not_replaced() -> None:
 
 async def test_a_follower_nobody_syncs_finds_its_stalled_consumer_by_itself() -> None:
     """The control and activity logs are read, never looked up: their followers check."""
-    connection = FakeConnection()
     seen: list[bytes] = []
-
-    async def on_message(message: Any) -> None:
-        seen.append(message.body)
-
-    follower = StreamFollower(
-        cast("Any", connection),
-        "the.log",
-        "first",
-        on_message,
-        check_every_s=0.05,
-        check_timeout_s=0.6,
-    )
-    await follower.start()
-    channel = connection.channels[0]
+    follower, channel = await _started(seen, check_every_s=0.05, check_timeout_s=0.6)
     await channel.deliver(stream_message(0, b"m0"))
     channel.deliver_published = False  # stalled from now on: not even a cancel
     channel.consumed.clear()
@@ -163,21 +151,7 @@ async def test_a_follower_nobody_syncs_finds_its_stalled_consumer_by_itself() ->
 
 async def test_a_check_that_fails_in_any_way_does_not_end_the_checks() -> None:
     """aiormq ends the calls of a channel closed without a reason with CancelledError."""
-    connection = FakeConnection()
-
-    async def on_message(message: Any) -> None:
-        pass
-
-    follower = StreamFollower(
-        cast("Any", connection),
-        "the.log",
-        "first",
-        on_message,
-        check_every_s=0.02,
-        check_timeout_s=1,
-    )
-    await follower.start()
-    channel = connection.channels[0]
+    follower, channel = await _started([], check_every_s=0.02, check_timeout_s=1)
     channel.publish_errors = [asyncio.CancelledError(), RuntimeError("unexpected")]
 
     await asyncio.wait_for(channel.publishing.wait(), 3)  # the third check's marker
