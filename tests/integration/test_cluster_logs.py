@@ -45,6 +45,10 @@ pytestmark = [pytest.mark.integration, pytest.mark.cluster]
 logger = logging.getLogger(__name__)
 
 
+CLIENT_TIMEOUT_S = 45
+"""The test client's bound on one answer: above the gateway's own 30 s bound on a look-up."""
+
+
 async def post(
     client: httpx.AsyncClient, body: dict[str, Any], key: str, *, what: str
 ) -> httpx.Response:
@@ -148,7 +152,9 @@ async def test_an_idempotency_key_answers_the_same_simulation_across_the_loss_of
     body = request_body(GATED_BOT, max_turns=2, user_prompt="keyed before the loss")
     later_body = request_body(GATED_BOT, max_turns=2, user_prompt="keyed after the loss")
 
-    async with httpx.AsyncClient(base_url=gateway, timeout=30) as client:
+    # Longer than the gateway's wait for its key index (CONVSIM_LOG_READ_TIMEOUT_S, 30 s): a
+    # 503 from a slow look-up is seen and retried, not cut off by the client at the same time.
+    async with httpx.AsyncClient(base_url=gateway, timeout=CLIENT_TIMEOUT_S) as client:
         first = simulation_of(await post(client, body, key, what="first POST"), replayed=False)
         watcher = await watched_until_gated(gateway, first)
         try:
@@ -172,7 +178,7 @@ async def test_an_idempotency_key_answers_the_same_simulation_across_the_loss_of
 
             # A gateway started after the loss reads both keys back from the request log.
             _, fresh = await asyncio.to_thread(clustered.start_gateway, "gateway-2")
-            async with httpx.AsyncClient(base_url=fresh, timeout=30) as fresh_client:
+            async with httpx.AsyncClient(base_url=fresh, timeout=CLIENT_TIMEOUT_S) as fresh_client:
                 for sent, sent_key, expected in (
                     (body, key, first),
                     (later_body, later_key, later),
