@@ -4,9 +4,10 @@ how many simulations one key may have active at once (429)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import UTC, datetime
+from functools import partial
 from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request
@@ -21,7 +22,7 @@ from services.gateway.dependencies import SettingsDep
 from services.gateway.raw_responses import send_problem
 from services.gateway.settings import GatewaySettings
 
-__all__ = ["Admission", "BodySizeLimit", "CheckedCreate", "active_place"]
+__all__ = ["Admission", "BodySizeLimit", "CheckedCreate", "active_place", "place_of"]
 
 ACTIVE_RETRY_AFTER_S = 10
 """A simulation takes seconds to minutes: a place is unlikely to free up much sooner."""
@@ -269,3 +270,11 @@ async def active_place(
             at = created_at_of(admission.simulation_id) or datetime.now(UTC)
             index.queued(admission.simulation_id, owner, at)
         index.release(owner)
+
+
+def place_of(
+    request: Request, owner: str | None, settings: GatewaySettings
+) -> Callable[[], AbstractAsyncContextManager[Admission]]:
+    """The caller's ``active_place``, to take when a new simulation is queued (submission.py's
+    ``place``): a replay of an Idempotency-Key takes none."""
+    return partial(active_place, request, owner, settings)

@@ -29,6 +29,7 @@ __all__ = [
     "IdempotencyConflict",
     "IdempotencyKeyInUse",
     "Place",
+    "PlaceTaker",
     "submit_idempotent",
     "submit_simulation",
 ]
@@ -53,6 +54,10 @@ class Place(Protocol):
     def accepted(self, simulation_id: str) -> None: ...
 
 
+PlaceTaker = Callable[[], AbstractAsyncContextManager[Place]]
+"""Takes a place for a new simulation (``async with``), or refuses (429)."""
+
+
 @dataclass(frozen=True)
 class Accepted:
     simulation_id: str
@@ -68,8 +73,13 @@ async def submit_simulation(
     *,
     announce_in_background: bool = False,
     simulation_id: str | None = None,
+    place: PlaceTaker | None = None,
 ) -> SimulationRequest:
     """Queue one simulation. Raises BrokerUnavailable when nothing was queued.
+
+    ``place``: the owner's place among its active simulations, held while it is queued and
+    then given to it (services/gateway/limits.py); none for a suite's members, which the
+    suite admits.
 
     Once the request is confirmed, ``queued`` is known to this replica at once and published
     for the others; a caller that streams the simulation from this replica need not wait for
@@ -77,6 +87,27 @@ async def submit_simulation(
     answer for the simulation as soon as the client has its id. ``simulation_id``: an id
     chosen (and recorded) beforehand, as a suite's members have; default: a new one.
     """
+    if place is None:
+        return await _queue(
+            create, broker, relay, owner, headers, announce_in_background, simulation_id
+        )
+    async with place() as admission:
+        request = await _queue(
+            create, broker, relay, owner, headers, announce_in_background, simulation_id
+        )
+        admission.accepted(request.simulation_id)
+    return request
+
+
+async def _queue(
+    create: SimulationCreate,
+    broker: GatewayBroker,
+    relay: EventRelay,
+    owner: str | None,
+    headers: dict[str, str] | None,
+    announce_in_background: bool,
+    simulation_id: str | None,
+) -> SimulationRequest:
     request = SimulationRequest(
         **create.model_dump(), simulation_id=simulation_id or new_simulation_id()
     )
@@ -134,7 +165,7 @@ async def submit_idempotent(
     index: IdempotencyIndex,
     owner: str | None = None,
     *,
-    place: Callable[[], AbstractAsyncContextManager[Place]],
+    place: PlaceTaker,
 ) -> Accepted:
     """Queue a simulation once per key: the same key and body answer the same simulation.
     Each API key has its own key space. A new simulation takes a ``place`` among its owner's
@@ -150,15 +181,14 @@ async def submit_idempotent(
                 if record.fingerprint != fingerprint:
                     raise IdempotencyConflict(key)
                 return Accepted(record.simulation_id, replayed=True)
-            async with place() as admission:
-                request = await submit_simulation(
-                    create,
-                    broker,
-                    relay,
-                    owner,
-                    headers={IDEMPOTENCY_KEY_HEADER: key, FINGERPRINT_HEADER: fingerprint},
-                )
-                admission.accepted(request.simulation_id)
+            request = await submit_simulation(
+                create,
+                broker,
+                relay,
+                owner,
+                headers={IDEMPOTENCY_KEY_HEADER: key, FINGERPRINT_HEADER: fingerprint},
+                place=place,
+            )
             index.remember(key, KeyRecord(request.simulation_id, fingerprint, datetime.now(UTC)))
             return Accepted(request.simulation_id, replayed=False)
     except LockHeld as exc:

@@ -29,7 +29,7 @@ from services.gateway.conversing import (
     send_message,
 )
 from services.gateway.dependencies import BrokerDep, MetricsDep, OwnerDep, RelayDep, SettingsDep
-from services.gateway.limits import active_place, within_limits
+from services.gateway.limits import place_of, within_limits
 from services.gateway.schemas import (
     COMMON_RESPONSES,
     NOT_FOUND,
@@ -148,9 +148,8 @@ async def create_conversation(
     response: Response,
 ) -> ConversationAccepted:
     create = within_limits(_simulation_create(body, settings.max_turns), settings)
-    async with active_place(request, owner, settings) as admission:
-        simulation = await submit_simulation(create, broker, relay, owner)
-        admission.accepted(simulation.simulation_id)
+    place = place_of(request, owner, settings)
+    simulation = await submit_simulation(create, broker, relay, owner, place=place)
     metrics.accepted.labels(route="/v1/conversations").inc()
     links = conversation_links(simulation.simulation_id)
     response.headers["Location"] = links.conversation

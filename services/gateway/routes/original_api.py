@@ -29,7 +29,7 @@ from contracts.events import (
 from contracts.ids import created_at_of
 from contracts.requests import MAX_MESSAGE_CHARS, MAX_TURNS_LIMIT, SimulationCreate
 from services.gateway.dependencies import BrokerDep, MetricsDep, OwnerDep, RelayDep, SettingsDep
-from services.gateway.limits import active_place
+from services.gateway.limits import place_of
 from services.gateway.schemas import (
     COMMON_RESPONSES,
     TOO_LARGE,
@@ -162,11 +162,14 @@ async def simulate(
     )
     # The caller's place among its active simulations is held only while the request is
     # accepted, not while this route waits for the end (it would count the simulation twice).
-    async with active_place(request, owner, settings) as admission:
-        simulation = await submit_simulation(
-            create, broker, relay, owner, announce_in_background=True
-        )
-        admission.accepted(simulation.simulation_id)
+    simulation = await submit_simulation(
+        create,
+        broker,
+        relay,
+        owner,
+        announce_in_background=True,
+        place=place_of(request, owner, settings),
+    )
     simulation_id = simulation.simulation_id
     metrics.accepted.labels(route="/api/simulate").inc()
     headers = {"X-Simulation-Id": simulation_id}

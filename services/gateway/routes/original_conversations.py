@@ -38,7 +38,7 @@ from services.gateway.conversing import (
     send_message,
 )
 from services.gateway.dependencies import BrokerDep, MetricsDep, OwnerDep, RelayDep, SettingsDep
-from services.gateway.limits import active_place, within_limits
+from services.gateway.limits import place_of, within_limits
 from services.gateway.relay import EventRelay
 from services.gateway.routes.original_api import OriginalConversation, OriginalMessage, message_of
 from services.gateway.schemas import (
@@ -120,10 +120,13 @@ async def create_conversation(
         client_id=body.client_id,
         mode="conversation",
     )
-    checked = within_limits(create, settings)
-    async with active_place(request, owner, settings) as admission:
-        simulation = await submit_simulation(checked, broker, relay, owner)
-        admission.accepted(simulation.simulation_id)
+    simulation = await submit_simulation(
+        within_limits(create, settings),
+        broker,
+        relay,
+        owner,
+        place=place_of(request, owner, settings),
+    )
     metrics.accepted.labels(route="/api/conversations").inc()
     return OriginalConversationCreated(conversation_id=simulation.simulation_id)
 

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response, StreamingResponse
 
 from services.gateway.dependencies import BrokerDep, MetricsDep, OwnerDep, RelayDep, SettingsDep
-from services.gateway.limits import CheckedCreate, active_place
+from services.gateway.limits import CheckedCreate, place_of
 from services.gateway.schemas import COMMON_RESPONSES, TOO_LARGE, TOO_MANY_ACTIVE, UNAVAILABLE
 from services.gateway.streams import STREAM_HEADERS, event_stream_response, transcript_text
 from services.gateway.submission import submit_simulation
@@ -42,13 +42,15 @@ async def simulate(
     owner: OwnerDep,
     metrics: MetricsDep,
 ) -> Response:
-    async with active_place(request, owner, settings) as admission:
-        # Streamed from this replica: the client need not wait for ``queued`` to reach the
-        # others.
-        simulation = await submit_simulation(
-            body, broker, relay, owner, announce_in_background=True
-        )
-        admission.accepted(simulation.simulation_id)
+    # Streamed from this replica: the client need not wait for ``queued`` to reach the others.
+    simulation = await submit_simulation(
+        body,
+        broker,
+        relay,
+        owner,
+        announce_in_background=True,
+        place=place_of(request, owner, settings),
+    )
     metrics.accepted.labels(route="/simulate").inc()
     events = metrics.counted_stream(await relay.follow(simulation.simulation_id))
     headers = {"X-Simulation-Id": simulation.simulation_id}

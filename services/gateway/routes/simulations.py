@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request, Response
@@ -20,7 +19,7 @@ from services.gateway.dependencies import (
     RelayDep,
     SettingsDep,
 )
-from services.gateway.limits import CheckedCreate, active_place
+from services.gateway.limits import CheckedCreate, place_of
 from services.gateway.schemas import (
     COMMON_RESPONSES,
     NOT_FOUND,
@@ -80,10 +79,10 @@ async def create_simulation(
     ] = None,
 ) -> SimulationAccepted:
     # 429 beyond CONVSIM_MAX_ACTIVE_PER_KEY for a new simulation; a replay takes no place
+    place = place_of(request, owner, settings)
     if idempotency_key is None:
-        async with active_place(request, owner, settings) as admission:
-            simulation_id = (await submit_simulation(body, broker, relay, owner)).simulation_id
-            admission.accepted(simulation_id)
+        simulation = await submit_simulation(body, broker, relay, owner, place=place)
+        simulation_id = simulation.simulation_id
         metrics.accepted.labels(route="/v1/simulations").inc()
     else:
         accepted = await submit_idempotent(
@@ -93,7 +92,7 @@ async def create_simulation(
             relay,
             keys,
             owner,
-            place=partial(active_place, request, owner, settings),
+            place=place,
         )
         simulation_id = accepted.simulation_id
         if accepted.replayed:
