@@ -30,12 +30,8 @@ from bench.capacity import CAPACITY_STEPS, search_capacity
 from bench.modes import Modes
 from bench.processes import DRIVING, Process, free_port, pid_usage, rabbitmq_pid
 from bench.rate_limit import rate_report
-from bench.report import machine, print_capacity, print_report, summarise
+from bench.report import STACK_TITLES, machine, print_capacity, print_report, summarise
 from bench.workload import run_baseline, run_ours
-
-STACKS = ("convsim", "floor", "floor-gateway")
-"""What runs the workload: convsim's services, the floor stack, or convsim's orchestrators
-behind the floor's gateway."""
 
 ORCHESTRATOR_READY = "app started successfully"
 """In an orchestrator's log (convsim's and the floor's) once it consumes the request queue."""
@@ -104,7 +100,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--stack",
-        choices=STACKS,
+        choices=list(STACK_TITLES),
         default="convsim",
         help="convsim: the services; floor: bench.floor's minimal gateway and orchestrator; "
         "floor-gateway: convsim's orchestrators behind bench.floor's gateway (both floor "

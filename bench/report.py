@@ -14,6 +14,7 @@ from bench.workload import OursResult
 
 __all__ = [
     "SERVICES",
+    "STACK_TITLES",
     "cpu_per_event",
     "machine",
     "percentiles",
@@ -30,6 +31,7 @@ STACK_TITLES = {
     "floor": "the floor stack (bench/floor)",
     "floor-gateway": "convsim's orchestrators behind the floor gateway (bench/floor)",
 }
+"""What can run the workload (``--stack``), and how the report's title names it."""
 
 
 def percentiles(values: list[float]) -> dict[str, float]:

@@ -45,13 +45,8 @@ async def test_an_orchestrator_killed_mid_simulation_is_resumed_by_another(
 ) -> None:
     first, simulation_id, watcher = await _held_by_one_of_two(isolated, gateway, "a")
 
-    first.stop(signal.SIGKILL)
     # The second orchestrator resumes: it repeats the one call in flight at the crash.
-    await eventually(
-        lambda: isolated.bot.webhook_calls(simulation_id) == 3,
-        timeout_s=30,
-        what="the resumed run to call the bot again",
-    )
+    await _killed_and_resumed(isolated, first, simulation_id)
     isolated.bot.open(simulation_id)
 
     events = await watcher.finished()
@@ -101,12 +96,7 @@ async def test_an_older_attempts_event_that_reaches_the_log_late_loses_to_the_ne
     it read the log: the log then holds both attempts' events at one seq, the older first.
     Read back anywhere, the newer attempt's wins: what the live client saw, what its end says."""
     first, simulation_id, watcher = await _held_by_one_of_two(isolated, gateway, "late")
-    first.stop(signal.SIGKILL)
-    await eventually(
-        lambda: isolated.bot.webhook_calls(simulation_id) == 3,
-        timeout_s=30,
-        what="the resumed run to call the bot again (it has read the log)",
-    )
+    await _killed_and_resumed(isolated, first, simulation_id)  # it has read the log
     # Attempt 1's reply to that call lands in the event log only now (never on the topic's
     # live path), as a write the dying stream leader had taken.
     shown = watcher.events[-1]
@@ -270,6 +260,19 @@ async def test_a_redelivered_request_of_a_finished_simulation_publishes_nothing(
     wait_until(lambda: _queue_settled(isolated), timeout_s=30, what="the duplicate to be acked")
     assert await raw_logged_events(isolated.broker.amqp_url, simulation_id) == events
     assert len(isolated.bot.calls_of(simulation_id)) == calls_before
+
+
+async def _killed_and_resumed(
+    isolated: IsolatedStack, first: ServiceProcess, simulation_id: str
+) -> None:
+    """SIGKILL the orchestrator holding the simulation mid-call (``_held_by_one_of_two``);
+    return once the other one has resumed it and made that call again."""
+    first.stop(signal.SIGKILL)
+    await eventually(
+        lambda: isolated.bot.webhook_calls(simulation_id) == 3,
+        timeout_s=30,
+        what="the resumed run to call the bot again",
+    )
 
 
 async def _held_by_one_of_two(
