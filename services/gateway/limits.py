@@ -248,7 +248,8 @@ async def active_place(
     the simulation named by ``Admission.accepted`` counts from then on; a place given no
     simulation (an error, an idempotent replay) is given back.
 
-    A context manager the route enters itself, not a yield dependency: FastAPI's exit stack
+    A context manager entered where a simulation is queued (submission.py, given by
+    ``place_of``), not a FastAPI yield dependency: FastAPI's exit stack
     and cancel scope for one cost more than the rest of it (docs/benchmarks.md, "The per-key
     admission as a context manager")."""
     active: ActiveSimulations = request.app.state.active
