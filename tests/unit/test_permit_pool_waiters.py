@@ -1,5 +1,6 @@
 """The permit pool's poller against a fake permits queue (no broker): a waiter that comes
-while the poller gives back a permit nobody wanted any more is still served."""
+while the poller gives back a permit nobody wanted any more is still served; a permit released
+while another call waits is handed on to it, within HAND_ON_S and on an open channel only."""
 
 from __future__ import annotations
 
@@ -9,16 +10,22 @@ from typing import Any, cast
 from aio_pika.abc import AbstractQueue, AbstractRobustConnection
 
 from contracts.topology import Replication
+from contracts.work_class import WorkClass
 from services.orchestrator.permits import ConcurrencyLimits
-from services.orchestrator.permits.pool import PermitPool
+from services.orchestrator.permits.pool import HAND_ON_S, BrokerPermit, PermitPool
 
 RESOURCE = "lesson"
+
+
+class FakeChannel:
+    is_closed = False
 
 
 class FakePermitMessage:
     def __init__(self, queue: FakePermitsQueue) -> None:
         self._queue = queue
         self.message_count = 10
+        self.channel = FakeChannel()
 
     async def nack(self, requeue: bool = True) -> None:
         self._queue.in_nack.set()
@@ -43,6 +50,130 @@ class FakePermitsQueue:
             self.in_get.set()
             await self.first_get_may_return.wait()
         return FakePermitMessage(self)
+
+
+class CountedPermit:
+    def __init__(self, queue: CountedPermitsQueue) -> None:
+        self._queue = queue
+        self.channel = FakeChannel()
+        self.message_count = 0
+
+    async def nack(self, requeue: bool = True) -> None:
+        assert requeue
+        self._queue.ready += 1
+        self._queue.returned += 1
+
+
+class CountedPermitsQueue:
+    """``size`` permits: a get takes one when any is ready (else finds nothing), a nack
+    returns it."""
+
+    def __init__(self, size: int) -> None:
+        self.ready = size
+        self.gets = 0
+        self.returned = 0
+
+    async def get(self, **_: Any) -> CountedPermit | None:
+        self.gets += 1
+        if not self.ready:
+            return None
+        self.ready -= 1
+        message = CountedPermit(self)
+        message.message_count = self.ready
+        return message
+
+
+def pool_over(queue: CountedPermitsQueue, size: int) -> PermitPool:
+    pool = PermitPool(
+        cast("AbstractRobustConnection", None),
+        ConcurrencyLimits(targets={RESOURCE: size}),
+        Replication(),
+        min_poll_s=0.01,
+        max_poll_s=0.05,
+    )
+    pool._resource(RESOURCE).queue = cast("AbstractQueue", queue)
+    return pool
+
+
+async def permit_and_waiters(
+    pool: PermitPool, *classes: WorkClass
+) -> tuple[BrokerPermit, list[asyncio.Task[BrokerPermit]]]:
+    """The resource's one permit, held, and a call of each class waiting for it."""
+    held = await asyncio.wait_for(pool.acquire(RESOURCE), 2)
+    waiting = [asyncio.create_task(pool.acquire(RESOURCE, c)) for c in classes]
+    await asyncio.sleep(0)  # each is in the resource's waiters
+    return held, waiting
+
+
+async def test_a_permit_passes_between_the_calls_waiting_here_without_the_broker() -> None:
+    queue = CountedPermitsQueue(1)
+    pool = pool_over(queue, 1)
+    try:
+        singles: list[WorkClass] = ["single"] * 4
+        held, waiting = await permit_and_waiters(pool, *singles)
+        first = held
+        for task in waiting:
+            await held.release()
+            await held.release()  # idempotent: handed on once
+            held = await asyncio.wait_for(task, 2)
+            assert held.message is first.message  # the same broker message, still unacked
+            assert held.taken_at == first.taken_at
+        assert queue.returned == 0
+        await held.release()  # nobody waits: back to the broker
+        assert (queue.returned, queue.ready) == (1, 1)
+    finally:
+        await pool.close()
+
+
+async def test_a_permit_held_past_the_hand_on_time_goes_back_to_the_broker() -> None:
+    queue = CountedPermitsQueue(1)
+    pool = pool_over(queue, 1)
+    try:
+        held, [waiting] = await permit_and_waiters(pool, "single")
+        held.taken_at -= HAND_ON_S
+        await held.release()
+        assert queue.returned == 1  # the waiter takes it from the broker, as any replica may
+        got = await asyncio.wait_for(waiting, 2)
+        assert got.message is not held.message
+        await got.release()
+    finally:
+        await pool.close()
+
+
+async def test_a_permit_whose_channel_closed_is_not_handed_on() -> None:
+    queue = CountedPermitsQueue(1)
+    pool = pool_over(queue, 1)
+    try:
+        held, [waiting] = await permit_and_waiters(pool, "single")
+        held.message.channel.is_closed = True  # type: ignore[misc]
+        await held.release()
+        assert queue.returned == 1
+        got = await asyncio.wait_for(waiting, 2)
+        assert got.message is not held.message
+        await got.release()
+    finally:
+        await pool.close()
+
+
+async def test_a_suite_member_takes_its_permit_from_the_broker_others_first() -> None:
+    queue = CountedPermitsQueue(5)
+    pool = pool_over(queue, 5)
+    try:
+        held = [await asyncio.wait_for(pool.acquire(RESOURCE), 2) for _ in range(5)]
+        suite = asyncio.create_task(pool.acquire(RESOURCE, "suite"))
+        single = asyncio.create_task(pool.acquire(RESOURCE, "single"))
+        await asyncio.sleep(0)
+        await held[0].release()  # handed on to the single call, ahead of the suite member
+        assert (await asyncio.wait_for(single, 2)).message is held[0].message
+        # A suite member may not take the last permit: each release goes back to the broker
+        # and the poller serves it once two are ready.
+        await held[1].release()
+        await held[2].release()
+        got = await asyncio.wait_for(suite, 2)
+        assert got.message not in {permit.message for permit in held}
+        assert queue.returned >= 2
+    finally:
+        await pool.close()
 
 
 async def test_a_waiter_that_comes_while_an_unwanted_permit_goes_back_is_served() -> None:

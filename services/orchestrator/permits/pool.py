@@ -6,6 +6,12 @@ A permit is held as an unacked message of the channel; returning it is a nack wi
 (which RabbitMQ 4.3+ does not count as a failed delivery, unlike reject).
 When the channel or its connection dies (a crash, a cut, a missed heartbeat), the broker
 requeues every permit it held.
+
+A call that ends while another call here waits for the same resource hands its permit on
+(the message stays unacked on the same channel) instead of returning it and taking it again:
+two broker round trips less per call while the resource is busy. A permit is handed on for
+at most HAND_ON_S after it was taken from the broker, then it goes back, so the other replicas'
+pollers find it; one whose channel closed (the broker has it back already) is never handed on.
 """
 
 from __future__ import annotations
@@ -31,27 +37,37 @@ from services.orchestrator.resource_polling import (
     ResourcePollers,
 )
 
-__all__ = ["BrokerPermit", "PermitPool"]
+__all__ = ["HAND_ON_S", "BrokerPermit", "PermitPool"]
 
 logger = logging.getLogger(__name__)
 
+HAND_ON_S = 5.0
+"""How long after it was taken from the broker a permit may still be handed on to a call
+waiting in this process; after that it goes back to the permits queue on release."""
+
 
 class BrokerPermit:
-    """One permit, held until ``release`` (idempotent; a dead channel returned it already)."""
+    """One permit, held until ``release`` (idempotent; a dead channel returned it already).
+    ``taken_at`` is when it came from the broker (loop time), kept across hand-ons."""
 
-    def __init__(self, message: AbstractIncomingMessage, on_release: asyncio.Event) -> None:
-        self._message = message
-        self._on_release = on_release
+    def __init__(
+        self, message: AbstractIncomingMessage, resource: _Resource, taken_at: float
+    ) -> None:
+        self.message = message
+        self.taken_at = taken_at
+        self._resource = resource
         self._released = False
 
     async def release(self) -> None:
         if self._released:
             return
         self._released = True
+        if self._resource.hand_on(self):
+            return
         # A stale permit (its channel closed and was reopened) raises here: the broker has it.
         with contextlib.suppress(Exception):
-            await asyncio.shield(self._message.nack(requeue=True))
-        self._on_release.set()
+            await asyncio.shield(self.message.nack(requeue=True))
+        self._resource.released.set()
 
 
 class _Resource(PolledResource):
@@ -74,6 +90,22 @@ class _Resource(PolledResource):
 
     def has_waiters(self) -> bool:
         return any(not waiter.done() for _, waiter in self.waiters)
+
+    def hand_on(self, permit: BrokerPermit) -> bool:
+        """Give a released permit to the next call waiting here, when that is allowed: it was
+        taken from the broker less than HAND_ON_S ago, its channel is open, and the waiter
+        is not a suite member (whether it may take one of the last permits is known only
+        from a basic.get). Whether it was handed on."""
+        if asyncio.get_running_loop().time() - permit.taken_at >= HAND_ON_S:
+            return False
+        if permit.message.channel.is_closed:
+            return False
+        waiter = self.next_waiter()
+        if waiter is None or reserved(waiter[0], self.queues.size) > 0:
+            return False
+        self.waiters.remove(waiter)
+        waiter[1].set_result(BrokerPermit(permit.message, self, permit.taken_at))
+        return True
 
 
 class PermitPool(ResourcePollers[_Resource]):
@@ -143,7 +175,7 @@ class PermitPool(ResourcePollers[_Resource]):
             except Exception as exc:
                 logger.warning("taking a permit of %s failed: %r", state.queues.resource, exc)
             if message is not None:
-                permit = BrokerPermit(message, state.released)
+                permit = BrokerPermit(message, state, asyncio.get_running_loop().time())
                 waiter = state.next_waiter()
                 if waiter is None:
                     # Not ``return``: a call may start waiting while it goes back, and finds
