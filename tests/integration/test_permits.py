@@ -18,8 +18,9 @@ from aio_pika.abc import AbstractRobustConnection
 
 from contracts.events import CompletedEvent, StartedEvent, WaitingEvent
 from contracts.topology import Replication
-from services.orchestrator.permits import ConcurrencyLimits, PermitPool, PermitQueues
+from services.orchestrator.permits import BrokerPermit, ConcurrencyLimits, PermitPool, PermitQueues
 from services.orchestrator.permits.filling import ensure_filled, permits_arguments
+from services.orchestrator.permits.pool import HAND_ON_S
 from tests.fakes.bot_api import GATED_BOT, NORMAL_BOT, SLOW_BOT
 from tests.integration.client import create_simulation, read_events, request_body
 from tests.integration.conftest import IsolatedStack
@@ -205,3 +206,31 @@ async def test_a_permit_survives_any_number_of_returns(
         await permit.release()
     await pool.close()
     assert await _free_permits(isolated.broker.amqp_url, PermitQueues("reused", 1)) == 1
+
+
+async def test_a_permit_passes_between_waiting_calls_as_one_delivery_until_hand_on_time(
+    isolated: IsolatedStack, connections: list[AbstractRobustConnection]
+) -> None:
+    """While calls of this orchestrator wait, a released permit goes to the next one as the
+    same unacked delivery (no nack, no basic.get); past HAND_ON_S it goes back to the queue."""
+    queues = PermitQueues("handed", 1)
+    pool = PermitPool(connections[0], ConcurrencyLimits(targets={"handed": 1}), REPLICATION)
+    held = await asyncio.wait_for(pool.acquire("handed"), 10)
+    assert isinstance(held, BrokerPermit)
+    waiting = [asyncio.create_task(pool.acquire("handed")) for _ in range(3)]
+    await asyncio.sleep(0)  # each task is in the resource's waiters
+    first = held.message.delivery_tag
+    for task in waiting[:2]:
+        await held.release()
+        held = await asyncio.wait_for(task, 10)
+        assert isinstance(held, BrokerPermit)
+        assert held.message.delivery_tag == first
+    assert await _free_permits(isolated.broker.amqp_url, queues) == 0  # still held here
+    held.taken_at -= HAND_ON_S
+    await held.release()  # too long held: back to the queue, the waiter gets it from there
+    last = await asyncio.wait_for(waiting[2], 10)
+    assert isinstance(last, BrokerPermit)
+    assert last.message.delivery_tag != first
+    await last.release()
+    assert await _free_permits(isolated.broker.amqp_url, queues) == 1
+    await pool.close()
