@@ -81,6 +81,8 @@ class _TypicalDriver:
                 outcome.problem = f"GET events: HTTP {source.response.status_code}"
                 return outcome
             async for message in source.aiter_sse():
+                if not message.data:
+                    continue  # a keep-alive (httpx-sse 0.4 yields one once an id was seen)
                 arrived = time.time()
                 event = message.json()
                 published = event_time(event)

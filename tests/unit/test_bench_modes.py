@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import httpx
 import pytest
 
 from bench.__main__ import parse_args
 from bench.capacity import search_capacity
+from bench.drivers import _TypicalDriver
 from bench.fakes import BOT_MODEL, JUDGE_MODEL, FakeApis, bot_reply, learner_reply
 from bench.modes import CRITERION, LLM_BOT_TARGET, Modes
 from bench.profile import own_time
@@ -115,13 +117,50 @@ def test_the_profile_counts_own_time_and_leaves_out_idle_pool_threads() -> None:
 
 
 @pytest.mark.parametrize("stack", ["floor", "floor-gateway"])
-def test_the_floor_stacks_run_only_the_default_workload(
+def test_the_floor_stacks_run_the_bench_client_only(
     stack: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert parse_args(["--stack", stack, "--orchestrators", "2"]).stack == stack
     assert parse_args([]).stack == "convsim"
-    for mode in (["--judge"], ["--limits"], ["--bot", "llm"], ["--client", "typical"]):
+    for mode in (["--client", "typical"], ["--llm-rpm", "600"]):
         with pytest.raises(SystemExit) as refused:
             parse_args(["--stack", stack, *mode])
         assert refused.value.code == 2
-        assert f"--stack {stack} runs the default workload only" in capsys.readouterr().err
+        assert f"--stack {stack} runs the bench client only" in capsys.readouterr().err
+
+
+def test_the_floor_stack_runs_every_mode_and_the_floor_gateway_none(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    modes = ["--bot", "llm", "--judge", "--limits"]
+    args = parse_args(["--stack", "floor", *modes])
+    assert (args.bot, args.judge, args.limits) == ("llm", True, True)
+    for mode in (["--judge"], ["--limits"], ["--bot", "llm"]):
+        with pytest.raises(SystemExit) as refused:
+            parse_args(["--stack", "floor-gateway", *mode])
+        assert refused.value.code == 2
+        assert "--stack floor-gateway runs the default workload only" in capsys.readouterr().err
+
+
+async def test_the_typical_client_skips_keep_alives_between_events() -> None:
+    """The gateway's keep-alive comment after an event with an id: httpx-sse 0.4 yields it
+    as an event with no data, which the typical client must not parse."""
+    simulation_id = "0190a0a0-0000-7000-8000-0000000000bb"
+
+    def event(seq: int, kind: str) -> str:
+        body = {"simulation_id": simulation_id, "seq": seq, "type": kind}
+        body["timestamp"] = "2026-12-01T00:00:00+00:00"
+        return f"id: {seq}\r\nevent: {kind}\r\ndata: {json.dumps(body)}\r\n\r\n"
+
+    stream = event(1, "queued") + ": ping - 2026-12-01 00:00:15\r\n\r\n" + event(2, "cancelled")
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.method == "POST":
+            return httpx.Response(202, json={"simulation_id": simulation_id})
+        return httpx.Response(200, text=stream, headers={"content-type": "text/event-stream"})
+
+    transport = httpx.MockTransport(answer)
+    async with httpx.AsyncClient(base_url="http://gateway", transport=transport) as client:
+        outcome = await _TypicalDriver(client).follow({})
+    assert [e["type"] for e in outcome.events] == ["queued", "cancelled"]
+    assert outcome.problem is None
