@@ -102,9 +102,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--stack",
         choices=list(STACK_TITLES),
         default="convsim",
-        help="convsim: the services; floor: bench.floor's minimal gateway and orchestrator; "
-        "floor-gateway: convsim's orchestrators behind bench.floor's gateway (both floor "
-        "stacks: the bench driver and the bot API only)",
+        help="convsim: the services; floor: bench.floor's minimal gateway, orchestrator and "
+        "(with --judge) judge, with --bot llm and --limits too; floor-gateway: convsim's "
+        "orchestrators behind bench.floor's gateway, the default workload only (both floor "
+        "stacks: the bench driver only)",
     )
     parser.add_argument("--json", type=Path, help="write the result here")
     parser.add_argument("--logs", type=Path, help="process logs here (default: a temp dir)")
@@ -117,12 +118,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.capacity and args.baseline:
         parser.error("--baseline is one run's comparison: leave it out of --capacity")
-    if args.stack != "convsim" and (
-        args.client != "bench" or args.bot != "api" or args.judge or args.limits or args.llm_rpm
-    ):
+    if args.stack != "convsim" and (args.client != "bench" or args.llm_rpm):
+        parser.error(f"--stack {args.stack} runs the bench client only, without --llm-rpm")
+    if args.stack == "floor-gateway" and (args.bot != "api" or args.judge or args.limits):
         parser.error(
-            f"--stack {args.stack} runs the default workload only: the bench client, --bot api, "
-            "no --judge, --limits or --llm-rpm"
+            "--stack floor-gateway runs the default workload only: --bot api, no --judge or "
+            "--limits"
         )
     return args
 
@@ -196,7 +197,7 @@ def run(args: argparse.Namespace, n: int | None = None) -> dict[str, Any]:
             for index in range(args.orchestrators):
                 orchestrator = Process(
                     f"orchestrator-{index + 1}",
-                    _orchestrator_args(args.stack, vhost.amqp_url, fakes_url, n),
+                    _orchestrator_args(args.stack, vhost.amqp_url, fakes_url, n, modes),
                     env,
                     logs,
                 )
@@ -206,7 +207,12 @@ def run(args: argparse.Namespace, n: int | None = None) -> dict[str, Any]:
                 # the floor's gateway joins the topology convsim's orchestrators declare
                 _wait_started(orchestrators)
             if modes.judge:
-                judge = Process("judge", ["services.judge"], env | modes.judge_env(n), logs)
+                judge = Process(
+                    "judge",
+                    _judge_args(args.stack, vhost.amqp_url, fakes_url, n),
+                    env | modes.judge_env(n),
+                    logs,
+                )
                 processes.append(judge)
             gateways: dict[str, Process] = {}
             for index in range(args.gateways):
@@ -276,13 +282,26 @@ def _wait_started(orchestrators: list[Process]) -> None:
         orchestrator.wait_log(ORCHESTRATOR_READY)
 
 
-def _orchestrator_args(stack: str, amqp_url: str, fakes_url: str, n: int) -> list[str]:
+def _orchestrator_args(
+    stack: str, amqp_url: str, fakes_url: str, n: int, modes: Modes
+) -> list[str]:
     if stack != "floor":
         return ["services.orchestrator"]
     return [
         "bench.floor.orchestrator",
         *("--amqp-url", amqp_url, "--bot-url", fakes_url, "--llm-url", f"{fakes_url}/v1"),
-        *("--in-flight", str(max(n, 200))),
+        *("--in-flight", str(max(n, 200)), "--bot", modes.bot),
+        *(["--cap", str(modes.cap)] if modes.cap else []),
+    ]
+
+
+def _judge_args(stack: str, amqp_url: str, fakes_url: str, n: int) -> list[str]:
+    if stack != "floor":
+        return ["services.judge"]
+    return [
+        "bench.floor.judge",
+        *("--amqp-url", amqp_url, "--llm-url", f"{fakes_url}/v1"),
+        *("--concurrency", str(min(max(n, 8), 1_000))),
     ]
 
 

@@ -14,6 +14,14 @@ measurements as ``make bench`` against two minimal services instead of convsim's
   for the simulated user): consumes the requests and runs each conversation as the fakes
   expect, publishing every event (persistent, mandatory, confirmed) on the topic exchange,
   whose event-log stream is bound as the contract's; acks the request after ``completed``.
+  With ``--bot llm`` the bot is an OpenAI-compatible model (the openai SDK, as the user); with
+  ``--limits`` every bot call holds one of ``--cap`` permits on the broker (convsim's permit
+  pool: a quorum queue of permit messages, handed on between the calls waiting in one process)
+  and a wait past 100 ms is announced with ``waiting``, as the contract asks; turns and
+  ``completed`` carry the LLM calls' ``usage``.
+- ``bench.floor.judge`` (with ``--judge``; aio-pika and the openai SDK): learns each
+  simulation's criteria from its ``queued`` event, grades each ``completed`` one with one LLM
+  call and publishes ``judged``, both through the contract's ``convsim.judge`` quorum queue.
 
 ``python -m bench --stack floor-gateway`` puts convsim's orchestrators behind the floor's
 gateway (``--join-topology``: it declares nothing, it joins the queues and exchanges convsim's

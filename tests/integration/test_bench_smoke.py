@@ -210,6 +210,29 @@ def test_the_floor_stack_runs_the_same_workload_to_whole_transcripts(tmp_path: P
 
 @pytest.mark.usefixtures("local_broker")
 @pytest.mark.timeout(300)
+def test_the_floor_stack_runs_every_mode_to_whole_judged_transcripts(tmp_path: Path) -> None:
+    """``--stack floor --bot llm --judge --limits``: the floor's orchestrator calls an
+    openai_chat bot holding one of 2 permits per call (waits announced), and the floor's judge
+    grades every simulation."""
+    n, turns = 5, 2
+    run, result = _bench(
+        tmp_path,
+        *("--stack", "floor", "--n", str(n), "--turns", str(turns), "--latency", "0.2"),
+        *("--bot", "llm", "--judge", "--limits", "--cap", "2"),
+    )
+    ours = result["ours"]
+    assert result["errors"] == []
+    assert ours["complete"] == n
+    assert ours["verdicts"] == n
+    assert "waiting" in ours["topic_delay_by_kind"]  # 5 first calls, 2 at once, 0.2 s each
+    assert ours["published_events"] == ours["events"] + n  # and one verdict each
+    assert {"judge", "gateway", "orchestrator-1"} <= set(ours["cpu_ms_per_event"])
+    assert "floor judge" in (tmp_path / "judge.log").read_text()  # the floor's, not convsim's
+    assert "simulations judged" in run.stdout
+
+
+@pytest.mark.usefixtures("local_broker")
+@pytest.mark.timeout(300)
 def test_convsims_orchestrators_run_behind_the_floor_gateway(tmp_path: Path) -> None:
     """``--stack floor-gateway``: convsim's orchestrators, and the floor's gateway joined to
     the topology they declared; every transcript whole and in order, read from the floor's
