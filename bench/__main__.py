@@ -20,6 +20,7 @@ import json
 import os
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,14 @@ from bench.capacity import CAPACITY_STEPS, search_capacity
 from bench.modes import Modes
 from bench.processes import DRIVING, Process, free_port, pid_usage, rabbitmq_pid
 from bench.rate_limit import rate_report
-from bench.report import STACK_TITLES, machine, print_capacity, print_report, summarise
+from bench.report import (
+    STACK_TITLES,
+    cpu_per_event,
+    machine,
+    print_capacity,
+    print_report,
+    summarise,
+)
 from bench.workload import run_baseline, run_ours
 
 ORCHESTRATOR_READY = "app started successfully"
@@ -106,6 +114,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "(with --judge) judge, with --bot llm and --limits too; floor-gateway: convsim's "
         "orchestrators behind bench.floor's gateway, the default workload only (both floor "
         "stacks: the bench driver only)",
+    )
+    parser.add_argument(
+        "--idle-s",
+        type=float,
+        default=0.0,
+        help="before the run, measure each process's CPU at rest for this many seconds, and "
+        "report what that rate costs per event over the run's makespan",
     )
     parser.add_argument("--json", type=Path, help="write the result here")
     parser.add_argument("--logs", type=Path, help="process logs here (default: a temp dir)")
@@ -236,6 +251,8 @@ def run(args: argparse.Namespace, n: int | None = None) -> dict[str, Any]:
             watched["driver (this process)"] = os.getpid()
             if (broker_pid := rabbitmq_pid()) is not None:
                 watched["rabbitmq"] = broker_pid
+            if args.idle_s:
+                result["idle_cpu_s_per_s"] = _cpu_at_rest(watched, args.idle_s)
             before = {name: pid_usage(pid) for name, pid in watched.items()}
             (logs / DRIVING).touch()
             ours = asyncio.run(
@@ -250,6 +267,14 @@ def run(args: argparse.Namespace, n: int | None = None) -> dict[str, Any]:
                 for name in after
             }
             result["ours"] = summarise(ours, n, ideal, result["processes"])
+            if args.idle_s:
+                result["ours"]["idle_cpu_ms_per_event"] = cpu_per_event(
+                    {
+                        name: {"cpu_s": rate * ours.makespan_s}
+                        for name, rate in result["idle_cpu_s_per_s"].items()
+                    },
+                    ours.published,
+                )
             result["errors"] = ours.errors
             if args.llm_rpm:
                 stats = httpx.get(f"{fakes_url}/stats", timeout=30).json()
@@ -275,6 +300,16 @@ def run(args: argparse.Namespace, n: int | None = None) -> dict[str, Any]:
             for process in reversed(processes):
                 process.stop()
     return result
+
+
+def _cpu_at_rest(watched: dict[str, int], seconds: float) -> dict[str, float]:
+    """Each process's CPU seconds per second while nothing is sent (a timed measurement)."""
+    before = {name: pid_usage(pid).cpu_s for name, pid in watched.items()}
+    time.sleep(seconds)
+    return {
+        name: round((pid_usage(pid).cpu_s - before[name]) / seconds, 4)
+        for name, pid in watched.items()
+    }
 
 
 def _wait_started(orchestrators: list[Process]) -> None:

@@ -170,6 +170,10 @@ def print_report(result: dict[str, Any]) -> None:
         cpu = ours["cpu_ms_per_event"]
         parts = " + ".join(f"{name} {ms:.2f}" for name, ms in cpu.items() if name != "total")
         table.add_row("CPU per event (services)", f"{cpu['total']:.2f} ms ({parts})")
+    if "idle_cpu_ms_per_event" in ours:
+        idle = ours["idle_cpu_ms_per_event"]
+        parts = " + ".join(f"{name} {ms:.2f}" for name, ms in idle.items() if name != "total")
+        table.add_row("  of which at rest (--idle-s)", f"{idle['total']:.2f} ms ({parts})")
     if workload.get("judge"):
         table.add_row("simulations judged", f"{ours['verdicts']} of {workload['n']}")
     table.add_row("transcripts complete and in order", f"{ours['complete']} of {workload['n']}")

@@ -218,7 +218,7 @@ def test_the_floor_stack_runs_every_mode_to_whole_judged_transcripts(tmp_path: P
     run, result = _bench(
         tmp_path,
         *("--stack", "floor", "--n", str(n), "--turns", str(turns), "--latency", "0.2"),
-        *("--bot", "llm", "--judge", "--limits", "--cap", "2"),
+        *("--bot", "llm", "--judge", "--limits", "--cap", "2", "--idle-s", "0.5"),
     )
     ours = result["ours"]
     assert result["errors"] == []
@@ -228,6 +228,9 @@ def test_the_floor_stack_runs_every_mode_to_whole_judged_transcripts(tmp_path: P
     assert ours["published_events"] == ours["events"] + n  # and one verdict each
     assert {"judge", "gateway", "orchestrator-1"} <= set(ours["cpu_ms_per_event"])
     assert "floor judge" in (tmp_path / "judge.log").read_text()  # the floor's, not convsim's
+    assert set(ours["idle_cpu_ms_per_event"]) == set(ours["cpu_ms_per_event"])
+    assert "rabbitmq" in result["idle_cpu_s_per_s"]
+    assert "of which at rest" in run.stdout
     assert "simulations judged" in run.stdout
 
 
