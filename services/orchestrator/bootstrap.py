@@ -31,6 +31,7 @@ from services.orchestrator.event_publisher import DeliveryEventSink
 from services.orchestrator.held_runs import HeldRuns
 from services.orchestrator.metrics import MeteredEventSink, OrchestratorMetrics
 from services.orchestrator.permits import ConcurrencyLimits, PermitPool
+from services.orchestrator.permits.pool import hand_on_within
 from services.orchestrator.ports import BotPort
 from services.orchestrator.provenance import ProvenanceFacts, convsim_version
 from services.orchestrator.rates import LimitGate, RateLimits, RateTokens
@@ -149,7 +150,16 @@ async def _permits(
     connection = await open_log_connection(
         stack, settings, "orchestrator-permits", heartbeat_s=settings.amqp_heartbeat_s
     )
-    pool = PermitPool(connection, limits, settings.replication()) if limits.any else None
+    pool = (
+        PermitPool(
+            connection,
+            limits,
+            settings.replication(),
+            hand_on_s=hand_on_within(settings.amqp_heartbeat_s),
+        )
+        if limits.any
+        else None
+    )
     if pool is not None:
         stack.push_async_callback(pool.close)
     tokens = RateTokens(connection, rates) if rates.any else None

@@ -44,6 +44,15 @@ def _limited_env(isolated: IsolatedStack, max_concurrency: int) -> dict[str, str
     }
 
 
+async def _eventually_free(amqp_url: str, queues: PermitQueues, count: int) -> None:
+    """Until the queue holds ``count`` permits (a nack has no answer: the requeue follows)."""
+
+    async def free() -> bool:
+        return await _free_permits(amqp_url, queues) == count
+
+    await eventually(free, timeout_s=10, what=f"{count} free permits in {queues.permits}")
+
+
 async def _free_permits(amqp_url: str, queues: PermitQueues) -> int:
     """How many permits the queue holds right now (taken and given back on a channel of
     its own)."""
@@ -205,7 +214,7 @@ async def test_a_permit_survives_any_number_of_returns(
         permit = await asyncio.wait_for(pool.acquire("reused"), 10)
         await permit.release()
     await pool.close()
-    assert await _free_permits(isolated.broker.amqp_url, PermitQueues("reused", 1)) == 1
+    await _eventually_free(isolated.broker.amqp_url, PermitQueues("reused", 1), 1)
 
 
 async def test_a_permit_passes_between_waiting_calls_as_one_delivery_until_hand_on_time(
@@ -232,5 +241,5 @@ async def test_a_permit_passes_between_waiting_calls_as_one_delivery_until_hand_
     assert isinstance(last, BrokerPermit)
     assert last.message.delivery_tag != first
     await last.release()
-    assert await _free_permits(isolated.broker.amqp_url, queues) == 1
+    await _eventually_free(isolated.broker.amqp_url, queues, 1)
     await pool.close()

@@ -8,17 +8,34 @@ import asyncio
 from typing import Any, cast
 
 from aio_pika.abc import AbstractQueue, AbstractRobustConnection
+from aio_pika.exceptions import ChannelInvalidStateError
 
 from contracts.topology import Replication
 from contracts.work_class import WorkClass
 from services.orchestrator.permits import ConcurrencyLimits
-from services.orchestrator.permits.pool import HAND_ON_S, BrokerPermit, PermitPool
+from services.orchestrator.permits.pool import HAND_ON_S, BrokerPermit, PermitPool, hand_on_within
 
 RESOURCE = "lesson"
 
 
 class FakeChannel:
     is_closed = False
+
+
+class FakeDelivery:
+    """What aio-pika's IncomingMessage.channel does: the channel, or an error once closed."""
+
+    def __init__(self) -> None:
+        self._channel = FakeChannel()
+
+    @property
+    def channel(self) -> FakeChannel:
+        if self._channel.is_closed:
+            raise ChannelInvalidStateError
+        return self._channel
+
+    def close_channel(self) -> None:
+        self._channel.is_closed = True
 
 
 class FakePermitMessage:
@@ -52,10 +69,10 @@ class FakePermitsQueue:
         return FakePermitMessage(self)
 
 
-class CountedPermit:
+class CountedPermit(FakeDelivery):
     def __init__(self, queue: CountedPermitsQueue) -> None:
+        super().__init__()
         self._queue = queue
-        self.channel = FakeChannel()
         self.message_count = 0
 
     async def nack(self, requeue: bool = True) -> None:
@@ -83,13 +100,13 @@ class CountedPermitsQueue:
         return message
 
 
-def pool_over(queue: CountedPermitsQueue, size: int) -> PermitPool:
+def pool_over(queue: CountedPermitsQueue, size: int, *, min_poll_s: float = 0.01) -> PermitPool:
     pool = PermitPool(
         cast("AbstractRobustConnection", None),
         ConcurrencyLimits(targets={RESOURCE: size}),
         Replication(),
-        min_poll_s=0.01,
-        max_poll_s=0.05,
+        min_poll_s=min_poll_s,
+        max_poll_s=max(min_poll_s, 0.05),
     )
     pool._resource(RESOURCE).queue = cast("AbstractQueue", queue)
     return pool
@@ -145,7 +162,7 @@ async def test_a_permit_whose_channel_closed_is_not_handed_on() -> None:
     pool = pool_over(queue, 1)
     try:
         held, [waiting] = await permit_and_waiters(pool, "single")
-        held.message.channel.is_closed = True  # type: ignore[misc]
+        cast("CountedPermit", held.message).close_channel()
         await held.release()
         assert queue.returned == 1
         got = await asyncio.wait_for(waiting, 2)
@@ -202,3 +219,26 @@ async def test_a_waiter_that_comes_while_an_unwanted_permit_goes_back_is_served(
         assert queue.returned == 2
     finally:
         await pool.close()
+
+
+async def test_the_poller_takes_the_next_permit_at_once_only_while_more_are_ready() -> None:
+    queue = CountedPermitsQueue(2)
+    pool = pool_over(queue, 2, min_poll_s=60.0)  # no poll on the backoff during the test
+    try:
+        waiting = [asyncio.create_task(pool.acquire(RESOURCE)) for _ in range(3)]
+        first, second = [await asyncio.wait_for(task, 2) for task in waiting[:2]]
+        for _ in range(10):
+            await asyncio.sleep(0)  # the poller runs as far as it will
+        assert queue.gets == 2  # the second get left none ready: no empty get at once
+        assert not waiting[2].done()
+        await first.release()  # handed on to the third call, not through the broker
+        assert (await asyncio.wait_for(waiting[2], 2)).message is first.message
+        assert queue.gets == 2
+        await second.release()
+    finally:
+        await pool.close()
+
+
+def test_a_short_heartbeat_shortens_the_hand_on() -> None:
+    assert hand_on_within(30) == HAND_ON_S
+    assert hand_on_within(2) == 1.0

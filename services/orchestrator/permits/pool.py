@@ -9,8 +9,10 @@ requeues every permit it held.
 
 A call that ends while another call here waits for the same resource hands its permit on
 (the message stays unacked on the same channel) instead of returning it and taking it again:
-two broker round trips less per call while the resource is busy. A permit is handed on for
-at most HAND_ON_S after it was taken from the broker, then it goes back, so the other replicas'
+two broker round trips less per call while the resource is busy. A permit is handed on only
+within ``hand_on_s`` of its basic.get (HAND_ON_S, and at most half the AMQP heartbeat: a loop
+frozen long enough for the broker to drop the connection, which returns the permit to the
+queue, makes every permit it held older than that), then it goes back, so the other replicas'
 pollers find it; one whose channel closed (the broker has it back already) is never handed on.
 """
 
@@ -22,6 +24,7 @@ import logging
 from collections import deque
 
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue, AbstractRobustConnection
+from aio_pika.exceptions import ChannelInvalidStateError
 
 from contracts.topology import Replication
 from contracts.work_class import WorkClass
@@ -37,13 +40,20 @@ from services.orchestrator.resource_polling import (
     ResourcePollers,
 )
 
-__all__ = ["HAND_ON_S", "BrokerPermit", "PermitPool"]
+__all__ = ["HAND_ON_S", "BrokerPermit", "PermitPool", "hand_on_within"]
 
 logger = logging.getLogger(__name__)
 
 HAND_ON_S = 5.0
 """How long after it was taken from the broker a permit may still be handed on to a call
-waiting in this process; after that it goes back to the permits queue on release."""
+waiting in this process (less with a short heartbeat: ``hand_on_within``); after that it goes
+back to the permits queue on release."""
+
+
+def hand_on_within(heartbeat_s: float) -> float:
+    """HAND_ON_S, or half the AMQP heartbeat when that is shorter (the broker drops a silent
+    connection after missing heartbeats, not sooner)."""
+    return min(HAND_ON_S, heartbeat_s / 2)
 
 
 class BrokerPermit:
@@ -73,9 +83,10 @@ class BrokerPermit:
 class _Resource(PolledResource):
     """The waiters of one resource and the task that polls its permits queue for them."""
 
-    def __init__(self, queues: PermitQueues) -> None:
+    def __init__(self, queues: PermitQueues, hand_on_s: float) -> None:
         super().__init__()
         self.queues = queues
+        self.hand_on_s = hand_on_s
         self.waiters: deque[tuple[WorkClass, asyncio.Future[BrokerPermit]]] = deque()
         self.released = asyncio.Event()
         self.queue: AbstractQueue | None = None
@@ -93,12 +104,15 @@ class _Resource(PolledResource):
 
     def hand_on(self, permit: BrokerPermit) -> bool:
         """Give a released permit to the next call waiting here, when that is allowed: it was
-        taken from the broker less than HAND_ON_S ago, its channel is open, and the waiter
-        is not a suite member (whether it may take one of the last permits is known only
-        from a basic.get). Whether it was handed on."""
-        if asyncio.get_running_loop().time() - permit.taken_at >= HAND_ON_S:
+        taken from the broker less than ``hand_on_s`` ago, its channel is open, and the waiter
+        is not a suite member held to a reserve (whether it may take one of the last permits
+        is known only from a basic.get). Whether it was handed on."""
+        if asyncio.get_running_loop().time() - permit.taken_at >= self.hand_on_s:
             return False
-        if permit.message.channel.is_closed:
+        try:
+            if permit.message.channel.is_closed:
+                return False
+        except ChannelInvalidStateError:  # aio-pika's answer for a closed channel
             return False
         waiter = self.next_waiter()
         if waiter is None or reserved(waiter[0], self.queues.size) > 0:
@@ -120,10 +134,12 @@ class PermitPool(ResourcePollers[_Resource]):
         *,
         min_poll_s: float = MIN_POLL_S,
         max_poll_s: float = MAX_POLL_S,
+        hand_on_s: float = HAND_ON_S,
     ) -> None:
         super().__init__(connection, min_poll_s=min_poll_s, max_poll_s=max_poll_s)
         self._limits = limits
         self._replication = replication
+        self._hand_on_s = hand_on_s
 
     def limits(self, resource: str) -> bool:
         return self._limits.size_of(resource) is not None
@@ -150,7 +166,8 @@ class PermitPool(ResourcePollers[_Resource]):
             size = self._limits.size_of(resource)
             if size is None:
                 raise ValueError(f"{resource!r} has no limit")
-            state = self._resources[resource] = _Resource(PermitQueues(resource, size))
+            queues = PermitQueues(resource, size)
+            state = self._resources[resource] = _Resource(queues, self._hand_on_s)
         return state
 
     async def _queue(self, state: _Resource) -> AbstractQueue:
@@ -161,8 +178,9 @@ class PermitPool(ResourcePollers[_Resource]):
         return state.queue
 
     async def _poll(self, state: _Resource) -> None:
-        """Get permits while anyone here waits: at once after a local release, else with a
-        jittered backoff from min_poll_s to max_poll_s; no busy loop."""
+        """Get permits while anyone here waits: at once after a local release or while the
+        broker says more are ready, else with a jittered backoff from min_poll_s to
+        max_poll_s; no busy loop."""
         backoff = Backoff(self._min_poll_s, self._max_poll_s)
         while state.has_waiters():
             message: AbstractIncomingMessage | None = None
@@ -185,10 +203,14 @@ class PermitPool(ResourcePollers[_Resource]):
                 work_class, future = waiter
                 left = message.message_count or 0
                 if left >= reserved(work_class, state.queues.size):
-                    backoff.reset()
                     state.waiters.remove(waiter)
                     future.set_result(permit)
-                    continue
-                await permit.release()  # one of the last: kept for a higher class; back off
+                    if left:
+                        backoff.reset()
+                        continue  # more are ready: the next at once
+                    # None left: the next get waits for a release here or the backoff (an
+                    # empty get at once, then every few ms, would be most of the traffic).
+                else:
+                    await permit.release()  # one of the last: kept for a higher class
             state.released.clear()
             await backoff.wait(state.released)
