@@ -211,8 +211,7 @@ async def test_a_waiter_that_comes_while_an_unwanted_permit_goes_back_is_served(
         queue.first_get_may_return.set()
         await asyncio.wait_for(queue.in_nack.wait(), 2)
         second = asyncio.create_task(pool.acquire(RESOURCE))  # while the permit goes back
-        # It finds the poller running and wakes it (set as it starts to wait).
-        await asyncio.wait_for(pool._resource(RESOURCE).released.wait(), 2)
+        await asyncio.sleep(0)  # it finds the poller running: the poller's loop serves it
         queue.nack_may_return.set()
         permit = await asyncio.wait_for(second, 2)
         await permit.release()
@@ -242,3 +241,23 @@ async def test_the_poller_takes_the_next_permit_at_once_only_while_more_are_read
 def test_a_short_heartbeat_shortens_the_hand_on() -> None:
     assert hand_on_within(30) == HAND_ON_S
     assert hand_on_within(2) == 1.0
+
+
+async def test_a_call_of_another_class_wakes_a_poller_that_kept_the_last_permit_back() -> None:
+    queue = CountedPermitsQueue(5)
+    pool = pool_over(queue, 5, min_poll_s=60.0)  # no poll on the backoff during the test
+    try:
+        held = [await asyncio.wait_for(pool.acquire(RESOURCE), 2) for _ in range(4)]
+        suite = asyncio.create_task(pool.acquire(RESOURCE, "suite"))
+        for _ in range(10):
+            await asyncio.sleep(0)  # the poller takes the last permit and gives it back
+        assert queue.returned == 1
+        assert not suite.done()
+        single = await asyncio.wait_for(pool.acquire(RESOURCE), 2)  # wakes the poller
+        assert queue.gets == 6
+        assert not suite.done()
+        for permit in [*held, single]:
+            await permit.release()
+        await asyncio.wait_for(suite, 2)
+    finally:
+        await pool.close()

@@ -89,6 +89,9 @@ class _Resource(PolledResource):
         self.hand_on_s = hand_on_s
         self.waiters: deque[tuple[WorkClass, asyncio.Future[BrokerPermit]]] = deque()
         self.released = asyncio.Event()
+        self.kept_for_others = False
+        """The poller's last permit went back because only suite members waited and it was one
+        of the last: a call of another class that comes now wakes the poller."""
         self.queue: AbstractQueue | None = None
 
     def next_waiter(self) -> tuple[WorkClass, asyncio.Future[BrokerPermit]] | None:
@@ -151,7 +154,7 @@ class PermitPool(ResourcePollers[_Resource]):
         waiter: asyncio.Future[BrokerPermit] = asyncio.get_running_loop().create_future()
         state.waiters.append((work_class, waiter))
         started = self._start_poller(state, f"permits {resource}")
-        if not started and work_class != "suite":
+        if not started and work_class != "suite" and state.kept_for_others:
             state.released.set()  # a poller backing off for suite members: try again now
         try:
             return await waiter
@@ -202,7 +205,8 @@ class PermitPool(ResourcePollers[_Resource]):
                     continue
                 work_class, future = waiter
                 left = message.message_count or 0
-                if left >= reserved(work_class, state.queues.size):
+                state.kept_for_others = left < reserved(work_class, state.queues.size)
+                if not state.kept_for_others:
                     state.waiters.remove(waiter)
                     future.set_result(permit)
                     if left:
