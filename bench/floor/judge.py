@@ -18,13 +18,11 @@ import uvloop
 from aio_pika.abc import AbstractExchange, AbstractIncomingMessage
 
 from bench.fakes import JUDGE_MODEL
-from bench.floor.names import PUBLISH_TIMEOUT_S, declare_floor_topology
+from bench.floor.names import PUBLISH_TIMEOUT_S, confirmed_floor_channel, floor_llm_client
 from contracts.names import JUDGE_QUEUE, event_routing_key
-from services.common.openai_client import build_openai_client
 
 __all__ = ["FloorJudge", "main"]
 
-TIMEOUT_S = 60.0
 READY_LINE = "floor judge: app started successfully"
 """What the bench waits for in this process's log (as for convsim's judge)."""
 BINDINGS = ("simulation.*.queued", "simulation.*.completed")
@@ -94,17 +92,9 @@ class FloorJudge:
 
 async def serve(amqp_url: str, llm_url: str, concurrency: int) -> None:
     connection = await aio_pika.connect_robust(amqp_url)
-    llm = build_openai_client(
-        api_key="floor-not-a-key",
-        base_url=llm_url,
-        read_timeout_s=TIMEOUT_S,
-        connect_timeout_s=TIMEOUT_S,
-        max_connections=concurrency,
-    )
+    llm = floor_llm_client(llm_url, concurrency)
     try:
-        channel = await connection.channel(publisher_confirms=True)
-        await channel.set_qos(prefetch_count=concurrency)
-        exchanges = await declare_floor_topology(channel)
+        channel, exchanges = await confirmed_floor_channel(connection, concurrency)
         queue = await channel.declare_queue(
             JUDGE_QUEUE, durable=True, arguments={"x-queue-type": "quorum"}
         )

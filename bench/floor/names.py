@@ -1,12 +1,13 @@
-"""What both floor services do on the broker the same way: declare the contract's topology
-and publish an event."""
+"""What the floor services do the same way: declare the contract's topology on a confirmed
+channel, publish an event, and build the LLM client."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import aio_pika
-from aio_pika.abc import AbstractChannel, AbstractExchange, ExchangeType
+import openai
+from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractExchange, ExchangeType
 
 from contracts.names import (
     ALL_SIMULATION_EVENTS,
@@ -17,16 +18,22 @@ from contracts.names import (
     SIMULATIONS_QUEUE,
     event_routing_key,
 )
+from services.common.openai_client import build_openai_client
 
 __all__ = [
+    "CALL_TIMEOUT_S",
     "PUBLISH_TIMEOUT_S",
     "FloorExchanges",
+    "confirmed_floor_channel",
     "declare_floor_topology",
+    "floor_llm_client",
     "joined_topology",
     "publish_floor_event",
 ]
 
 PUBLISH_TIMEOUT_S = 30.0
+CALL_TIMEOUT_S = 60.0
+"""Every HTTP call of the floor services (bot, LLM)."""
 
 
 @dataclass(frozen=True)
@@ -73,4 +80,25 @@ async def publish_floor_event(
         routing_key=event_routing_key(simulation_id, kind),
         mandatory=True,
         timeout=PUBLISH_TIMEOUT_S,
+    )
+
+
+async def confirmed_floor_channel(
+    connection: AbstractConnection, prefetch: int
+) -> tuple[AbstractChannel, FloorExchanges]:
+    """A channel with publisher confirms and ``prefetch`` deliveries at once, on the declared
+    topology."""
+    channel = await connection.channel(publisher_confirms=True)
+    await channel.set_qos(prefetch_count=prefetch)
+    return channel, await declare_floor_topology(channel)
+
+
+def floor_llm_client(llm_url: str, max_connections: int) -> openai.AsyncOpenAI:
+    """The OpenAI client of a floor service, as convsim builds its own."""
+    return build_openai_client(
+        api_key="floor-not-a-key",
+        base_url=llm_url,
+        read_timeout_s=CALL_TIMEOUT_S,
+        connect_timeout_s=CALL_TIMEOUT_S,
+        max_connections=max_connections,
     )

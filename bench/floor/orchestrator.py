@@ -23,10 +23,14 @@ import uvloop
 from aio_pika.abc import AbstractExchange, AbstractIncomingMessage
 
 from bench.fakes import BOT_MODEL
-from bench.floor.names import declare_floor_topology, publish_floor_event
+from bench.floor.names import (
+    CALL_TIMEOUT_S,
+    confirmed_floor_channel,
+    floor_llm_client,
+    publish_floor_event,
+)
 from contracts.names import SIMULATIONS_QUEUE
 from contracts.topology import Replication
-from services.common.openai_client import build_openai_client
 from services.orchestrator.bots.robot_ai_lesson import INIT_PATH, WEBHOOK_PATH
 from services.orchestrator.bots.transport import build_bot_http_client
 from services.orchestrator.permits import ConcurrencyLimits, PermitPool
@@ -34,7 +38,6 @@ from services.orchestrator.simulation import PERMIT_GRACE_S
 
 __all__ = ["FloorOrchestrator", "SimulationEvents", "main"]
 
-TIMEOUT_S = 60.0
 USER_MODEL = "floor-user"
 PERSONA = "You are a learner."
 BOT_RESOURCE = "floor-bot"
@@ -262,19 +265,11 @@ async def serve(
         )
     )
     bot = build_bot_http_client(
-        read_timeout_s=TIMEOUT_S, connect_timeout_s=TIMEOUT_S, max_connections=in_flight
+        read_timeout_s=CALL_TIMEOUT_S, connect_timeout_s=CALL_TIMEOUT_S, max_connections=in_flight
     )
-    llm = build_openai_client(
-        api_key="floor-not-a-key",
-        base_url=llm_url,
-        read_timeout_s=TIMEOUT_S,
-        connect_timeout_s=TIMEOUT_S,
-        max_connections=in_flight,
-    )
+    llm = floor_llm_client(llm_url, in_flight)
     try:
-        channel = await connection.channel(publisher_confirms=True)
-        await channel.set_qos(prefetch_count=in_flight)
-        exchanges = await declare_floor_topology(channel)
+        channel, exchanges = await confirmed_floor_channel(connection, in_flight)
         orchestrator = FloorOrchestrator(
             exchanges.events, bot, bot_url, llm, llm_bot=llm_bot, permits=permits
         )

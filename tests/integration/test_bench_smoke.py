@@ -84,18 +84,12 @@ def test_a_typical_client_follows_llm_bot_simulations_that_wait_on_permits_and_a
         *("--n", str(n), "--turns", str(turns), "--latency", "0.2"),
         *("--client", "typical", "--bot", "llm", "--judge", "--limits", "--cap", "2"),
     )
-    ours = result["ours"]
-    assert result["errors"] == []
-    assert ours["complete"] == n
-    assert ours["verdicts"] == n
+    ours = _judged_after_waits(result, n)
     assert ours["verdict_delay"]["p50_ms"] > 0
     assert ours["events"] >= n * (1 + 1 + 2 * turns)  # queued, started, turns; waiting too
     assert ours["live_events"] + ours["replayed_events"] == ours["events"]
     assert ours["live_events"] > 0
     assert "judged" in ours["topic_delay_by_kind"]
-    assert "waiting" in ours["topic_delay_by_kind"]  # 5 first calls, 2 at once, 0.2 s each
-    assert ours["published_events"] == ours["events"] + n  # and one verdict each
-    assert {"judge", "gateway", "orchestrator-1"} <= set(ours["cpu_ms_per_event"])
     assert (
         result["workload"] | {"client": "typical", "bot": "llm", "judge": True}
         == (result["workload"])
@@ -220,13 +214,7 @@ def test_the_floor_stack_runs_every_mode_to_whole_judged_transcripts(tmp_path: P
         *("--stack", "floor", "--n", str(n), "--turns", str(turns), "--latency", "0.2"),
         *("--bot", "llm", "--judge", "--limits", "--cap", "2", "--idle-s", "0.5"),
     )
-    ours = result["ours"]
-    assert result["errors"] == []
-    assert ours["complete"] == n
-    assert ours["verdicts"] == n
-    assert "waiting" in ours["topic_delay_by_kind"]  # 5 first calls, 2 at once, 0.2 s each
-    assert ours["published_events"] == ours["events"] + n  # and one verdict each
-    assert {"judge", "gateway", "orchestrator-1"} <= set(ours["cpu_ms_per_event"])
+    ours = _judged_after_waits(result, n)
     assert "floor judge" in (tmp_path / "judge.log").read_text()  # the floor's, not convsim's
     assert set(ours["idle_cpu_ms_per_event"]) == set(ours["cpu_ms_per_event"])
     assert "rabbitmq" in result["idle_cpu_s_per_s"]
@@ -253,3 +241,16 @@ def test_convsims_orchestrators_run_behind_the_floor_gateway(tmp_path: Path) -> 
     assert READY_LINE not in orchestrator_log  # convsim's orchestrator, not the floor's
     assert "app started successfully" in orchestrator_log
     assert "convsim's orchestrators behind the floor gateway (bench/floor) bench: N=6" in run.stdout
+
+
+def _judged_after_waits(result: dict[str, Any], n: int) -> dict[str, Any]:
+    """Checks of a run of n simulations with every mode on (a cap of 2, 0.2 s calls): whole,
+    judged, with waits announced; its ``ours``."""
+    ours: dict[str, Any] = result["ours"]
+    assert result["errors"] == []
+    assert ours["complete"] == n
+    assert ours["verdicts"] == n
+    assert "waiting" in ours["topic_delay_by_kind"]  # n first calls, 2 at once
+    assert ours["published_events"] == ours["events"] + n  # and one verdict each
+    assert {"judge", "gateway", "orchestrator-1"} <= set(ours["cpu_ms_per_event"])
+    return ours

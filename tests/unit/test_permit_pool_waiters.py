@@ -5,8 +5,10 @@ while another call waits is handed on to it, within HAND_ON_S and on an open cha
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any, cast
 
+import pytest
 from aio_pika.abc import AbstractQueue, AbstractRobustConnection
 from aio_pika.exceptions import ChannelInvalidStateError
 
@@ -142,27 +144,25 @@ async def test_a_permit_passes_between_the_calls_waiting_here_without_the_broker
         await pool.close()
 
 
-async def test_a_permit_held_past_the_hand_on_time_goes_back_to_the_broker() -> None:
+def _aged(permit: BrokerPermit) -> None:
+    permit.taken_at -= HAND_ON_S
+
+
+def _channel_closed(permit: BrokerPermit) -> None:
+    cast("CountedPermit", permit.message).close_channel()
+
+
+@pytest.mark.parametrize("spoil", [_aged, _channel_closed], ids=["held too long", "closed"])
+async def test_a_permit_held_too_long_or_on_a_closed_channel_is_not_handed_on(
+    spoil: Callable[[BrokerPermit], None],
+) -> None:
+    """Held past the hand-on time it goes back to the broker (where any replica may take it);
+    from a closed channel the broker has it back already."""
     queue = CountedPermitsQueue(1)
     pool = pool_over(queue, 1)
     try:
         held, [waiting] = await permit_and_waiters(pool, "single")
-        held.taken_at -= HAND_ON_S
-        await held.release()
-        assert queue.returned == 1  # the waiter takes it from the broker, as any replica may
-        got = await asyncio.wait_for(waiting, 2)
-        assert got.message is not held.message
-        await got.release()
-    finally:
-        await pool.close()
-
-
-async def test_a_permit_whose_channel_closed_is_not_handed_on() -> None:
-    queue = CountedPermitsQueue(1)
-    pool = pool_over(queue, 1)
-    try:
-        held, [waiting] = await permit_and_waiters(pool, "single")
-        cast("CountedPermit", held.message).close_channel()
+        spoil(held)
         await held.release()
         assert queue.returned == 1
         got = await asyncio.wait_for(waiting, 2)
