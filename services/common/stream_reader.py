@@ -322,48 +322,22 @@ class StreamFollower:
         backlog read before the marker keeps it busy, not stalled)."""
         loop = asyncio.get_running_loop()
         confirmed_at = loop.time()
+        consumer = self._consumer  # the one that must deliver the marker
         while not marker.done():
             quiet_s = loop.time() - max(self._last_delivery_at, confirmed_at)
             if quiet_s >= stalled_s:
-                await self._consume_again(channel, self._consumer, waited_s=quiet_s)
+                if consumer is not None and self._consumer is consumer:
+                    logger.warning(
+                        "%s delivered nothing for %.1f s, not even a marker it holds: consuming "
+                        "again from offset %s",
+                        self._stream,
+                        quiet_s,
+                        self._resume_at,
+                    )
+                    self._resume_soon(channel, replacing=consumer)
                 break
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(marker), stalled_s - quiet_s)
+            await asyncio.wait({marker}, timeout=stalled_s - quiet_s)
         await marker
-
-    async def _consume_again(
-        self,
-        channel: AbstractRobustChannel,
-        stalled: tuple[AbstractRobustQueue, str] | None,
-        *,
-        waited_s: float,
-    ) -> None:
-        """Replace the consumer that stalled: cancel it (were it only slow, two consumers would
-        see everything twice) and consume from the offset after the last message seen. Not
-        when it was replaced meanwhile (a reopen, a broker cancel, another sync) or stopped."""
-        async with self._resuming:
-            if self._stopped or self._consumer is not stalled:
-                return
-            logger.warning(
-                "%s delivered nothing for %.1f s, not even a marker it holds: consuming again "
-                "from offset %s",
-                self._stream,
-                waited_s,
-                self._resume_at,
-            )
-            consumer, self._consumer = self._consumer, None
-            self._consuming.clear()
-            if consumer is not None:
-                queue, tag = consumer
-                with contextlib.suppress(AMQPError, ConnectionError, ChannelInvalidStateError):
-                    await queue.cancel(tag)
-            try:
-                await self._consume(channel)
-            except (AMQPError, ConnectionError, ChannelInvalidStateError) as exc:
-                # e.g. no member on this node yet: the channel closes, its reopen consumes again
-                raise FollowerUnavailable(
-                    f"{self._stream}: could not consume again after a stall: {exc!r}"
-                ) from exc
 
     async def _consume(self, channel: AbstractRobustChannel) -> None:
         queue = cast("AbstractRobustQueue", await channel.get_queue(self._stream, ensure=False))
@@ -396,19 +370,36 @@ class StreamFollower:
         if channel is not None:
             self._resume_soon(channel)
 
-    def _resume_soon(self, channel: AbstractRobustChannel) -> None:
+    def _resume_soon(
+        self,
+        channel: AbstractRobustChannel,
+        *,
+        replacing: tuple[AbstractRobustQueue, str] | None = None,
+    ) -> None:
         if self._stopped:
             return
         self._consuming.clear()
-        task = asyncio.create_task(self._resume(channel))
+        task = asyncio.create_task(self._resume(channel, replacing))
         self._resumes.add(task)
         task.add_done_callback(self._resumes.discard)
 
-    async def _resume(self, channel: AbstractRobustChannel) -> None:
+    async def _resume(
+        self,
+        channel: AbstractRobustChannel,
+        replacing: tuple[AbstractRobustQueue, str] | None = None,
+    ) -> None:
         """Consume again (a task: the channel's reopen must not wait for it). One at a time;
         after a failed attempt, back off: a channel the broker keeps closing is reopened at
-        once each time."""
+        once each time. ``replacing``: a consumer that stalled, cancelled first (were it only
+        slow, two consumers would see everything twice), unless it was replaced meanwhile."""
         async with self._resuming:
+            if replacing is not None:
+                if self._consumer is not replacing:
+                    return  # a reopen, a broker cancel or another sync consumed again already
+                self._consumer = None
+                queue, tag = replacing
+                with contextlib.suppress(AMQPError, ConnectionError, ChannelInvalidStateError):
+                    await queue.cancel(tag)
             if self._failed_resumes:
                 await asyncio.sleep(min(RESUME_BACKOFF_MAX_S, 0.25 * 2**self._failed_resumes))
             try:
