@@ -20,7 +20,7 @@ from services.orchestrator.permits.pool import HAND_ON_S, BrokerPermit, PermitPo
 RESOURCE = "lesson"
 
 
-class FakeChannel:
+class OpenChannel:
     is_closed = False
 
 
@@ -28,10 +28,10 @@ class FakeDelivery:
     """What aio-pika's IncomingMessage.channel does: the channel, or an error once closed."""
 
     def __init__(self) -> None:
-        self._channel = FakeChannel()
+        self._channel = OpenChannel()
 
     @property
-    def channel(self) -> FakeChannel:
+    def channel(self) -> OpenChannel:
         if self._channel.is_closed:
             raise ChannelInvalidStateError
         return self._channel
@@ -40,11 +40,11 @@ class FakeDelivery:
         self._channel.is_closed = True
 
 
-class FakePermitMessage:
+class FakePermitMessage(FakeDelivery):
     def __init__(self, queue: FakePermitsQueue) -> None:
+        super().__init__()
         self._queue = queue
         self.message_count = 10
-        self.channel = FakeChannel()
 
     async def nack(self, requeue: bool = True) -> None:
         self._queue.in_nack.set()
@@ -102,7 +102,9 @@ class CountedPermitsQueue:
         return message
 
 
-def pool_over(queue: CountedPermitsQueue, size: int, *, min_poll_s: float = 0.01) -> PermitPool:
+def pool_over(
+    queue: FakePermitsQueue | CountedPermitsQueue, size: int, *, min_poll_s: float = 0.01
+) -> PermitPool:
     pool = PermitPool(
         cast("AbstractRobustConnection", None),
         ConcurrencyLimits(targets={RESOURCE: size}),
@@ -194,15 +196,8 @@ async def test_a_suite_member_takes_its_permit_from_the_broker_others_first() ->
 
 
 async def test_a_waiter_that_comes_while_an_unwanted_permit_goes_back_is_served() -> None:
-    pool = PermitPool(
-        cast("AbstractRobustConnection", None),
-        ConcurrencyLimits(targets={RESOURCE: 10}),
-        Replication(),
-        min_poll_s=0.01,
-        max_poll_s=0.05,
-    )
     queue = FakePermitsQueue()
-    pool._resource(RESOURCE).queue = cast("AbstractQueue", queue)
+    pool = pool_over(queue, 10)
     first = asyncio.create_task(pool.acquire(RESOURCE))
     await asyncio.wait_for(queue.in_get.wait(), 2)
     first.cancel()  # its permit arrives after it stopped waiting: it goes back

@@ -74,10 +74,15 @@ class BrokerPermit:
         self._released = True
         if self._resource.hand_on(self):
             return
+        await self.give_back()
+        self._resource.released.set()
+
+    async def give_back(self) -> None:
+        """Back to the permits queue (what the poller does with one it does not hand out)."""
+        self._released = True
         # A stale permit (its channel closed and was reopened) raises here: the broker has it.
         with contextlib.suppress(Exception):
             await asyncio.shield(self.message.nack(requeue=True))
-        self._resource.released.set()
 
 
 class _Resource(PolledResource):
@@ -201,7 +206,7 @@ class PermitPool(ResourcePollers[_Resource]):
                 if waiter is None:
                     # Not ``return``: a call may start waiting while it goes back, and finds
                     # this poller still running (the loop's check sees it).
-                    await permit.release()
+                    await permit.give_back()
                     continue
                 work_class, future = waiter
                 left = message.message_count or 0
@@ -215,6 +220,6 @@ class PermitPool(ResourcePollers[_Resource]):
                     # None left: the next get waits for a release here or the backoff (an
                     # empty get at once, then every few ms, would be most of the traffic).
                 else:
-                    await permit.release()  # one of the last: kept for a higher class
+                    await permit.give_back()  # one of the last: kept for a higher class
             state.released.clear()
             await backoff.wait(state.released)
