@@ -28,7 +28,7 @@ import httpx
 
 from bench.broker import BenchVhost
 from bench.capacity import CAPACITY_STEPS, search_capacity
-from bench.modes import Modes
+from bench.modes import Modes, judge_concurrency
 from bench.processes import DRIVING, Process, free_port, pid_usage, rabbitmq_pid
 from bench.rate_limit import rate_report
 from bench.report import (
@@ -41,8 +41,8 @@ from bench.report import (
 )
 from bench.workload import run_baseline, run_ours
 
-ORCHESTRATOR_READY = "app started successfully"
-"""In an orchestrator's log (convsim's and the floor's) once it consumes the request queue."""
+READY = "app started successfully"
+"""In an orchestrator's or a judge's log (convsim's and the floor's) once it consumes."""
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -246,7 +246,7 @@ def run(args: argparse.Namespace, n: int | None = None) -> dict[str, Any]:
             gateway_urls = list(gateways)
             _wait_started(orchestrators)
             if modes.judge:
-                judge.wait_log("app started successfully")
+                judge.wait_log(READY)
             watched = {p.name: p.popen.pid for p in processes}
             watched["driver (this process)"] = os.getpid()
             if (broker_pid := rabbitmq_pid()) is not None:
@@ -314,7 +314,7 @@ def _cpu_at_rest(watched: dict[str, int], seconds: float) -> dict[str, float]:
 
 def _wait_started(orchestrators: list[Process]) -> None:
     for orchestrator in orchestrators:
-        orchestrator.wait_log(ORCHESTRATOR_READY)
+        orchestrator.wait_log(READY)
 
 
 def _orchestrator_args(
@@ -336,7 +336,7 @@ def _judge_args(stack: str, amqp_url: str, fakes_url: str, n: int) -> list[str]:
     return [
         "bench.floor.judge",
         *("--amqp-url", amqp_url, "--llm-url", f"{fakes_url}/v1"),
-        *("--concurrency", str(min(max(n, 8), 1_000))),
+        *("--concurrency", str(judge_concurrency(n))),
     ]
 
 

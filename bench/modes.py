@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from bench.fakes import BOT_MODEL, JUDGE_MODEL
 
-__all__ = ["CRITERION", "LLM_BOT_TARGET", "OPENING", "Modes"]
+__all__ = ["CRITERION", "LLM_BOT_TARGET", "OPENING", "Modes", "judge_concurrency"]
 
 OPENING = "sẵn sàng"
 CRITERION = "The bot answers every message."
@@ -58,7 +58,7 @@ class Modes:
         return {
             "CONVSIM_JUDGE": "llm",
             "CONVSIM_JUDGE_MODEL": JUDGE_MODEL,
-            "CONVSIM_JUDGE_CONCURRENCY": str(min(max(n, 8), 1_000)),
+            "CONVSIM_JUDGE_CONCURRENCY": str(judge_concurrency(n)),
             "CONVSIM_JUDGE_METRICS_PORT": "0",
         }
 
@@ -84,3 +84,8 @@ class Modes:
         if self.cap:
             parts.append(f"bot cap {self.cap}")
         return ", ".join(parts)
+
+
+def judge_concurrency(n: int) -> int:
+    """Verdicts at once for a run of ``n`` (convsim's judge and the floor's alike)."""
+    return min(max(n, 8), 1_000)

@@ -167,13 +167,9 @@ def print_report(result: dict[str, Any]) -> None:
         )
     if "published_events" in ours:
         table.add_row("events published", str(ours["published_events"]))
-        cpu = ours["cpu_ms_per_event"]
-        parts = " + ".join(f"{name} {ms:.2f}" for name, ms in cpu.items() if name != "total")
-        table.add_row("CPU per event (services)", f"{cpu['total']:.2f} ms ({parts})")
+        table.add_row("CPU per event (services)", _cpu_row(ours["cpu_ms_per_event"]))
     if "idle_cpu_ms_per_event" in ours:
-        idle = ours["idle_cpu_ms_per_event"]
-        parts = " + ".join(f"{name} {ms:.2f}" for name, ms in idle.items() if name != "total")
-        table.add_row("  of which at rest (--idle-s)", f"{idle['total']:.2f} ms ({parts})")
+        table.add_row("  of which at rest (--idle-s)", _cpu_row(ours["idle_cpu_ms_per_event"]))
     if workload.get("judge"):
         table.add_row("simulations judged", f"{ours['verdicts']} of {workload['n']}")
     table.add_row("transcripts complete and in order", f"{ours['complete']} of {workload['n']}")
@@ -187,6 +183,12 @@ def print_report(result: dict[str, Any]) -> None:
     console.print(table)
     for error in result.get("errors", [])[:10]:
         console.print(f"[red]error:[/red] {error}")
+
+
+def _cpu_row(per_event: dict[str, float]) -> str:
+    """``total ms (service ms + ...)``."""
+    parts = " + ".join(f"{name} {ms:.2f}" for name, ms in per_event.items() if name != "total")
+    return f"{per_event['total']:.2f} ms ({parts})"
 
 
 def print_capacity(capacity: dict[str, Any]) -> None:

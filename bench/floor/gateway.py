@@ -76,7 +76,7 @@ class FloorGateway:
             }
         ).encode()
         announcement = asyncio.create_task(
-            publish_floor_event(self._events, simulation_id, 1, "queued", queued)
+            publish_floor_event(self._events, simulation_id, "1", "queued", queued)
         )
         self._announcing.add(announcement)
         announcement.add_done_callback(self._announcing.discard)

@@ -18,14 +18,19 @@ import uvloop
 from aio_pika.abc import AbstractExchange, AbstractIncomingMessage
 
 from bench.fakes import JUDGE_MODEL
-from bench.floor.names import PUBLISH_TIMEOUT_S, confirmed_floor_channel, floor_llm_client
-from contracts.names import JUDGE_QUEUE, event_routing_key
+from bench.floor.names import (
+    confirmed_floor_channel,
+    floor_chat,
+    floor_llm_client,
+    publish_floor_event,
+)
+from contracts.names import JUDGE_QUEUE, QUEUED_EVENTS
 
 __all__ = ["FloorJudge", "main"]
 
 READY_LINE = "floor judge: app started successfully"
 """What the bench waits for in this process's log (as for convsim's judge)."""
-BINDINGS = ("simulation.*.queued", "simulation.*.completed")
+BINDINGS = (QUEUED_EVENTS, "simulation.*.completed")
 
 
 class FloorJudge:
@@ -47,21 +52,16 @@ class FloorJudge:
 
     async def _judge(self, simulation_id: str, transcript: str, criteria: list[str]) -> None:
         listed = "\n".join(f"{number}. {c}" for number, c in enumerate(criteria, 1))
-        answer = await self._llm.post(
-            "/chat/completions",
-            cast_to=object,
-            body={
-                "model": JUDGE_MODEL,
-                "messages": [
-                    {"role": "system", "content": "Judge the conversation. Answer in JSON."},
-                    {"role": "user", "content": f"{transcript}\n\nThe criteria:\n{listed}"},
-                ],
-            },
+        content, usage = await floor_chat(
+            self._llm,
+            JUDGE_MODEL,
+            [
+                {"role": "system", "content": "Judge the conversation. Answer in JSON."},
+                {"role": "user", "content": f"{transcript}\n\nThe criteria:\n{listed}"},
+            ],
         )
-        assert isinstance(answer, dict)
-        results = json.loads(answer["choices"][0]["message"]["content"])["criteria"]
+        results = json.loads(content)["criteria"]
         passed = sum(1 for r in results if r.get("passed") is True)
-        usage = answer.get("usage") or {}
         judged: dict[str, Any] = {
             "schema_version": 1,
             "simulation_id": simulation_id,
@@ -72,21 +72,14 @@ class FloorJudge:
             "criteria": results,
             "assertions": [],
             "judge_model": JUDGE_MODEL,
-            "usage": {
-                "prompt_tokens": int(usage.get("prompt_tokens", 0)),
-                "completion_tokens": int(usage.get("completion_tokens", 0)),
-            },
+            "usage": usage,
         }
-        await self._events.publish(
-            aio_pika.Message(
-                json.dumps(judged).encode(),
-                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-                message_id=f"{simulation_id}.judged",
-                type="judged",
-            ),
-            routing_key=event_routing_key(simulation_id, "judged"),
-            mandatory=True,
-            timeout=PUBLISH_TIMEOUT_S,
+        await publish_floor_event(
+            self._events,
+            simulation_id,
+            f"{simulation_id}.judged",
+            "judged",
+            json.dumps(judged).encode(),
         )
 
 

@@ -24,8 +24,10 @@ __all__ = [
     "CALL_TIMEOUT_S",
     "PUBLISH_TIMEOUT_S",
     "FloorExchanges",
+    "Usage",
     "confirmed_floor_channel",
     "declare_floor_topology",
+    "floor_chat",
     "floor_llm_client",
     "joined_topology",
     "publish_floor_event",
@@ -67,13 +69,13 @@ async def joined_topology(channel: AbstractChannel) -> FloorExchanges:
 
 
 async def publish_floor_event(
-    events: AbstractExchange, simulation_id: str, seq: int, kind: str, body: bytes
+    events: AbstractExchange, simulation_id: str, message_id: str, kind: str, body: bytes
 ) -> None:
-    """One event on the topic exchange: persistent, mandatory, confirmed; its seq as the
-    message id and its type as the message type (what the floor gateway's relay reads instead
-    of the body)."""
+    """One event on the topic exchange: persistent, mandatory, confirmed; its seq (a verdict:
+    ``<simulation id>.judged``) as the message id and its type as the message type (what the
+    floor gateway's relay reads instead of the body)."""
     message = aio_pika.Message(
-        body, delivery_mode=aio_pika.DeliveryMode.PERSISTENT, message_id=str(seq), type=kind
+        body, delivery_mode=aio_pika.DeliveryMode.PERSISTENT, message_id=message_id, type=kind
     )
     await events.publish(
         message,
@@ -102,3 +104,22 @@ def floor_llm_client(llm_url: str, max_connections: int) -> openai.AsyncOpenAI:
         connect_timeout_s=CALL_TIMEOUT_S,
         max_connections=max_connections,
     )
+
+
+Usage = dict[str, int]
+"""``prompt_tokens`` and ``completion_tokens`` of an LLM call."""
+
+
+async def floor_chat(
+    llm: openai.AsyncOpenAI, model: str, messages: list[dict[str, str]]
+) -> tuple[str, Usage]:
+    """One chat completion, its answer read as a dict (no SDK models): its text and usage."""
+    answer = await llm.post(
+        "/chat/completions", cast_to=object, body={"model": model, "messages": messages}
+    )
+    assert isinstance(answer, dict)
+    usage = answer.get("usage") or {}
+    return str(answer["choices"][0]["message"]["content"]).strip(), {
+        "prompt_tokens": int(usage.get("prompt_tokens", 0)),
+        "completion_tokens": int(usage.get("completion_tokens", 0)),
+    }

@@ -25,7 +25,9 @@ from aio_pika.abc import AbstractExchange, AbstractIncomingMessage
 from bench.fakes import BOT_MODEL
 from bench.floor.names import (
     CALL_TIMEOUT_S,
+    Usage,
     confirmed_floor_channel,
+    floor_chat,
     floor_llm_client,
     publish_floor_event,
 )
@@ -71,7 +73,11 @@ class SimulationEvents:
         }
         self._unconfirmed = asyncio.create_task(
             publish_floor_event(
-                self._exchange, self._simulation_id, self._seq, kind, json.dumps(body).encode()
+                self._exchange,
+                self._simulation_id,
+                str(self._seq),
+                kind,
+                json.dumps(body).encode(),
             )
         )
 
@@ -81,7 +87,6 @@ class SimulationEvents:
             await self._unconfirmed
 
 
-Usage = dict[str, int]
 T = TypeVar("T")
 
 
@@ -214,7 +219,7 @@ class FloorOrchestrator:
             {"role": "user" if role == "user" else "assistant", "content": content}
             for role, content in lines
         ]
-        return await self._chat(BOT_MODEL, messages)
+        return await floor_chat(self._llm, BOT_MODEL, messages)
 
     async def _next_user_message(self, lines: list[tuple[str, str]]) -> tuple[str, Usage]:
         """The simulated user's next line: the bot's lines are its interlocutor's (user)."""
@@ -222,20 +227,7 @@ class FloorOrchestrator:
             {"role": "user" if role == "bot" else "assistant", "content": content}
             for role, content in lines
         ]
-        return await self._chat(USER_MODEL, messages)
-
-    async def _chat(self, model: str, messages: list[dict[str, str]]) -> tuple[str, Usage]:
-        answer = await self._llm.post(
-            "/chat/completions",
-            cast_to=object,
-            body={"model": model, "messages": messages},
-        )
-        assert isinstance(answer, dict)
-        usage = answer.get("usage") or {}
-        return str(answer["choices"][0]["message"]["content"]).strip(), {
-            "prompt_tokens": int(usage.get("prompt_tokens", 0)),
-            "completion_tokens": int(usage.get("completion_tokens", 0)),
-        }
+        return await floor_chat(self._llm, USER_MODEL, messages)
 
 
 def _no_usage() -> Usage:
@@ -255,13 +247,13 @@ async def serve(
     amqp_url: str, bot_url: str, llm_url: str, in_flight: int, *, llm_bot: bool, cap: int | None
 ) -> None:
     connection = await aio_pika.connect_robust(amqp_url)
+    # The permits on a connection of their own, as convsim's orchestrator holds them.
+    permits_connection = None if cap is None else await aio_pika.connect_robust(amqp_url)
     permits = (
         None
-        if cap is None
+        if permits_connection is None or cap is None
         else PermitPool(
-            await aio_pika.connect_robust(amqp_url),
-            ConcurrencyLimits(targets={BOT_RESOURCE: cap}),
-            Replication(),
+            permits_connection, ConcurrencyLimits(targets={BOT_RESOURCE: cap}), Replication()
         )
     )
     bot = build_bot_http_client(
@@ -280,6 +272,8 @@ async def serve(
     finally:
         if permits is not None:
             await permits.close()
+        if permits_connection is not None:
+            await permits_connection.close()
         await bot.aclose()
         await llm.close()
         await connection.close()
