@@ -21,6 +21,7 @@ __all__ = [
     "QUEUED_EVENTS",
     "REQUESTS_EXCHANGE",
     "REQUEST_LOG_BINDINGS",
+    "REQUEST_LOG_EXCHANGE",
     "REQUEST_LOG_STREAM",
     "REQUEST_ROUTING_KEY",
     "SIMULATIONS_QUEUE",
@@ -55,15 +56,22 @@ DEAD_LETTER_QUEUE = "convsim.simulations.dead"
 """Where requests that can never be processed end up."""
 
 REQUEST_LOG_STREAM = "convsim.requests.log"
-"""Stream queue bound to EVENTS_EXCHANGE with ``simulation.*.queued``: every accepted request,
-in order, kept two days (idempotency keys are looked up in it)."""
+"""Stream queue fed by REQUEST_LOG_EXCHANGE: every request accepted with an idempotency key,
+in order, kept two days (the keys are looked up in it)."""
+
+REQUEST_LOG_EXCHANGE = "convsim.requests.keyed"
+"""Headers exchange (internal) bound to EVENTS_EXCHANGE with REQUEST_LOG_BINDINGS; the request
+log is bound to it with ``request_log_match()`` (contracts.topology), so only the events that
+carry both idempotency headers reach the log, and every gateway following it reads keyed
+requests only."""
 
 QUEUED_EVENTS = "simulation.*.queued"
 
 REQUEST_LOG_BINDINGS = (QUEUED_EVENTS, "simulation.*.started")
-"""What the request log keeps: ``queued`` (the gateway's), and ``started``, which repeats the
-idempotency headers of its request, so a key is recorded even when ``queued`` was never
-published (a gateway crash between the request's confirm and that publish)."""
+"""What the request log keeps of the keyed requests: ``queued`` (the gateway's), and
+``started``, which repeats the idempotency headers of its request, so a key is recorded even
+when ``queued`` was never published (a gateway crash between the request's confirm and that
+publish)."""
 
 IDEMPOTENCY_KEY_HEADER = "convsim-idempotency-key"
 """Header of a request message, of its ``queued`` and of its ``started``: the idempotency key

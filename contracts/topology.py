@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from contracts.names import DEAD_LETTER_QUEUE
+from contracts.names import DEAD_LETTER_QUEUE, FINGERPRINT_HEADER, IDEMPOTENCY_KEY_HEADER
 
 __all__ = [
     "ACTIVITY_LOG_MAX_AGE",
@@ -30,6 +30,7 @@ __all__ = [
     "judge_queue_arguments",
     "max_age_of",
     "request_log_arguments",
+    "request_log_match",
     "simulations_queue_arguments",
     "suite_log_arguments",
     "suites_queue_arguments",
@@ -125,8 +126,16 @@ def max_age_of(max_age: str) -> timedelta:
 
 
 def request_log_arguments(replication: Replication) -> dict[str, Any]:
-    """Stream queue of every ``queued`` event (idempotency keys live in its headers)."""
+    """Stream queue of the keyed requests' ``queued`` and ``started`` (the keys live in their
+    headers)."""
     return {**replication.stream(), "x-max-age": REQUEST_LOG_MAX_AGE}
+
+
+def request_log_match() -> dict[str, Any]:
+    """The request log's binding to REQUEST_LOG_EXCHANGE: both idempotency headers present,
+    whatever their values (a binding header with a void value matches any value; pinned by
+    tests/integration/test_request_log_routing.py)."""
+    return {"x-match": "all", IDEMPOTENCY_KEY_HEADER: None, FINGERPRINT_HEADER: None}
 
 
 ACTIVITY_LOG_MAX_AGE = "1D"

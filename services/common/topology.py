@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from aio_pika.abc import AbstractChannel, AbstractExchange, ExchangeType
+from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractQueue, ExchangeType
 from aiormq.exceptions import ChannelPreconditionFailed
 
 from contracts.names import (
@@ -20,6 +20,7 @@ from contracts.names import (
     JUDGE_BINDINGS,
     JUDGE_QUEUE,
     REQUEST_LOG_BINDINGS,
+    REQUEST_LOG_EXCHANGE,
     REQUEST_LOG_STREAM,
     REQUEST_ROUTING_KEY,
     REQUESTS_EXCHANGE,
@@ -36,6 +37,7 @@ from contracts.topology import (
     event_log_arguments,
     judge_queue_arguments,
     request_log_arguments,
+    request_log_match,
     simulations_queue_arguments,
     suite_log_arguments,
     suites_queue_arguments,
@@ -101,8 +103,7 @@ async def _declare(
     request_log = await channel.declare_queue(
         REQUEST_LOG_STREAM, durable=True, arguments=request_log_arguments(replication)
     )
-    for binding in REQUEST_LOG_BINDINGS:
-        await request_log.bind(events, routing_key=binding)
+    await _bind_request_log(channel, events, request_log)
     control_log = await channel.declare_queue(
         CONTROL_LOG_STREAM,
         durable=True,
@@ -130,3 +131,18 @@ async def _declare(
     for routing_key in JUDGE_BINDINGS:
         await judge.bind(events, routing_key=routing_key)
     return Exchanges(requests=requests, events=events, control=control)
+
+
+async def _bind_request_log(
+    channel: AbstractChannel, events: AbstractExchange, request_log: AbstractQueue
+) -> None:
+    """Keyed requests only, through the headers exchange; the direct bindings of earlier
+    versions (every request) are taken away, which is a no-op once they are gone."""
+    keyed = await channel.declare_exchange(
+        REQUEST_LOG_EXCHANGE, ExchangeType.HEADERS, durable=True, internal=True
+    )
+    for binding in REQUEST_LOG_BINDINGS:
+        await keyed.bind(events, routing_key=binding)
+    await request_log.bind(keyed, arguments=request_log_match())
+    for binding in REQUEST_LOG_BINDINGS:
+        await request_log.unbind(events, routing_key=binding)

@@ -69,6 +69,13 @@ class BrokerAdmin:
         result: dict[str, Any] = response.json()
         return result
 
+    def binding_sources(self, vhost: str, queue: str) -> list[str]:
+        """The exchange of each of the queue's bindings, the default exchange's left out."""
+        path = f"/api/queues/{quote(vhost, safe='')}/{quote(queue, safe='')}/bindings"
+        response = self._http.get(path)
+        response.raise_for_status()
+        return [binding["source"] for binding in response.json() if binding["source"]]
+
     def bind(self, vhost: str, exchange: str, queue: str, routing_key: str) -> None:
         self._http.post(
             f"/api/bindings/{quote(vhost, safe='')}/e/{exchange}/q/{queue}",

@@ -38,6 +38,9 @@ class _Bindable:
     async def bind(self, *_: Any, **__: Any) -> None:
         return None
 
+    async def unbind(self, *_: Any, **__: Any) -> None:
+        return None
+
 
 class RecordingChannel:
     """Records what declare_topology declares."""
@@ -45,8 +48,8 @@ class RecordingChannel:
     def __init__(self) -> None:
         self.queues: dict[str, dict[str, Any]] = {}
 
-    async def declare_exchange(self, *_: Any, **__: Any) -> object:
-        return object()
+    async def declare_exchange(self, *_: Any, **__: Any) -> _Bindable:
+        return _Bindable()
 
     async def declare_queue(
         self, name: str, *, arguments: dict[str, Any] | None = None, **_: Any

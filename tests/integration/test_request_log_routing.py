@@ -1,0 +1,119 @@
+"""The request log keeps the keyed requests only: ``queued`` and ``started`` reach it through a
+headers exchange that passes on what carries both idempotency headers, on the real broker
+(which pins RabbitMQ's rule that a binding header without a value matches any value). A broker
+that still has the direct bindings of earlier versions loses them at the next declaration."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterator
+
+import aio_pika
+import pytest
+from aio_pika.abc import AbstractConnection, AbstractIncomingMessage
+
+from contracts.names import (
+    EVENTS_EXCHANGE,
+    FINGERPRINT_HEADER,
+    IDEMPOTENCY_KEY_HEADER,
+    REQUEST_LOG_BINDINGS,
+    REQUEST_LOG_EXCHANGE,
+    REQUEST_LOG_STREAM,
+)
+from contracts.topology import Replication, request_log_arguments
+from services.common.topology import declare_topology
+from tests.integration.broker_admin import BrokerAdmin
+from tests.integration.log_tap import read_log
+
+pytestmark = pytest.mark.integration
+
+KEYED = {IDEMPOTENCY_KEY_HEADER: "anonymous:k1", FINGERPRINT_HEADER: "f" * 64}
+
+
+@pytest.fixture
+def vhost() -> Iterator[tuple[BrokerAdmin, str, str]]:
+    admin = BrokerAdmin()
+    name = f"convsim-request-log-{uuid.uuid4().hex[:8]}"
+    amqp_url = admin.create_vhost(name)
+    try:
+        yield admin, name, amqp_url
+    finally:
+        admin.delete_vhost(name)
+        admin.close()
+
+
+@pytest.fixture
+async def connection(vhost: tuple[BrokerAdmin, str, str]) -> AsyncIterator[AbstractConnection]:
+    connection = await aio_pika.connect(vhost[2])
+    try:
+        yield connection
+    finally:
+        await connection.close()
+
+
+async def _declare(connection: AbstractConnection) -> None:
+    async with connection.channel() as channel:
+        await declare_topology(channel, "7D", 10_000, Replication(0, 0))
+
+
+async def _publish(connection: AbstractConnection, *events: tuple[str, dict[str, str]]) -> None:
+    """Each (routing key, headers) on the events exchange, confirmed: in every queue it routes
+    to once this returns."""
+    async with connection.channel(publisher_confirms=True) as channel:
+        exchange = await channel.get_exchange(EVENTS_EXCHANGE)
+        for routing_key, headers in events:
+            message = aio_pika.Message(b"{}", headers=dict(headers), delivery_mode=2)
+            await exchange.publish(message, routing_key=routing_key)
+
+
+async def _logged(amqp_url: str) -> list[str]:
+    found: list[str] = []
+
+    def visit(message: AbstractIncomingMessage) -> None:
+        found.append(message.routing_key or "")
+
+    await read_log(amqp_url, REQUEST_LOG_STREAM, visit)
+    return found
+
+
+async def test_only_keyed_queued_and_started_reach_the_request_log(
+    vhost: tuple[BrokerAdmin, str, str], connection: AbstractConnection
+) -> None:
+    admin, name, amqp_url = vhost
+    await _declare(connection)
+    await _publish(
+        connection,
+        ("simulation.keyed.queued", KEYED),
+        ("simulation.plain.queued", {}),
+        ("simulation.keyed.started", KEYED),
+        ("simulation.plain.started", {}),
+        ("simulation.half.queued", {IDEMPOTENCY_KEY_HEADER: "anonymous:k2"}),
+        ("simulation.keyed.turn", KEYED),
+        ("simulation.keyed.completed", KEYED),
+    )
+    assert await _logged(amqp_url) == ["simulation.keyed.queued", "simulation.keyed.started"]
+    assert admin.binding_sources(name, REQUEST_LOG_STREAM) == [REQUEST_LOG_EXCHANGE]
+
+
+async def test_the_direct_bindings_of_earlier_versions_are_taken_away(
+    vhost: tuple[BrokerAdmin, str, str], connection: AbstractConnection
+) -> None:
+    admin, name, amqp_url = vhost
+    async with connection.channel() as channel:  # the topology as earlier versions left it
+        events = await channel.declare_exchange(
+            EVENTS_EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True
+        )
+        log = await channel.declare_queue(
+            REQUEST_LOG_STREAM, durable=True, arguments=request_log_arguments(Replication(0, 0))
+        )
+        for binding in REQUEST_LOG_BINDINGS:
+            await log.bind(events, routing_key=binding)
+    await _publish(connection, ("simulation.before.queued", {}))
+
+    await _declare(connection)
+    await _declare(connection)  # again: the unbinding is a no-op by then
+    await _publish(connection, ("simulation.after.queued", {}), ("simulation.keyed.queued", KEYED))
+
+    # What was logged stays; an unkeyed request no longer is, a keyed one once.
+    assert await _logged(amqp_url) == ["simulation.before.queued", "simulation.keyed.queued"]
+    assert admin.binding_sources(name, REQUEST_LOG_STREAM) == [REQUEST_LOG_EXCHANGE]
