@@ -52,7 +52,9 @@ NO_LOCAL_MEMBER_RETRY_S = (0.05, 1.0)
 """First and longest wait before consuming again from a node whose member of the stream is
 not running yet."""
 FOLLOWER_CHECK_EVERY_S = 60.0
-"""How often a follower nothing else syncs checks that it still receives (``check_every_s``)."""
+"""How often a follower nothing else syncs checks that it still receives (``check_every_s``),
+or, when it must write nothing, consumes again after that long without a delivery
+(``refresh_when_quiet_s``)."""
 STALLED_AFTER = 1 / 3
 """The share of ``sync()``'s time after which a consumer that delivered nothing since, while a
 marker confirmed in the stream waits, is taken as stalled: the follower consumes again."""
@@ -207,7 +209,11 @@ class StreamFollower:
     confirmed in the stream, and nothing at all was delivered for a third of its time), cancels
     that consumer and consumes again from the last offset seen. A follower whose owner never
     syncs after startup (a log read for what it says, not looked up) checks itself every
-    ``check_every_s`` with a sync of ``check_timeout_s``; each check writes a marker.
+    ``check_every_s`` with a sync of ``check_timeout_s``; each check writes a marker. A
+    follower that must write nothing to its stream (the control log: read from its first
+    message at every start, and a quiet stream never rolls a segment to delete) consumes again
+    from the last offset seen after ``refresh_when_quiet_s`` without a delivery instead: a
+    stalled consumer is replaced within that time, a healthy one reads nothing new again.
     """
 
     def __init__(
@@ -220,6 +226,7 @@ class StreamFollower:
         prefetch: int = 1_000,
         check_every_s: float | None = None,
         check_timeout_s: float = 30.0,
+        refresh_when_quiet_s: float | None = None,
     ) -> None:
         self._connection = connection
         self._stream = stream
@@ -231,8 +238,10 @@ class StreamFollower:
         self._consuming = asyncio.Event()
         self._consumer: tuple[AbstractRobustQueue, str] | None = None
         self._last_delivery_at = 0.0  # the event loop's clock
+        self._consumed_at = 0.0  # when the current consumer began, the same clock
         self._check_every_s = check_every_s
         self._check_timeout_s = check_timeout_s
+        self._refresh_when_quiet_s = refresh_when_quiet_s
         self._checking: asyncio.Task[None] | None = None
         self._resumes: set[asyncio.Task[None]] = set()
         self._resuming = asyncio.Lock()
@@ -258,6 +267,10 @@ class StreamFollower:
             logger.info("%s has no member on this node yet: following it later", self._stream)
         if self._check_every_s is not None:
             self._checking = asyncio.create_task(self._check_regularly(self._check_every_s))
+        elif self._refresh_when_quiet_s is not None:
+            self._checking = asyncio.create_task(
+                self._refresh_when_quiet(self._refresh_when_quiet_s)
+            )
 
     async def _check_regularly(self, every_s: float) -> None:
         """Sync now and then, so a stalled consumer is found even when nobody looks anything
@@ -276,6 +289,27 @@ class StreamFollower:
                 logger.warning("checking that %s still follows: its channel closed", self._stream)
             except Exception as exc:
                 logger.warning("checking that %s still follows failed: %r", self._stream, exc)
+
+    async def _refresh_when_quiet(self, quiet_s: float) -> None:
+        """Consume again whenever nothing was delivered for ``quiet_s``, writing nothing."""
+        loop = asyncio.get_running_loop()
+        refreshed_at = loop.time()
+        while True:
+            due = max(self._last_delivery_at, self._consumed_at, refreshed_at) + quiet_s
+            if loop.time() < due:
+                await asyncio.sleep(due - loop.time())  # a period, not a wait for something
+                continue
+            refreshed_at = loop.time()
+            channel, consumer = self._channel, self._consumer
+            if channel is None or consumer is None or not self._connection.connected.is_set():
+                continue  # a reconnect or a resume in progress consumes again by itself
+            logger.debug(
+                "%s quiet for %.0f s: consuming again from offset %s",
+                self._stream,
+                quiet_s,
+                self._resume_at,
+            )
+            self._resume_soon(channel, replacing=consumer, routine=True)
 
     async def sync(self, timeout_s: float) -> None:
         """Wait until the follower has seen everything published before this call."""
@@ -361,6 +395,7 @@ class StreamFollower:
         underlay = await channel.get_underlay_channel()
         underlay.on_consumer_cancel_callbacks.add(cancelled_by_broker)
         self._consumer = (queue, tag)
+        self._consumed_at = asyncio.get_running_loop().time()
         self._consuming.set()
 
     def _on_channel_lost(self, *_: object) -> None:
@@ -375,11 +410,12 @@ class StreamFollower:
         channel: AbstractRobustChannel,
         *,
         replacing: tuple[AbstractRobustQueue, str] | None = None,
+        routine: bool = False,
     ) -> None:
         if self._stopped:
             return
         self._consuming.clear()
-        task = asyncio.create_task(self._resume(channel, replacing))
+        task = asyncio.create_task(self._resume(channel, replacing, routine=routine))
         self._resumes.add(task)
         task.add_done_callback(self._resumes.discard)
 
@@ -387,11 +423,14 @@ class StreamFollower:
         self,
         channel: AbstractRobustChannel,
         replacing: tuple[AbstractRobustQueue, str] | None = None,
+        *,
+        routine: bool = False,
     ) -> None:
         """Consume again (a task: the channel's reopen must not wait for it). One at a time;
         after a failed attempt, back off: a channel the broker keeps closing is reopened at
         once each time. ``replacing``: a consumer that stalled, cancelled first (were it only
-        slow, two consumers would see everything twice), unless it was replaced meanwhile."""
+        slow, two consumers would see everything twice), unless it was replaced meanwhile.
+        ``routine``: a refresh of a quiet follower, logged at DEBUG only."""
         async with self._resuming:
             if replacing is not None:
                 if self._consumer is not replacing:
@@ -413,7 +452,12 @@ class StreamFollower:
                 logger.warning("could not follow %s again yet: %r", self._stream, exc)
                 return
             self._failed_resumes = 0
-            logger.info("following %s again from offset %s", self._stream, self._resume_at)
+            logger.log(
+                logging.DEBUG if routine else logging.INFO,
+                "following %s again from offset %s",
+                self._stream,
+                self._resume_at,
+            )
 
     async def _deliver(self, message: AbstractIncomingMessage) -> None:
         self._last_delivery_at = asyncio.get_running_loop().time()

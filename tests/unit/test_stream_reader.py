@@ -149,6 +149,35 @@ async def test_a_follower_nobody_syncs_finds_its_stalled_consumer_by_itself() ->
     assert seen == [b"m0"]
 
 
+async def test_a_quiet_follower_replaces_its_consumer_without_writing_to_the_stream() -> None:
+    """The control log is read from its start at every start: its follower writes no markers,
+    and a consumer stalled after a leader loss is replaced once the log was quiet a while."""
+    seen: list[bytes] = []
+    follower, channel = await _started(seen, refresh_when_quiet_s=0.1)
+    await channel.deliver(stream_message(0, b"m0"))
+    channel.deliver_published = False  # stalled from now on: not even a cancel
+    channel.consumed.clear()
+    await asyncio.wait_for(channel.consumed.wait(), 3)  # quiet for 0.1 s: consumed again
+    assert [arguments for _, arguments, _ in channel.consumers][-1] == {"x-stream-offset": 1}
+    assert channel.cancelled == ["ctag-1"]  # the stalled one, so nothing comes twice
+    await channel.deliver(stream_message(1, b"m1"))  # the new consumer reads on
+    assert channel.published == []
+    await follower.stop()
+    assert seen == [b"m0", b"m1"]
+
+
+async def test_a_follower_that_receives_is_not_refreshed() -> None:
+    seen: list[bytes] = []
+    follower, channel = await _started(seen, refresh_when_quiet_s=0.3)
+    for offset in range(20):  # 0.6 s of messages, one every 30 ms
+        await asyncio.sleep(0.03)  # the broker's pace (not a synchronisation)
+        await channel.deliver(stream_message(offset, b"m%d" % offset))
+    assert len(channel.consumers) == 1
+    assert channel.cancelled == []
+    await follower.stop()
+    assert len(seen) == 20
+
+
 async def test_a_check_that_fails_in_any_way_does_not_end_the_checks() -> None:
     """aiormq ends the calls of a channel closed without a reason with CancelledError."""
     follower, channel = await _started([], check_every_s=0.02, check_timeout_s=1)
