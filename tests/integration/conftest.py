@@ -10,8 +10,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import aio_pika
 import httpx
 import pytest
+from aio_pika.abc import AbstractRobustConnection
 
 from contracts.names import SIMULATIONS_QUEUE
 from tests.fakes.bot_api import FakeBotApi
@@ -44,6 +46,28 @@ class Broker:
     admin: BrokerAdmin
     vhost: str
     amqp_url: str
+
+
+@pytest.fixture
+def fresh_vhost() -> Iterator[Broker]:
+    """A vhost of its own on the single broker, for one test of the topology."""
+    admin = BrokerAdmin()
+    name = f"convsim-topology-{uuid.uuid4().hex[:8]}"
+    amqp_url = admin.create_vhost(name)
+    try:
+        yield Broker(admin, name, amqp_url)
+    finally:
+        admin.delete_vhost(name)
+        admin.close()
+
+
+@pytest.fixture
+async def vhost_connection(fresh_vhost: Broker) -> AsyncIterator[AbstractRobustConnection]:
+    connection = await aio_pika.connect_robust(fresh_vhost.amqp_url)
+    try:
+        yield connection
+    finally:
+        await connection.close()
 
 
 @dataclass

@@ -5,8 +5,6 @@ RabbitMQ's equivalence check includes both arguments, so every service must decl
 from __future__ import annotations
 
 import logging
-import uuid
-from collections.abc import AsyncIterator, Iterator
 
 import aio_pika
 import pytest
@@ -17,30 +15,9 @@ from pamqp.commands import Basic
 from contracts.names import EVENT_LOG_STREAM, SIMULATIONS_QUEUE
 from contracts.topology import Replication
 from services.common.topology import declare_topology
-from tests.integration.broker_admin import BrokerAdmin
+from tests.integration.conftest import Broker
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def vhost() -> Iterator[tuple[BrokerAdmin, str, str]]:
-    admin = BrokerAdmin()
-    name = f"convsim-replication-{uuid.uuid4().hex[:8]}"
-    amqp_url = admin.create_vhost(name)
-    try:
-        yield admin, name, amqp_url
-    finally:
-        admin.delete_vhost(name)
-        admin.close()
-
-
-@pytest.fixture
-async def connection(vhost: tuple[BrokerAdmin, str, str]) -> AsyncIterator[AbstractConnection]:
-    connection = await aio_pika.connect(vhost[2])
-    try:
-        yield connection
-    finally:
-        await connection.close()
 
 
 async def _declare(connection: AbstractConnection, replication: Replication) -> None:
@@ -49,9 +26,9 @@ async def _declare(connection: AbstractConnection, replication: Replication) -> 
 
 
 async def test_three_replicas_on_one_node_is_one_member_and_confirms(
-    vhost: tuple[BrokerAdmin, str, str], connection: AbstractConnection
+    fresh_vhost: Broker, vhost_connection: AbstractConnection
 ) -> None:
-    admin, name, _ = vhost
+    admin, name, connection = fresh_vhost.admin, fresh_vhost.vhost, vhost_connection
     await _declare(connection, Replication(3, 3))
     queue = admin.queue(name, SIMULATIONS_QUEUE)
     assert queue["arguments"]["x-quorum-initial-group-size"] == 3
@@ -78,18 +55,18 @@ async def test_three_replicas_on_one_node_is_one_member_and_confirms(
     ],
 )
 async def test_another_size_than_the_queue_was_declared_with_is_refused_and_named(
-    connection: AbstractConnection,
+    vhost_connection: AbstractConnection,
     caplog: pytest.LogCaptureFixture,
     first: Replication,
     then: Replication,
     argument: str,
     setting: str,
 ) -> None:
-    await _declare(connection, first)
+    await _declare(vhost_connection, first)
     with (
         caplog.at_level(logging.ERROR, logger="services.common.topology"),
         pytest.raises(ChannelPreconditionFailed, match=f"inequivalent arg '{argument}'"),
     ):
-        await _declare(connection, then)
+        await _declare(vhost_connection, then)
     assert f"CONVSIM_{setting}_INITIAL_" in caplog.text
-    await _declare(connection, first)  # the declared value still works
+    await _declare(vhost_connection, first)  # the declared value still works

@@ -5,9 +5,6 @@ that still has the direct bindings of earlier versions loses them at the next de
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import AsyncIterator, Iterator
-
 import aio_pika
 import pytest
 from aio_pika.abc import AbstractConnection, AbstractIncomingMessage
@@ -22,33 +19,12 @@ from contracts.names import (
 )
 from contracts.topology import Replication, request_log_arguments
 from services.common.topology import declare_topology
-from tests.integration.broker_admin import BrokerAdmin
+from tests.integration.conftest import Broker
 from tests.integration.log_tap import read_log
 
 pytestmark = pytest.mark.integration
 
 KEYED = {IDEMPOTENCY_KEY_HEADER: "anonymous:k1", FINGERPRINT_HEADER: "f" * 64}
-
-
-@pytest.fixture
-def vhost() -> Iterator[tuple[BrokerAdmin, str, str]]:
-    admin = BrokerAdmin()
-    name = f"convsim-request-log-{uuid.uuid4().hex[:8]}"
-    amqp_url = admin.create_vhost(name)
-    try:
-        yield admin, name, amqp_url
-    finally:
-        admin.delete_vhost(name)
-        admin.close()
-
-
-@pytest.fixture
-async def connection(vhost: tuple[BrokerAdmin, str, str]) -> AsyncIterator[AbstractConnection]:
-    connection = await aio_pika.connect(vhost[2])
-    try:
-        yield connection
-    finally:
-        await connection.close()
 
 
 async def _declare(connection: AbstractConnection) -> None:
@@ -77,9 +53,10 @@ async def _logged(amqp_url: str) -> list[str]:
 
 
 async def test_only_keyed_queued_and_started_reach_the_request_log(
-    vhost: tuple[BrokerAdmin, str, str], connection: AbstractConnection
+    fresh_vhost: Broker, vhost_connection: AbstractConnection
 ) -> None:
-    admin, name, amqp_url = vhost
+    admin, name, amqp_url = fresh_vhost.admin, fresh_vhost.vhost, fresh_vhost.amqp_url
+    connection = vhost_connection
     await _declare(connection)
     await _publish(
         connection,
@@ -96,9 +73,10 @@ async def test_only_keyed_queued_and_started_reach_the_request_log(
 
 
 async def test_the_direct_bindings_of_earlier_versions_are_taken_away(
-    vhost: tuple[BrokerAdmin, str, str], connection: AbstractConnection
+    fresh_vhost: Broker, vhost_connection: AbstractConnection
 ) -> None:
-    admin, name, amqp_url = vhost
+    admin, name, amqp_url = fresh_vhost.admin, fresh_vhost.vhost, fresh_vhost.amqp_url
+    connection = vhost_connection
     async with connection.channel() as channel:  # the topology as earlier versions left it
         events = await channel.declare_exchange(
             EVENTS_EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True

@@ -6,15 +6,12 @@ offset seen, nothing twice, nothing missed, and nothing is written to the stream
 from __future__ import annotations
 
 import logging
-import uuid
-from collections.abc import AsyncIterator, Iterator
 
 import aio_pika
 import pytest
 from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
 
 from services.common.stream_reader import StreamFollower
-from tests.integration.broker_admin import BrokerAdmin
 from tests.integration.log_tap import eventually
 
 pytestmark = pytest.mark.integration
@@ -23,26 +20,10 @@ STREAM = "convsim.test.quiet"
 
 
 @pytest.fixture
-def vhost() -> Iterator[str]:
-    admin = BrokerAdmin()
-    name = f"convsim-refresh-{uuid.uuid4().hex[:8]}"
-    amqp_url = admin.create_vhost(name)
-    try:
-        yield amqp_url
-    finally:
-        admin.delete_vhost(name)
-        admin.close()
-
-
-@pytest.fixture
-async def connection(vhost: str) -> AsyncIterator[AbstractRobustConnection]:
-    connection = await aio_pika.connect_robust(vhost)
-    async with connection.channel() as channel:
+async def connection(vhost_connection: AbstractRobustConnection) -> AbstractRobustConnection:
+    async with vhost_connection.channel() as channel:
         await channel.declare_queue(STREAM, durable=True, arguments={"x-queue-type": "stream"})
-    try:
-        yield connection
-    finally:
-        await connection.close()
+    return vhost_connection
 
 
 async def _publish(connection: AbstractRobustConnection, *bodies: bytes) -> None:
