@@ -44,6 +44,10 @@ def unmetered(answer: T | Metered[T]) -> tuple[T, TurnUsage | None]:
 class BotAdapter(Protocol):
     """One kind of bot (bots/): opens a conversation, answers one user message."""
 
+    opens_remotely: bool
+    """Whether ``open`` calls the bot: then it holds a permit of the target, as a reply does;
+    an ``open`` that only checks the request takes none (and waits for none)."""
+
     async def open(self, request: SimulationRequest) -> None:
         """Whatever the bot needs before the first message (nothing, for most kinds)."""
         ...

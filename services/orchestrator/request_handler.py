@@ -235,6 +235,8 @@ class RequestHandler:
 class _NoBot:
     """Stands in for a bot target that is not configured: the run gives up before any call."""
 
+    opens_remotely = False
+
     async def open(self, request: SimulationRequest) -> None:
         raise RuntimeError("no bot is configured for this request")
 

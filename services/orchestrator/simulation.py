@@ -328,9 +328,8 @@ class SimulationRun:
         return await self._fail(error)
 
     async def _open_conversation(self) -> None:
-        await self._call(
-            "initConversation", lambda: self._bot.open(self._request), self._bot_permit
-        )
+        permit = self._bot_permit if self._bot.opens_remotely else None  # no call: no permit
+        await self._call("initConversation", lambda: self._bot.open(self._request), permit)
         await self._emit(
             StartedEvent,
             conversation_id=self.conversation_id,

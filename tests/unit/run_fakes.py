@@ -46,6 +46,8 @@ class StubBot:
     one of its messages ends the conversation (none: no reply does). Subclasses write
     ``reply``."""
 
+    opens_remotely = False
+
     def __init__(self, end_pattern: str | None = None) -> None:
         self._end_pattern = end_pattern
 

@@ -190,6 +190,8 @@ async def test_an_http_json_bot_posts_its_template_with_configured_headers() -> 
 
 
 class _OneReply:
+    opens_remotely = False
+
     def __init__(self, reply: list[str]) -> None:
         self._reply = reply
 

@@ -108,6 +108,29 @@ async def test_a_wait_past_the_grace_is_announced_once_then_the_call_is_made() -
     assert SimulationState.from_events("sim-1", list(sink.events)).waiting_for is None
 
 
+class LocallyOpenedBot(FakeBot):
+    """A bot whose ``open`` calls nothing (an openai_chat or http_json target)."""
+
+    opens_remotely = False
+
+    async def open(self, request: Any) -> None:
+        return None
+
+
+async def test_an_open_that_calls_nothing_takes_no_permit_and_waits_for_none() -> None:
+    gate, sink, bot = FakeGate(closed=True), WaitRecorder(), LocallyOpenedBot()
+    run = _simulation(bot, sink, permits=CallPermits(gate, bot="lesson"))
+    task = asyncio.create_task(run.run())
+    await asyncio.wait_for(sink.waited.wait(), 5)
+    started, opening, waiting = sink.events
+    assert (started.type, opening.type) == ("started", "turn")  # at once, no permit asked
+    assert isinstance(waiting, WaitingEvent)
+    assert waiting.step == "bot reply 1"
+    gate.open.set()
+    assert isinstance(await asyncio.wait_for(task, 5), CompletedEvent)
+    assert gate.acquired == ["lesson"] * 3  # the three replies only
+
+
 async def test_a_cancel_while_waiting_ends_cancelled_and_takes_no_permit() -> None:
     gate, sink, bot, signals = FakeGate(closed=True), WaitRecorder(), FakeBot(), RunSignals()
     run = _simulation(bot, sink, permits=CallPermits(gate, bot="lesson"), signals=signals)

@@ -57,6 +57,8 @@ class FakeBot(StubBot):
         return f"bot {replies}"
 
     # The BotPort, over the two calls of the robot-ai-lesson contract above.
+    opens_remotely = True
+
     async def open(self, request: SimulationRequest) -> None:
         await self.init_conversation(
             request.bot_id or 0, request.simulation_id, dict(request.input_slots)

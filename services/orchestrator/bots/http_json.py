@@ -71,6 +71,8 @@ def reply_at(payload: Any, path: str) -> list[str]:
 class HttpJsonBot:
     """POST the rendered body to the configured URL with the configured headers."""
 
+    opens_remotely = False
+
     def __init__(
         self,
         http: httpx.AsyncClient,

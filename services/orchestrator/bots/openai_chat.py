@@ -46,6 +46,8 @@ def bot_messages(
 class OpenAIChatBot:
     """POST {base_url}/chat/completions with the request's ``bot_prompt`` and ``bot_llm``."""
 
+    opens_remotely = False
+
     def __init__(
         self,
         http: httpx.AsyncClient,

@@ -22,6 +22,8 @@ class RobotAiLessonBot:
     """The two calls of the bot API contract at one base URL (from configuration, never from a
     request); every way they can fail is a SimulationFailure, marked retryable or not."""
 
+    opens_remotely = True  # initConversation
+
     def __init__(self, http: httpx.AsyncClient, *, base_url: str, max_reply_bytes: int) -> None:
         self._http = http
         self._base_url = base_url.rstrip("/")

@@ -20,6 +20,7 @@ class TargetBot:
         self, adapter: BotAdapter, *, separator: str | None, end_pattern: str | None
     ) -> None:
         self._adapter = adapter
+        self.opens_remotely = adapter.opens_remotely
         self._separator = separator
         self._end = re.compile(end_pattern) if end_pattern is not None else None
 
