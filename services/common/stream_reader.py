@@ -25,6 +25,7 @@ from aio_pika.abc import (
     AbstractRobustConnection,
     AbstractRobustQueue,
 )
+from aiormq.abc import ConsumerCancelCallback
 from aiormq.exceptions import AMQPError, ChannelInvalidStateError, ChannelPreconditionFailed
 from pamqp.commands import Basic
 
@@ -52,9 +53,10 @@ NO_LOCAL_MEMBER_RETRY_S = (0.05, 1.0)
 """First and longest wait before consuming again from a node whose member of the stream is
 not running yet."""
 FOLLOWER_CHECK_EVERY_S = 60.0
-"""How often a follower nothing else syncs checks that it still receives (``check_every_s``),
-or, when it must write nothing, consumes again after that long without a delivery
-(``refresh_when_quiet_s``)."""
+"""How often a follower nothing else syncs checks that it still receives (``check_every_s``)."""
+QUIET_REFRESH_S = 60.0
+"""How long a follower that writes no markers waits without a delivery before it consumes
+again (``refresh_when_quiet_s``)."""
 STALLED_AFTER = 1 / 3
 """The share of ``sync()``'s time after which a consumer that delivered nothing since, while a
 marker confirmed in the stream waits, is taken as stalled: the follower consumes again."""
@@ -210,10 +212,11 @@ class StreamFollower:
     that consumer and consumes again from the last offset seen. A follower whose owner never
     syncs after startup (a log read for what it says, not looked up) checks itself every
     ``check_every_s`` with a sync of ``check_timeout_s``; each check writes a marker. A
-    follower that must write nothing to its stream (the control log: read from its first
+    follower that must not write markers regularly (the control log: read from its first
     message at every start, and a quiet stream never rolls a segment to delete) consumes again
     from the last offset seen after ``refresh_when_quiet_s`` without a delivery instead: a
-    stalled consumer is replaced within that time, a healthy one reads nothing new again.
+    stalled consumer is replaced within that time, a healthy one reads nothing new again. The
+    two are alternatives: give one.
     """
 
     def __init__(
@@ -228,6 +231,8 @@ class StreamFollower:
         check_timeout_s: float = 30.0,
         refresh_when_quiet_s: float | None = None,
     ) -> None:
+        if check_every_s is not None and refresh_when_quiet_s is not None:
+            raise ValueError("check_every_s and refresh_when_quiet_s: give one, not both")
         self._connection = connection
         self._stream = stream
         self._resume_at: StreamOffset = offset
@@ -237,6 +242,7 @@ class StreamFollower:
         self._channel: AbstractRobustChannel | None = None
         self._consuming = asyncio.Event()
         self._consumer: tuple[AbstractRobustQueue, str] | None = None
+        self._cancel_watch: tuple[set[ConsumerCancelCallback], ConsumerCancelCallback] | None = None
         self._last_delivery_at = 0.0  # the event loop's clock
         self._consumed_at = 0.0  # when the current consumer began, the same clock
         self._check_every_s = check_every_s
@@ -304,7 +310,7 @@ class StreamFollower:
             if channel is None or consumer is None or not self._connection.connected.is_set():
                 continue  # a reconnect or a resume in progress consumes again by itself
             logger.debug(
-                "%s quiet for %.0f s: consuming again from offset %s",
+                "%s quiet for %.1f s: consuming again from offset %s",
                 self._stream,
                 quiet_s,
                 self._resume_at,
@@ -393,10 +399,18 @@ class StreamFollower:
                 self._resume_soon(channel)
 
         underlay = await channel.get_underlay_channel()
+        self._stop_watching_cancels()  # the consumer this one replaces: no longer watched
         underlay.on_consumer_cancel_callbacks.add(cancelled_by_broker)
+        self._cancel_watch = (underlay.on_consumer_cancel_callbacks, cancelled_by_broker)
         self._consumer = (queue, tag)
         self._consumed_at = asyncio.get_running_loop().time()
         self._consuming.set()
+
+    def _stop_watching_cancels(self) -> None:
+        if self._cancel_watch is not None:
+            callbacks, callback = self._cancel_watch
+            callbacks.discard(callback)
+            self._cancel_watch = None
 
     def _on_channel_lost(self, *_: object) -> None:
         self._consuming.clear()

@@ -24,7 +24,7 @@ from services.common.event_log import EventLogReader
 from services.common.log_connection import open_log_connection
 from services.common.metrics_server import serve_metrics
 from services.common.openai_client import build_openai_client
-from services.common.stream_reader import FOLLOWER_CHECK_EVERY_S, StreamFollower
+from services.common.stream_reader import QUIET_REFRESH_S, StreamFollower
 from services.orchestrator.bots.registry import BotDefaults, build_bots
 from services.orchestrator.bots.transport import build_bot_http_client
 from services.orchestrator.event_publisher import DeliveryEventSink
@@ -186,15 +186,15 @@ async def _follow_control_log(
     held: HeldRuns,
     settings: OrchestratorSettings,
 ) -> None:
-    # No marker checks here (this log is read from its first message at every start, and a
-    # quiet log never rolls a segment to delete): a stalled consumer is replaced by consuming
-    # again whenever the log was quiet for a while, which writes nothing.
+    # No regular marker checks here (this log is read from its first message at every start,
+    # and a quiet log never rolls a segment to delete): a stalled consumer is replaced by
+    # consuming again whenever the log was quiet for a while, which writes nothing.
     control = StreamFollower(
         connection,
         CONTROL_LOG_STREAM,
         "first",
         held.on_control_message,
-        refresh_when_quiet_s=FOLLOWER_CHECK_EVERY_S,
+        refresh_when_quiet_s=QUIET_REFRESH_S,
     )
     await control.start()
     stack.push_async_callback(control.stop)

@@ -13,7 +13,7 @@ from pathlib import Path
 import aio_pika
 import httpx
 import pytest
-from aio_pika.abc import AbstractRobustConnection
+from aio_pika.abc import AbstractConnection
 
 from contracts.names import SIMULATIONS_QUEUE
 from tests.fakes.bot_api import FakeBotApi
@@ -62,8 +62,9 @@ def fresh_vhost() -> Iterator[Broker]:
 
 
 @pytest.fixture
-async def vhost_connection(fresh_vhost: Broker) -> AsyncIterator[AbstractRobustConnection]:
-    connection = await aio_pika.connect_robust(fresh_vhost.amqp_url)
+async def vhost_connection(fresh_vhost: Broker) -> AsyncIterator[AbstractConnection]:
+    """A plain connection (a channel the broker closes stays closed)."""
+    connection = await aio_pika.connect(fresh_vhost.amqp_url)
     try:
         yield connection
     finally:

@@ -161,21 +161,41 @@ async def test_a_quiet_follower_replaces_its_consumer_without_writing_to_the_str
     assert [arguments for _, arguments, _ in channel.consumers][-1] == {"x-stream-offset": 1}
     assert channel.cancelled == ["ctag-1"]  # the stalled one, so nothing comes twice
     await channel.deliver(stream_message(1, b"m1"))  # the new consumer reads on
+    for refreshes in (3, 4):  # quiet again and again: consumed again each time
+        channel.consumed.clear()
+        await asyncio.wait_for(channel.consumed.wait(), 3)
+        assert len(channel.consumers) == refreshes
     assert channel.published == []
+    assert len(channel.on_consumer_cancel_callbacks) == 1  # only the current consumer's
     await follower.stop()
     assert seen == [b"m0", b"m1"]
 
 
 async def test_a_follower_that_receives_is_not_refreshed() -> None:
     seen: list[bytes] = []
-    follower, channel = await _started(seen, refresh_when_quiet_s=0.3)
-    for offset in range(20):  # 0.6 s of messages, one every 30 ms
+    follower, channel = await _started(seen, refresh_when_quiet_s=0.6)
+    for offset in range(50):  # 1.5 s of messages, one every 30 ms
         await asyncio.sleep(0.03)  # the broker's pace (not a synchronisation)
         await channel.deliver(stream_message(offset, b"m%d" % offset))
     assert len(channel.consumers) == 1
     assert channel.cancelled == []
     await follower.stop()
-    assert len(seen) == 20
+    assert len(seen) == 50
+
+
+def test_a_follower_takes_regular_checks_or_quiet_refreshes_not_both() -> None:
+    async def ignore(_: Any) -> None:
+        return None
+
+    with pytest.raises(ValueError, match="give one"):
+        StreamFollower(
+            cast("Any", FakeConnection()),
+            "the.log",
+            "first",
+            ignore,
+            check_every_s=60,
+            refresh_when_quiet_s=60,
+        )
 
 
 async def test_a_check_that_fails_in_any_way_does_not_end_the_checks() -> None:
