@@ -16,6 +16,8 @@ __all__ = [
     "JUDGED_EVENTS",
     "JUDGE_BINDINGS",
     "JUDGE_QUEUE",
+    "KEYED_HEADER",
+    "KEYED_VALUE",
     "OWNER_HEADER",
     "OWNER_SECRET_STREAM",
     "QUEUED_EVENTS",
@@ -61,8 +63,8 @@ in order, kept two days (the keys are looked up in it)."""
 
 REQUEST_LOG_EXCHANGE = "convsim.requests.keyed"
 """Headers exchange (internal) bound to EVENTS_EXCHANGE with REQUEST_LOG_BINDINGS; the request
-log is bound to it with ``request_log_match()`` (contracts.topology), so only the events that
-carry both idempotency headers reach the log, and every gateway following it reads keyed
+log is bound to it with ``request_log_match()`` (contracts.topology), so only the events of
+requests with an idempotency key reach the log, and every gateway following it reads keyed
 requests only."""
 
 QUEUED_EVENTS = "simulation.*.queued"
@@ -79,6 +81,13 @@ it was accepted with (per API key: ``<owner>:<key>``)."""
 
 FINGERPRINT_HEADER = "convsim-request-fingerprint"
 """Next to IDEMPOTENCY_KEY_HEADER: a digest of the body, to tell a replay from a conflict."""
+
+KEYED_HEADER = "convsim-keyed"
+"""Header ``KEYED_VALUE`` on the ``queued`` and ``started`` of a request with both idempotency
+headers: what the request log's binding matches (a plain value, which a definitions export
+and import keep; a match on a header's mere presence comes back as the value "undefined")."""
+
+KEYED_VALUE = "yes"
 
 OWNER_HEADER = "convsim-owner"
 """Header of a request message: the owner recorded in ``queued`` (a digest of the API key)."""

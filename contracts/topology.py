@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from contracts.names import DEAD_LETTER_QUEUE, FINGERPRINT_HEADER, IDEMPOTENCY_KEY_HEADER
+from contracts.names import DEAD_LETTER_QUEUE, IDEMPOTENCY_KEY_HEADER, KEYED_HEADER, KEYED_VALUE
 
 __all__ = [
     "ACTIVITY_LOG_MAX_AGE",
@@ -132,10 +132,10 @@ def request_log_arguments(replication: Replication) -> dict[str, Any]:
 
 
 def request_log_match() -> dict[str, Any]:
-    """The request log's binding to REQUEST_LOG_EXCHANGE: both idempotency headers present,
-    whatever their values (a binding header with a void value matches any value; pinned by
-    tests/integration/test_request_log_routing.py)."""
-    return {"x-match": "all", IDEMPOTENCY_KEY_HEADER: None, FINGERPRINT_HEADER: None}
+    """The request log's binding to REQUEST_LOG_EXCHANGE: the keyed flag, or the idempotency
+    key header with any value (a binding header with a void value matches any value: what
+    versions before the flag sent; pinned by tests/integration/test_request_log_routing.py)."""
+    return {"x-match": "any", KEYED_HEADER: KEYED_VALUE, IDEMPOTENCY_KEY_HEADER: None}
 
 
 ACTIVITY_LOG_MAX_AGE = "1D"

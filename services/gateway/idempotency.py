@@ -1,7 +1,7 @@
 """Idempotency keys: the same key and body give the same simulation, for at least a day.
 
-Every ``queued`` event is also kept in the request log (a stream, two days), with the key and
-a fingerprint of the body in its headers. Each gateway follows that log from a day back, so
+The ``queued`` and ``started`` of every request with a key are also kept in the request log (a
+stream, two days), with the key and a fingerprint of the body in their headers. Each gateway follows that log from a day back, so
 every replica, and a restarted one, knows every key. Two requests with one key on two replicas
 at once are serialised by a lock on the broker (an exclusive queue named after the key).
 """

@@ -11,7 +11,7 @@ from typing import Protocol
 
 from contracts.events import QueuedEvent
 from contracts.ids import new_simulation_id
-from contracts.names import OWNER_HEADER, event_routing_key
+from contracts.names import KEYED_HEADER, KEYED_VALUE, OWNER_HEADER, event_routing_key
 from contracts.requests import SimulationCreate, SimulationRequest
 from services.gateway.broker import BrokerUnavailable, GatewayBroker, LockHeld
 from services.gateway.idempotency import (
@@ -186,7 +186,11 @@ async def submit_idempotent(
                 broker,
                 relay,
                 owner,
-                headers={IDEMPOTENCY_KEY_HEADER: key, FINGERPRINT_HEADER: fingerprint},
+                headers={
+                    IDEMPOTENCY_KEY_HEADER: key,
+                    FINGERPRINT_HEADER: fingerprint,
+                    KEYED_HEADER: KEYED_VALUE,
+                },
                 place=place,
             )
             index.remember(key, KeyRecord(request.simulation_id, fingerprint, datetime.now(UTC)))

@@ -19,7 +19,7 @@ import aio_pika
 from aio_pika.abc import AbstractIncomingMessage, FieldValue
 
 from contracts.events import SimulationEvent
-from contracts.names import FINGERPRINT_HEADER, IDEMPOTENCY_KEY_HEADER
+from contracts.names import FINGERPRINT_HEADER, IDEMPOTENCY_KEY_HEADER, KEYED_HEADER, KEYED_VALUE
 from services.common.event_publishing import publish_event
 
 __all__ = ["DeliveryEventSink", "EventTooLarge", "OwnershipLost", "cancelled_by_lost_channel"]
@@ -62,6 +62,8 @@ class DeliveryEventSink:
             for name in _REPEATED_ON_STARTED
             if isinstance(value := request_headers.get(name), str)
         }
+        if len(self._started_headers) == len(_REPEATED_ON_STARTED):
+            self._started_headers[KEYED_HEADER] = KEYED_VALUE  # what the request log matches
 
     @property
     def owns_request(self) -> bool:

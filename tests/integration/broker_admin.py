@@ -76,6 +76,18 @@ class BrokerAdmin:
         response.raise_for_status()
         return [binding["source"] for binding in response.json() if binding["source"]]
 
+    def definitions(self, vhost: str) -> dict[str, Any]:
+        """The vhost's definitions (queues, exchanges, bindings...), as an export has them."""
+        response = self._http.get(f"/api/definitions/{quote(vhost, safe='')}")
+        response.raise_for_status()
+        result: dict[str, Any] = response.json()
+        return result
+
+    def load_definitions(self, vhost: str, definitions: dict[str, Any]) -> None:
+        """Import definitions into a vhost, as a restore from an export does."""
+        path = f"/api/definitions/{quote(vhost, safe='')}"
+        self._http.post(path, json=definitions).raise_for_status()
+
     def bind(self, vhost: str, exchange: str, queue: str, routing_key: str) -> None:
         self._http.post(
             f"/api/bindings/{quote(vhost, safe='')}/e/{exchange}/q/{queue}",

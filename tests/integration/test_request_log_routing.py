@@ -1,6 +1,7 @@
 """The request log keeps the keyed requests only: ``queued`` and ``started`` reach it through a
-headers exchange that passes on what carries both idempotency headers, on the real broker
-(which pins RabbitMQ's rule that a binding header without a value matches any value). A broker
+headers exchange that passes on what carries the keyed flag, or the idempotency key header as
+earlier versions sent it (RabbitMQ's rule that a binding header without a value matches any
+value, pinned here). The flag's binding survives a definitions export and import. A broker
 that still has the direct bindings of earlier versions loses them at the next declaration."""
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from contracts.names import (
     EVENTS_EXCHANGE,
     FINGERPRINT_HEADER,
     IDEMPOTENCY_KEY_HEADER,
+    KEYED_HEADER,
+    KEYED_VALUE,
     REQUEST_LOG_BINDINGS,
     REQUEST_LOG_EXCHANGE,
     REQUEST_LOG_STREAM,
@@ -24,7 +27,13 @@ from tests.integration.log_tap import read_log
 
 pytestmark = pytest.mark.integration
 
-KEYED = {IDEMPOTENCY_KEY_HEADER: "anonymous:k1", FINGERPRINT_HEADER: "f" * 64}
+KEYED = {
+    IDEMPOTENCY_KEY_HEADER: "anonymous:k1",
+    FINGERPRINT_HEADER: "f" * 64,
+    KEYED_HEADER: KEYED_VALUE,
+}
+EARLIER_KEYED = {IDEMPOTENCY_KEY_HEADER: "anonymous:k2", FINGERPRINT_HEADER: "e" * 64}
+"""What a gateway or orchestrator of an earlier version sends (no flag)."""
 
 
 async def _declare(connection: AbstractConnection) -> None:
@@ -64,11 +73,16 @@ async def test_only_keyed_queued_and_started_reach_the_request_log(
         ("simulation.plain.queued", {}),
         ("simulation.keyed.started", KEYED),
         ("simulation.plain.started", {}),
-        ("simulation.half.queued", {IDEMPOTENCY_KEY_HEADER: "anonymous:k2"}),
+        ("simulation.earlier.queued", EARLIER_KEYED),
+        ("simulation.unkeyed.queued", {FINGERPRINT_HEADER: "d" * 64}),
         ("simulation.keyed.turn", KEYED),
         ("simulation.keyed.completed", KEYED),
     )
-    assert await _logged(amqp_url) == ["simulation.keyed.queued", "simulation.keyed.started"]
+    assert await _logged(amqp_url) == [
+        "simulation.keyed.queued",
+        "simulation.keyed.started",
+        "simulation.earlier.queued",
+    ]
     assert admin.binding_sources(name, REQUEST_LOG_STREAM) == [REQUEST_LOG_EXCHANGE]
 
 
@@ -95,3 +109,23 @@ async def test_the_direct_bindings_of_earlier_versions_are_taken_away(
     # What was logged stays; an unkeyed request no longer is, a keyed one once.
     assert await _logged(amqp_url) == ["simulation.before.queued", "simulation.keyed.queued"]
     assert admin.binding_sources(name, REQUEST_LOG_STREAM) == [REQUEST_LOG_EXCHANGE]
+
+
+async def test_the_binding_survives_a_definitions_export_and_import(
+    fresh_vhost: Broker, vhost_connection: AbstractConnection
+) -> None:
+    """A restore from a backup of the definitions, before any service declares again."""
+    admin = fresh_vhost.admin
+    await _declare(vhost_connection)
+    restored = f"{fresh_vhost.vhost}-restored"
+    amqp_url = admin.create_vhost(restored)
+    try:
+        admin.load_definitions(restored, admin.definitions(fresh_vhost.vhost))
+        connection = await aio_pika.connect(amqp_url)
+        try:
+            await _publish(connection, ("simulation.keyed.queued", KEYED))
+        finally:
+            await connection.close()
+        assert await _logged(amqp_url) == ["simulation.keyed.queued"]
+    finally:
+        admin.delete_vhost(restored)
