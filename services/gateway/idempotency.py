@@ -1,9 +1,10 @@
 """Idempotency keys: the same key and body give the same simulation, for at least a day.
 
 The ``queued`` and ``started`` of every request with a key are also kept in the request log (a
-stream, two days), with the key and a fingerprint of the body in their headers. Each gateway follows that log from a day back, so
-every replica, and a restarted one, knows every key. Two requests with one key on two replicas
-at once are serialised by a lock on the broker (an exclusive queue named after the key).
+stream, two days), with the key and a fingerprint of the body in their headers. Each gateway
+follows that log from a day back, so every replica, and a restarted one, knows every key. Two
+requests with one key on two replicas at once are serialised by a lock on the broker (an
+exclusive queue named after the key).
 """
 
 from __future__ import annotations
