@@ -7,7 +7,6 @@ bounds, no retries, no resuming after a restart."""
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 from datetime import UTC, datetime
 from typing import Any
@@ -23,6 +22,7 @@ from bench.floor.names import (
     floor_chat,
     floor_llm_client,
     publish_floor_event,
+    ready_until_stopped,
 )
 from contracts.names import JUDGE_QUEUE, QUEUED_EVENTS
 
@@ -94,8 +94,7 @@ async def serve(amqp_url: str, llm_url: str, concurrency: int) -> None:
         for binding in BINDINGS:
             await queue.bind(exchanges.events, routing_key=binding)
         await queue.consume(FloorJudge(exchanges.events, llm).on_event)
-        print(READY_LINE, flush=True)
-        await asyncio.Future()  # until the bench stops this process
+        await ready_until_stopped(READY_LINE)
     finally:
         await llm.close()
         await connection.close()

@@ -3,6 +3,7 @@ channel, publish an event, and build the LLM client."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 import aio_pika
@@ -31,6 +32,7 @@ __all__ = [
     "floor_llm_client",
     "joined_topology",
     "publish_floor_event",
+    "ready_until_stopped",
 ]
 
 PUBLISH_TIMEOUT_S = 30.0
@@ -42,6 +44,13 @@ CALL_TIMEOUT_S = 60.0
 class FloorExchanges:
     requests: AbstractExchange
     events: AbstractExchange
+
+
+async def ready_until_stopped(ready_line: str) -> None:
+    """Say the process is ready (the bench waits for ``ready_line``), then serve until the
+    bench stops the process."""
+    print(ready_line, flush=True)
+    await asyncio.Future()
 
 
 async def declare_floor_topology(channel: AbstractChannel) -> FloorExchanges:

@@ -30,6 +30,7 @@ from bench.floor.names import (
     floor_chat,
     floor_llm_client,
     publish_floor_event,
+    ready_until_stopped,
 )
 from contracts.names import SIMULATIONS_QUEUE
 from contracts.topology import Replication
@@ -267,8 +268,7 @@ async def serve(
         )
         queue = await channel.get_queue(SIMULATIONS_QUEUE, ensure=False)
         await queue.consume(orchestrator.on_request)
-        print(READY_LINE, flush=True)
-        await asyncio.Future()  # until the bench stops this process
+        await ready_until_stopped(READY_LINE)
     finally:
         if permits is not None:
             await permits.close()
