@@ -58,9 +58,10 @@ async def until_deadline(events: AsyncIterator[_T], duration_s: float) -> AsyncI
     loop = asyncio.get_running_loop()
     deadline = loop.time() + duration_s
     try:
-        while (remaining := deadline - loop.time()) > 0:
+        while loop.time() < deadline:
             try:
-                event = await asyncio.wait_for(anext(events), remaining)
+                async with asyncio.timeout_at(deadline):  # in this task: no task per event
+                    event = await anext(events)
             except (StopAsyncIteration, TimeoutError):
                 return
             yield event
