@@ -20,6 +20,7 @@ from contracts.requests import SimulationRequest
 from services.gateway.broker import BrokerUnavailable
 from services.gateway.relay import EventRelay, UnknownSimulation
 from services.gateway.relay.feeds import EVENT_OVERHEAD_BYTES, FeedCache, estimate_bytes
+from tests.unit.task_count import tasks_created
 
 
 class FakeLog:
@@ -280,6 +281,23 @@ async def test_followers_get_the_backlog_then_live_events_in_order() -> None:
     async with asyncio.timeout(2):
         rest = [event.seq async for event in follower]
     assert rest == [2, 3, 4, 5]
+
+
+async def test_a_follower_takes_each_live_event_in_its_own_task() -> None:
+    log = FakeLog()
+    relay = relay_of(log)
+    simulation_id = new_simulation_id()
+    events = story(simulation_id, turns=3)
+    relay.accept(events[0])
+    follower = await relay.follow(simulation_id)
+    assert (await anext(follower)).seq == 1
+    loop = asyncio.get_running_loop()
+    with tasks_created() as created:
+        for event in events[1:]:
+            loop.call_soon(relay.accept, event)  # arrives while the follower waits for it
+            async with asyncio.timeout(2):
+                assert (await anext(follower)).seq == event.seq
+    assert created == []
 
 
 async def test_a_gap_that_stays_is_filled_from_the_log() -> None:

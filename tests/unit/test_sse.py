@@ -13,7 +13,8 @@ from sse_starlette.sse import SendTimeoutError
 
 from contracts.events import SimulationEvent, StartedEvent
 from contracts.ids import new_simulation_id
-from services.gateway.streams import event_stream_response, until_deadline
+from services.gateway.streams import close_stream, event_stream_response, until_deadline
+from tests.unit.task_count import tasks_created
 
 
 class Source:
@@ -88,3 +89,24 @@ async def test_until_deadline_passes_everything_of_a_stream_that_ends_first() ->
             )
 
     assert [e.seq async for e in until_deadline(three(), 10)] == [1, 2, 3]
+
+
+async def test_until_deadline_takes_each_event_in_its_own_task() -> None:
+    inbox: asyncio.Queue[SimulationEvent] = asyncio.Queue()
+
+    async def live() -> AsyncIterator[SimulationEvent]:
+        while True:
+            yield await inbox.get()
+
+    stream = until_deadline(live(), 10)
+    loop = asyncio.get_running_loop()
+    with tasks_created() as created:
+        for seq in (1, 2, 3):
+            event = StartedEvent(
+                simulation_id="s", seq=seq, conversation_id="c", user_simulator="x"
+            )
+            loop.call_soon(inbox.put_nowait, event)  # arrives while the stream waits for it
+            async with asyncio.timeout(2):
+                assert (await anext(stream)).seq == seq
+    await close_stream(stream)
+    assert created == []
