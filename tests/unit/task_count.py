@@ -11,7 +11,9 @@ from typing import Any
 
 @contextmanager
 def tasks_created() -> Iterator[list[str]]:
-    """The names of the coroutines of every task created on the running loop meanwhile."""
+    """The names of the coroutines of every task created on the running loop meanwhile,
+    whoever creates it (an async generator left open by an earlier test on the same loop
+    would be finalised in a task too: each test here has a loop of its own)."""
     loop = asyncio.get_running_loop()
     created: list[str] = []
     before = loop.get_task_factory()

@@ -20,6 +20,7 @@ from contracts.requests import SimulationRequest
 from services.gateway.broker import BrokerUnavailable
 from services.gateway.relay import EventRelay, UnknownSimulation
 from services.gateway.relay.feeds import EVENT_OVERHEAD_BYTES, FeedCache, estimate_bytes
+from services.gateway.streams import close_stream
 from tests.unit.task_count import tasks_created
 
 
@@ -283,7 +284,7 @@ async def test_followers_get_the_backlog_then_live_events_in_order() -> None:
     assert rest == [2, 3, 4, 5]
 
 
-async def test_a_follower_takes_each_live_event_in_its_own_task() -> None:
+async def test_a_follower_takes_live_events_without_a_task_per_event() -> None:
     log = FakeLog()
     relay = relay_of(log)
     simulation_id = new_simulation_id()
@@ -298,6 +299,7 @@ async def test_a_follower_takes_each_live_event_in_its_own_task() -> None:
             async with asyncio.timeout(2):
                 assert (await anext(follower)).seq == event.seq
     assert created == []
+    await close_stream(follower)
 
 
 async def test_a_gap_that_stays_is_filled_from_the_log() -> None:

@@ -91,7 +91,7 @@ async def test_until_deadline_passes_everything_of_a_stream_that_ends_first() ->
     assert [e.seq async for e in until_deadline(three(), 10)] == [1, 2, 3]
 
 
-async def test_until_deadline_takes_each_event_in_its_own_task() -> None:
+async def test_until_deadline_takes_events_without_a_task_per_event() -> None:
     inbox: asyncio.Queue[SimulationEvent] = asyncio.Queue()
 
     async def live() -> AsyncIterator[SimulationEvent]:

@@ -277,10 +277,10 @@ class EventRelay:
 
 
 async def _next_within(inbox: asyncio.Queue[SimulationEvent], seconds: float) -> SimulationEvent:
-    """The inbox's next event, waiting at most ``seconds``. Taken in the follower's own task:
-    an event already waiting comes at once, and one put later wakes this task directly (no
-    task per event, as ``asyncio.wait_for`` makes on Python 3.11, and no extra turn of the
-    event loop, which a busy gateway pays for in delay)."""
+    """The inbox's next event, waiting at most ``seconds``, taken in the follower's own task:
+    an event put later wakes this task directly. ``asyncio.wait_for`` (Python 3.11) would make
+    a task per event, and the event would reach the follower one turn of the event loop later,
+    which a busy gateway pays for in delay. An event already waiting needs no timer."""
     if not inbox.empty():
         return inbox.get_nowait()
     async with asyncio.timeout(seconds):
