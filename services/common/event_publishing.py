@@ -7,12 +7,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-import aio_pika
 from aio_pika.abc import FieldValue
 from aiormq.abc import AbstractChannel
 from pamqp.commands import Basic
 
 from contracts.names import EVENTS_EXCHANGE, event_routing_key
+from services.common.message_properties import json_properties
 
 __all__ = ["publish_event"]
 
@@ -31,22 +31,18 @@ async def publish_event(
 ) -> bool:
     """Publish on ``simulation.<id>.<event_type>``; True once the broker acked it. Errors
     (a closed channel, a timeout, an unroutable message) are raised to the caller."""
-    message = aio_pika.Message(
-        body,
-        content_type="application/json",
-        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-        correlation_id=simulation_id,
-        message_id=message_id,
-        type=event_type,
-        timestamp=timestamp,
-        app_id=app_id,
-        headers=headers,
-    )
     confirmation = await channel.basic_publish(
-        message.body,
+        body,
         exchange=EVENTS_EXCHANGE,
         routing_key=event_routing_key(simulation_id, event_type),
-        properties=message.properties,
+        properties=json_properties(
+            correlation_id=simulation_id,
+            message_id=message_id,
+            message_type=event_type,
+            timestamp=timestamp,
+            app_id=app_id,
+            headers=headers,
+        ),
         mandatory=True,
         timeout=timeout_s,
     )

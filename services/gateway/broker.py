@@ -10,7 +10,6 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any, Literal
 
-import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractRobustConnection
 from aio_pika.exceptions import DeliveryError
 from aiormq.exceptions import AMQPError, ChannelInvalidStateError, ChannelLockedResource
@@ -28,6 +27,7 @@ from contracts.names import (
 )
 from contracts.topology import Replication
 from services.common.broker_nodes import connect_to_nodes
+from services.common.message_properties import json_properties
 from services.common.topology import Exchanges, declare_topology
 
 __all__ = ["BrokerUnavailable", "GatewayBroker", "LockHeld", "QueueFull"]
@@ -73,6 +73,7 @@ class GatewayBroker:
         self._amqp_url = amqp_url
         self._first_node = first_node
         self._request_channel: AbstractChannel | None = None
+        self._events_channel: AbstractChannel | None = None
         self._renewing = asyncio.Lock()
         self._event_log_max_age = event_log_max_age
         self._max_queued = max_queued
@@ -109,6 +110,7 @@ class GatewayBroker:
             publisher_confirms=True, on_return_raises=True
         )
         events = await events_channel.get_exchange(EVENTS_EXCHANGE, ensure=False)
+        self._events_channel = events_channel
         self._exchanges = Exchanges(
             requests=exchanges.requests, events=events, control=exchanges.control
         )
@@ -212,20 +214,17 @@ class GatewayBroker:
     ) -> None:
         if self._exchanges is None or not self.is_ready:
             raise BrokerUnavailable("not connected to the broker")
-        message = aio_pika.Message(
-            body,
-            content_type="application/json",
-            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        properties = json_properties(
             correlation_id=simulation_id,
             message_id=f"{simulation_id}.{kind}",
-            type=kind,
+            message_type=kind,
             timestamp=timestamp,
             app_id="convsim-gateway",
             headers=dict(headers or {}),
         )
         used = self._request_channel
         try:
-            await self._publish_once(exchange_name, routing_key, message)
+            await self._publish_once(exchange_name, routing_key, body, properties)
         except DeliveryError as exc:
             logger.warning("publishing %s of %s failed: %r", kind, simulation_id, exc)
             nacked = isinstance(exc.frame, Basic.Nack) and exchange_name == "requests"
@@ -240,7 +239,7 @@ class GatewayBroker:
                 raise QueueFull("the request queue is full") from exc
             await self._renew_request_channel(used)
             try:
-                await self._publish_once(exchange_name, routing_key, message)
+                await self._publish_once(exchange_name, routing_key, body, properties)
             except DeliveryError as again:
                 raise BrokerUnavailable(f"the broker did not take the {kind}") from again
             except Exception as again:
@@ -258,14 +257,25 @@ class GatewayBroker:
         self,
         exchange_name: Literal["requests", "events", "control"],
         routing_key: str,
-        message: aio_pika.Message,
+        body: bytes,
+        properties: Basic.Properties,
     ) -> None:
+        """What ``Exchange.publish`` does, without building an ``aio_pika.Message`` first."""
         if self._exchanges is None:
             raise BrokerUnavailable("not connected to the broker")
         exchange: AbstractExchange = getattr(self._exchanges, exchange_name)
+        channel = self._events_channel if exchange_name == "events" else self._request_channel
+        if channel is None or channel.is_closed:
+            raise ChannelInvalidStateError(f"the channel publishing {exchange_name} is closed")
+        underlay = await channel.get_underlay_channel()
         # mandatory + on_return_raises: an unroutable message raises instead of vanishing.
-        await exchange.publish(
-            message, routing_key=routing_key, mandatory=True, timeout=self._publish_timeout_s
+        await underlay.basic_publish(
+            body,
+            exchange=exchange.name,
+            routing_key=routing_key,
+            properties=properties,
+            mandatory=True,
+            timeout=self._publish_timeout_s,
         )
 
     async def _renew_request_channel(self, nacked_on: AbstractChannel | None) -> None:
