@@ -6,10 +6,9 @@ and through a bare aiohttp session for comparison.
 
 AMQP: on a fresh vhost of the local broker (started if none answers), with the contract's
 topology, publishes as many turn events through the orchestrator's own event sink
-(persistent, mandatory, confirmed), then reads them back as the gateway's relay does (a consumer
-on aio-pika's channel underneath, and the contract's parser), and through aio-pika's own
-consumer for comparison; and the broker's CPU per event routed to the event log and both
-reader queues.
+(persistent, mandatory, confirmed), then reads them back as the gateway's relay does (an
+aio-pika consumer and the contract's parser); and the broker's CPU per event routed to the
+event log and one reader queue.
 
 It prints the CPU milliseconds per call or per event. Whatever the rest of the code does, that
 is a floor for what a simulation costs: W1 makes 6 bot calls and 4 LLM calls per simulation,
@@ -31,7 +30,6 @@ from typing import cast
 import aio_pika
 import aiohttp
 from aio_pika.abc import AbstractIncomingMessage
-from aiormq.abc import DeliveredMessage
 
 from bench.broker import BenchVhost
 from bench.processes import Process, free_port, pid_usage, rabbitmq_pid
@@ -133,8 +131,6 @@ async def _amqp(amqp_url: str, n: int, rounds: int) -> None:
         await reader.set_qos(prefetch_count=1_000)
         queue = await reader.declare_queue(exclusive=True, auto_delete=True)
         await queue.bind(EVENTS_EXCHANGE, routing_key=ALL_SIMULATION_EVENTS)
-        relay_queue = await reader.declare_queue(exclusive=True, auto_delete=True)
-        await relay_queue.bind(EVENTS_EXCHANGE, routing_key=ALL_SIMULATION_EVENTS)
         delivery = cast("AbstractIncomingMessage", _OnChannel(await channel.get_underlay_channel()))
         sink = DeliveryEventSink(delivery, timeout_s=60, max_event_bytes=16 * 1_048_576)
         events = [
@@ -158,38 +154,24 @@ async def _amqp(amqp_url: str, n: int, rounds: int) -> None:
             "event publish, orchestrator sink", _cpu_s() - cpu, total, time.perf_counter() - wall
         )
 
-        parsed: list[int] = [0]
+        received = 0
         all_in = asyncio.Event()
 
-        def parse(body: bytes) -> None:
-            parse_event(body)
-            parsed[0] += 1
-            if parsed[0] == total:
+        async def on_event(message: AbstractIncomingMessage) -> None:
+            nonlocal received
+            parse_event(message.body)
+            received += 1
+            if received == total:
                 all_in.set()
 
-        async def on_message(message: AbstractIncomingMessage) -> None:
-            parse(message.body)
-
-        async def on_delivered(message: DeliveredMessage) -> None:
-            parse(message.body)
-
         cpu, wall = _cpu_s(), time.perf_counter()
-        await queue.consume(on_message, no_ack=True)
-        await asyncio.wait_for(all_in.wait(), 120)
-        _report(
-            "event consume + parse, aio-pika", _cpu_s() - cpu, total, time.perf_counter() - wall
-        )
-        parsed[0] = 0
-        all_in.clear()
-        cpu, wall = _cpu_s(), time.perf_counter()
-        underlay = await reader.get_underlay_channel()  # as the relay consumes (subscriber.py)
-        await underlay.basic_consume(relay_queue.name, on_delivered, no_ack=True)
+        await queue.consume(on_event, no_ack=True)
         await asyncio.wait_for(all_in.wait(), 120)
         _report("event consume + parse, relay", _cpu_s() - cpu, total, time.perf_counter() - wall)
         if broker_pid:
-            # Both halves: routed to the event log and both queues, confirmed, then delivered.
+            # Both halves: routed to the event log and this queue, confirmed, then delivered.
             broker_s = pid_usage(broker_pid).cpu_s - broker_cpu
-            _report("broker, per event (log + 2 queues)", broker_s, total)
+            _report("broker, per event (log + 1 queue)", broker_s, total)
     finally:
         await connection.close()
 
