@@ -8,10 +8,8 @@ import logging
 import os
 import socket
 from datetime import datetime, timedelta
-from functools import partial
 
-from aio_pika.abc import AbstractChannel, AbstractRobustConnection, ExchangeType
-from aiormq.abc import DeliveredMessage
+from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection, ExchangeType
 from aiormq.exceptions import AMQPError
 from pydantic import ValidationError
 
@@ -55,15 +53,7 @@ class BrokerEventLog:
 
 
 class RelaySubscriber:
-    """This gateway's exclusive queue, bound to every simulation event.
-
-    Its consumer is registered on aio-pika's channel underneath (aiormq): aio-pika's own
-    consumer makes an ``IncomingMessage`` (every property decoded) and one more task for each
-    delivery, where the relay reads the routing key and the body only. aio-pika still reopens
-    the channel after a reconnect or a channel error, with its prefetch, and declares and binds
-    the queue again; the consumer is renewed here then (``reopen_callbacks``). The broker
-    cancels a consumer on its own only when its queue goes: this one is exclusive, so only this
-    connection could delete it, and the queue goes with the connection."""
+    """This gateway's exclusive queue, bound to every simulation event."""
 
     def __init__(self, relay: EventRelay, metrics: GatewayMetrics | None = None) -> None:
         self._relay = relay
@@ -79,45 +69,32 @@ class RelaySubscriber:
             auto_delete=True,
         )
         await queue.bind(exchange, routing_key=ALL_SIMULATION_EVENTS)
-        await self._consume(channel, queue.name)
-        channel.reopen_callbacks.add(partial(self._on_reopen, queue_name=queue.name))
+        await queue.consume(self._on_message, no_ack=True)
+        # Called once the robust connection has restored its channels and this consumer.
+        connection.reconnect_callbacks.add(self._on_reconnect)
 
-    async def _consume(self, channel: AbstractChannel, queue_name: str) -> None:
-        underlay = await channel.get_underlay_channel()
-        await underlay.basic_consume(queue_name, self._on_delivered, no_ack=True)
-
-    async def _on_reopen(self, channel: AbstractChannel | None, *, queue_name: str) -> None:
-        """The channel is open again, its queue declared and bound again: consume again, and
-        read the log for what was published meanwhile (those events never reached us)."""
-        if channel is None:
-            return
-        try:
-            await self._consume(channel, queue_name)
-        except Exception:  # aio-pika gathers reopen callbacks and drops what they raise
-            logger.exception("could not consume the relay queue again after a reconnect")
-            raise
+    def _on_reconnect(self, *_: object) -> None:
         logger.info("reconnected to the broker: unfinished simulations will be read again")
         self._relay.on_reconnect()
 
-    async def _on_delivered(self, message: DeliveredMessage) -> None:
-        routing_key = message.routing_key or ""
-        if is_judged_key(routing_key):
-            self._on_judged(routing_key, message.body)
+    async def _on_message(self, message: AbstractIncomingMessage) -> None:
+        if is_judged_key(message.routing_key):
+            self._on_judged(message)
             return
         try:
             event = parse_event(message.body)
         except ValidationError:
-            logger.warning("ignoring an invalid event on %s", routing_key)
+            logger.warning("ignoring an invalid event on %s", message.routing_key)
             return
         if self._metrics is not None:
             self._metrics.relayed.labels(type=event.type).inc()
         self._relay.accept(event)
 
-    def _on_judged(self, routing_key: str, body: bytes) -> None:
+    def _on_judged(self, message: AbstractIncomingMessage) -> None:
         try:
-            judged = parse_judged(body)
+            judged = parse_judged(message.body)
         except ValidationError:
-            logger.warning("ignoring an invalid verdict on %s", routing_key)
+            logger.warning("ignoring an invalid verdict on %s", message.routing_key)
             return
         if self._metrics is not None:
             self._metrics.relayed.labels(type=judged.type).inc()
