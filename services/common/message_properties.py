@@ -27,7 +27,9 @@ def json_properties(
     app_id: str,
     headers: dict[str, FieldValue] | None = None,
 ) -> Basic.Properties:
-    """Persistent JSON, as ``aio_pika.Message`` would give them (priority 0 included)."""
+    """Persistent JSON, as ``aio_pika.Message`` gives them for the values convsim sends
+    (priority 0 included; ``Message`` would also drop an empty string, which none of these
+    ever is)."""
     return Basic.Properties(
         content_type="application/json",
         delivery_mode=PERSISTENT,

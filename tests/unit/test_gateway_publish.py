@@ -92,6 +92,18 @@ async def test_a_nacked_request_goes_again_on_a_new_channel_which_stays() -> Non
     assert fresh.published == [REQUEST_ROUTING_KEY, REQUEST_ROUTING_KEY]  # the new channel is kept
 
 
+async def test_events_go_on_the_events_channel_and_requests_on_their_own() -> None:
+    requests, events = _Channel(nacks=False), _Channel(nacks=False)
+    broker = _broker(requests, _Connection())
+    broker._events_channel = events  # type: ignore[assignment]  # as open() would set it
+    await broker.publish_event(
+        "sim-1", "simulation.sim-1.queued", b"{}", datetime.now(UTC), "queued"
+    )
+    await broker.publish_request("sim-1", b"{}", datetime.now(UTC))
+    assert events.published == ["simulation.sim-1.queued"]
+    assert requests.published == [REQUEST_ROUTING_KEY]
+
+
 async def test_a_full_queue_is_said_so_and_not_published_again() -> None:
     stuck = _Channel(nacks=True)
     broker = _broker(stuck, _Connection(_Channel(nacks=False, ready=MAX_QUEUED)))
