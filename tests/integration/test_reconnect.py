@@ -1,5 +1,7 @@
 """Every consumer and stream follower of both services rides out a broker restart, and the
-force-close of its own connection by an operator (the management API).
+force-close of its own connection by an operator (the management API); the gateway's relay
+queue also its deletion by an operator (``rabbitmqctl delete_queue`` deletes an exclusive
+queue, and the broker cancels its consumer).
 
 After each fault, all four still work: the orchestrator's request consumer (a new simulation
 runs), the gateway's relay queue (its live events reach an SSE client), the orchestrator's
@@ -38,6 +40,7 @@ FAULTS = [
     pytest.param("orchestrator-log", id="close-orchestrator-log"),  # the control-log follower
     pytest.param("orchestrator", id="close-orchestrator"),  # the request consumer
     pytest.param("gateway", id="close-gateway"),  # the relay queue, the request-log follower
+    pytest.param("relay-queue", id="delete-relay-queue"),  # rabbitmqctl on the local node
 ]
 
 
@@ -46,8 +49,8 @@ FAULTS = [
 async def test_every_consumer_and_follower_rides_out(
     fault: str, isolated: IsolatedStack, request: pytest.FixtureRequest
 ) -> None:
-    if fault == "broker":
-        request.getfixturevalue("local_broker")
+    if fault in ("broker", "relay-queue"):
+        request.getfixturevalue("local_broker")  # rabbitmqctl drives this node
     isolated.start_orchestrator("orchestrator")
     _, url = isolated.start_gateway(CONVSIM_LOG_READ_TIMEOUT_S=SYNC_TIMEOUT_S)
     key = {"Idempotency-Key": f"reconnect-{uuid.uuid4().hex}"}
@@ -95,6 +98,13 @@ async def _cause(
     key: dict[str, str],
 ) -> None:
     admin = isolated.broker.admin
+    if fault == "relay-queue":
+        relay_queue = _relay_queue(isolated)
+        await eventually(
+            lambda: _consumers(isolated, relay_queue) >= 1, timeout_s=30, what="the relay queue"
+        )
+        rabbitmqctl("delete_queue", "--vhost", isolated.broker.vhost, relay_queue)
+        return
     if fault == "broker":
         rabbitmqctl("stop_app")
         try:
@@ -123,13 +133,9 @@ async def _cause(
 async def _wait_until_consumed_again(isolated: IsolatedStack, client: httpx.AsyncClient) -> None:
     """What the broker can tell: each service is connected and its queues have consumers
     (whether a consumer reads from the right place, only the scenarios show)."""
-    admin, vhost = isolated.broker.admin, isolated.broker.vhost
 
     def consumed(queue: str) -> bool:
-        try:
-            return int(admin.queue(vhost, queue).get("consumers", 0)) >= 1
-        except httpx.HTTPError:
-            return False
+        return _consumers(isolated, queue) >= 1
 
     await eventually(
         lambda: _answers(client, "/readyz", 200), timeout_s=60, what="/readyz to say 200"
@@ -140,14 +146,26 @@ async def _wait_until_consumed_again(isolated: IsolatedStack, client: httpx.Asyn
             timeout_s=60,
             what=f"the {service} connection",
         )
-    gateway = next(process for process in isolated.processes if process.name == "gateway")
-    relay_queue = f"convsim.gateway.{socket.gethostname()}.{gateway.process.pid}"
+    relay_queue = _relay_queue(isolated)
     await eventually(
         lambda: consumed(SIMULATIONS_QUEUE), timeout_s=60, what="a consumer of the request queue"
     )
     await eventually(
         lambda: consumed(relay_queue), timeout_s=60, what="a consumer of the relay queue"
     )
+
+
+def _relay_queue(isolated: IsolatedStack) -> str:
+    gateway = next(process for process in isolated.processes if process.name == "gateway")
+    return f"convsim.gateway.{socket.gethostname()}.{gateway.process.pid}"
+
+
+def _consumers(isolated: IsolatedStack, queue: str) -> int:
+    """The queue's consumers (0 while it, or the management API, is missing)."""
+    try:
+        return int(isolated.broker.admin.queue(isolated.broker.vhost, queue).get("consumers", 0))
+    except httpx.HTTPError:
+        return 0
 
 
 def _connections(isolated: IsolatedStack, service: str) -> list[str]:
