@@ -1,8 +1,8 @@
 """The AMQP properties of convsim's own messages (requests, events, commands), built directly.
 
 aio-pika's ``Message`` is made to be published through an ``Exchange``; building one only to
-take its ``properties`` for a channel's ``basic_publish`` costs ten times what building the
-properties does (``docs/benchmarks.md``). The properties are the same, byte for byte.
+take its ``properties`` for a channel's ``basic_publish`` costs far more than building the
+properties (``docs/benchmarks.md``). The properties are the same, byte for byte.
 """
 
 from __future__ import annotations

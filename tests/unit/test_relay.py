@@ -293,13 +293,15 @@ async def test_a_follower_takes_live_events_without_a_task_per_event() -> None:
     follower = await relay.follow(simulation_id)
     assert (await anext(follower)).seq == 1
     loop = asyncio.get_running_loop()
-    with tasks_created() as created:
-        for event in events[1:]:
-            loop.call_soon(relay.accept, event)  # arrives while the follower waits for it
-            async with asyncio.timeout(2):
-                assert (await anext(follower)).seq == event.seq
+    try:
+        with tasks_created() as created:
+            for event in events[1:]:
+                loop.call_soon(relay.accept, event)  # arrives while the follower waits for it
+                async with asyncio.timeout(2):
+                    assert (await anext(follower)).seq == event.seq
+    finally:
+        await close_stream(follower)
     assert created == []
-    await close_stream(follower)
 
 
 async def test_a_gap_that_stays_is_filled_from_the_log() -> None:
