@@ -22,8 +22,9 @@ MAX_QUEUED = 10
 
 
 class _Exchange:
-    def __init__(self, channel: _Channel, name: str = "convsim.requests") -> None:
-        self.channel = channel
+    """What the gateway reads of an exchange: its name (it publishes on its own channels)."""
+
+    def __init__(self, name: str = "convsim.requests") -> None:
         self.name = name
 
 
@@ -47,7 +48,7 @@ class _Channel:
         return Basic.Ack()
 
     async def get_exchange(self, name: str, *, ensure: bool) -> _Exchange:
-        return _Exchange(self)
+        return _Exchange()
 
     async def declare_queue(self, name: str, *, passive: bool) -> Any:
         return SimpleNamespace(declaration_result=SimpleNamespace(message_count=self.ready))
@@ -75,7 +76,7 @@ def _broker(stuck: _Channel, connection: _Connection) -> GatewayBroker:
         publish_timeout_s=1,
     )
     broker._connection = connection  # type: ignore[assignment]  # as open() would set it
-    exchange = _Exchange(stuck)
+    exchange = _Exchange()
     broker._exchanges = Exchanges(requests=exchange, events=exchange, control=exchange)  # type: ignore[arg-type]
     broker._request_channel = stuck  # type: ignore[assignment]
     return broker

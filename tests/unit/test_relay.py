@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -266,14 +267,21 @@ async def test_a_request_that_waits_too_long_for_a_read_gets_unavailable() -> No
         await first
 
 
-async def test_followers_get_the_backlog_then_live_events_in_order() -> None:
-    log = FakeLog()
-    relay = relay_of(log)
-    simulation_id = new_simulation_id()
-    events = story(simulation_id, turns=2)
+async def followed_story(
+    turns: int,
+) -> tuple[EventRelay, list[SimulationEvent], AsyncIterator[SimulationEvent]]:
+    """A relay that has a new simulation's ``queued`` only, the simulation's story (``turns``
+    turns), and a follower of it that has taken ``queued``."""
+    relay = relay_of(FakeLog())
+    events = story(new_simulation_id(), turns=turns)
     relay.accept(events[0])
-    follower = await relay.follow(simulation_id)
+    follower = await relay.follow(events[0].simulation_id)
     assert (await anext(follower)).seq == 1
+    return relay, events, follower
+
+
+async def test_followers_get_the_backlog_then_live_events_in_order() -> None:
+    relay, events, follower = await followed_story(turns=2)
     relay.accept(events[3])  # out of order: held until seq 2 and 3 arrive
     relay.accept(events[1])
     relay.accept(events[2])
@@ -285,13 +293,7 @@ async def test_followers_get_the_backlog_then_live_events_in_order() -> None:
 
 
 async def test_a_follower_takes_live_events_without_a_task_per_event() -> None:
-    log = FakeLog()
-    relay = relay_of(log)
-    simulation_id = new_simulation_id()
-    events = story(simulation_id, turns=3)
-    relay.accept(events[0])
-    follower = await relay.follow(simulation_id)
-    assert (await anext(follower)).seq == 1
+    relay, events, follower = await followed_story(turns=3)
     loop = asyncio.get_running_loop()
     try:
         with tasks_created() as created:
