@@ -30,7 +30,14 @@ async def publish_event(
     headers: dict[str, FieldValue] | None = None,
 ) -> bool:
     """Publish on ``simulation.<id>.<event_type>``; True once the broker acked it. Errors
-    (a closed channel, a timeout, an unroutable message) are raised to the caller."""
+    (a closed channel, a timeout, an unroutable message) are raised to the caller.
+
+    The frames are handed to the connection's writer without waiting for it to write them
+    (``wait=False``): with ``wait=True`` aiormq holds the channel's lock until they are
+    written, so the runs sharing a delivery channel would publish one per turn of the event
+    loop, and a burst of events would queue behind each other. Unwaited, a turn takes as many
+    as the connection's frame buffer holds (aiormq waits for room when it is full), and each
+    run still has one event at a time in flight, awaited to its confirm."""
     confirmation = await channel.basic_publish(
         body,
         exchange=EVENTS_EXCHANGE,
@@ -45,5 +52,6 @@ async def publish_event(
         ),
         mandatory=True,
         timeout=timeout_s,
+        wait=False,  # type: ignore[call-arg]  # aiormq.Channel's, not in its abstract class
     )
     return isinstance(confirmation, Basic.Ack)
