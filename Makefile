@@ -48,8 +48,19 @@ format: install
 	$(PY) -m ruff format .
 	$(PY) -m ruff check --fix .
 
+# Two passes: most tests in two processes at once (pytest-xdist; a file, or all the cluster
+# tests, stay in one process), then, alone, those that restart the broker or change a setting
+# of the whole node, and the audit of every log of both passes. Both run even if one fails.
+TEST_RUN := .run/pytest
+ALONE := serial or broker_restart or audit_logs
+
 test: install broker browser lint
-	$(PY) -m pytest
+	@rm -rf $(TEST_RUN); status=0; \
+	$(PY) -m pytest -n 2 --dist loadgroup --durations=15 --basetemp=$(TEST_RUN)/parallel \
+		-m "not ($(ALONE))" || status=$$?; \
+	CONVSIM_TEST_LOG_ROOT=$(CURDIR)/$(TEST_RUN) $(PY) -m pytest --basetemp=$(TEST_RUN)/serial \
+		-m "$(ALONE)" || status=$$?; \
+	exit $$status
 
 # make bench                       W2: 300 simulations, 5 turns, 1 s per call
 # make bench ARGS="--n 1000"       W1; add --orchestrators 2, --baseline, --json out.json

@@ -120,6 +120,7 @@ def service_env(amqp_url: str, bot_url: str, llm_url: str) -> dict[str, str]:
         "CONVSIM_AMQP_HEARTBEAT_S": "2",
         "CONVSIM_GRACEFUL_TIMEOUT_S": "3",
         "CONVSIM_METRICS_PORT": "0",
+        "CONVSIM_JUDGE_METRICS_PORT": "0",
         "CONVSIM_OWNER_SECRET": OWNER_TEST_SECRET,
         "CONVSIM_ALLOWED_LLM_MODELS": ",".join(("gpt-4o-mini", *FAULT_MODELS)),
     }

@@ -17,7 +17,7 @@ from tests.integration.conftest import IsolatedStack
 from tests.integration.rabbitmqctl import rabbitmqctl
 from tests.integration.stories import assert_whole_story, gated_waiting_on_second_reply
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.serial]  # lowers the node's max_message_size
 
 BROKER_MAX_MESSAGE_BYTES = 300_000
 """Ten replies of the long-winded bot (400 kB) do not fit in one message."""

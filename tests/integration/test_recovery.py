@@ -201,6 +201,7 @@ def short_consumer_timeout(local_broker: None) -> Iterator[None]:
         _rabbitmq_eval("application:set_env(rabbit, channel_tick_interval, 60000).")
 
 
+@pytest.mark.serial  # the consumer timeout is the whole node's
 @pytest.mark.usefixtures("short_consumer_timeout")
 async def test_a_simulation_longer_than_the_consumer_timeout_completes_without_restarting(
     isolated: IsolatedStack, gateway: httpx.AsyncClient
