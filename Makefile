@@ -55,7 +55,7 @@ TEST_RUN := .run/pytest
 ALONE := serial or broker_restart or audit_logs
 
 test: install broker browser lint
-	@rm -rf $(TEST_RUN); status=0; \
+	@rm -rf $(TEST_RUN) && mkdir -p $(TEST_RUN); status=0; \
 	$(PY) -m pytest -n 2 --dist loadgroup --durations=15 --basetemp=$(TEST_RUN)/parallel \
 		-m "not ($(ALONE))" || status=$$?; \
 	CONVSIM_TEST_LOG_ROOT=$(CURDIR)/$(TEST_RUN) $(PY) -m pytest --basetemp=$(TEST_RUN)/serial \

@@ -150,7 +150,8 @@ await_node() {
     if listening "$(amqp_port "$i")" && ctl "$i" -q await_startup --timeout 10 >/dev/null 2>&1; then
       return 0
     fi
-    beam_pid "$i" >/dev/null || [ $((SECONDS - started)) -lt 10 ] ||
+    # The node writes its pid file once its VM has booted: allow for a loaded machine.
+    beam_pid "$i" >/dev/null || [ $((SECONDS - started)) -lt 30 ] ||
       die "$(node_name "$i") is not running; see $(node_dir "$i")/server.log"
     [ $SECONDS -lt "$deadline" ] ||
       die "$(node_name "$i") did not start in $start_timeout_s s; see $(node_dir "$i")/server.log"

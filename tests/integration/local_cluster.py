@@ -145,8 +145,10 @@ def local_cluster(base: Path) -> Iterator[LocalCluster]:
 
 
 def _keep_node_logs(cluster_dir: Path, kept: Path) -> None:
-    """Copy the nodes' logs beside the test's logs: ``down`` removes the cluster's directory."""
-    for log in cluster_dir.glob("*/log/*.log"):
-        target = kept / log.parent.parent.name / log.name
+    """Copy the nodes' logs (and what each printed while starting, ``server.log``) beside the
+    test's logs: ``down`` removes the cluster's directory."""
+    for log in [*cluster_dir.glob("*/log/*.log"), *cluster_dir.glob("*/server.log")]:
+        node = log.parent.parent if log.parent.name == "log" else log.parent
+        target = kept / node.name / log.name
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(log, target)
