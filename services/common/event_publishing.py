@@ -6,7 +6,9 @@ nothing more can be published for it."""
 from __future__ import annotations
 
 from datetime import datetime
+from typing import cast
 
+import aiormq
 from aio_pika.abc import FieldValue
 from aiormq.abc import AbstractChannel
 from pamqp.commands import Basic
@@ -34,11 +36,13 @@ async def publish_event(
 
     The frames are handed to the connection's writer without waiting for it to write them
     (``wait=False``): with ``wait=True`` aiormq holds the channel's lock until they are
-    written, so the runs sharing a delivery channel would publish one per turn of the event
-    loop, and a burst of events would queue behind each other. Unwaited, a turn takes as many
-    as the connection's frame buffer holds (aiormq waits for room when it is full), and each
-    run still has one event at a time in flight, awaited to its confirm."""
-    confirmation = await channel.basic_publish(
+    written, so the runs sharing a delivery channel hand over one publish per two or three
+    turns of the event loop, and a burst of events queues behind each other. Unwaited, the
+    lock is held only while the frames go into the connection's write queue (a frame buffer;
+    aiormq waits for room when it is full), and each run still has one event at a time in
+    flight, awaited to its confirm."""
+    # ``wait`` is aiormq.Channel's (what aio-pika hands out), not in its abstract class.
+    confirmation = await cast("aiormq.Channel", channel).basic_publish(
         body,
         exchange=EVENTS_EXCHANGE,
         routing_key=event_routing_key(simulation_id, event_type),
@@ -52,6 +56,6 @@ async def publish_event(
         ),
         mandatory=True,
         timeout=timeout_s,
-        wait=False,  # type: ignore[call-arg]  # aiormq.Channel's, not in its abstract class
+        wait=False,
     )
     return isinstance(confirmation, Basic.Ack)
