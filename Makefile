@@ -49,10 +49,10 @@ format: install
 	$(PY) -m ruff check --fix .
 
 # Two passes: most tests in two processes at once (pytest-xdist; a file's tests stay in one
-# process), then, in one process, the cluster tests (one local cluster), those that restart
-# the broker or change a setting of the whole node, and the audit of every log of both passes.
-# The second runs even if the first failed (not if it was interrupted); the cluster tests fail
-# rather than skip when three nodes cannot start.
+# process), then, in one process, those that change a setting of the whole node, the cluster
+# tests (one local cluster), those that restart the broker, and the audit of every log of both
+# passes. The second runs even if the first failed (not if it was interrupted or could not
+# collect: exit 2); the cluster tests fail rather than skip when three nodes cannot start.
 TEST_RUN := .run/pytest
 ALONE := cluster or serial or broker_restart or audit_logs
 

@@ -127,7 +127,7 @@ class LocalCluster:
 def local_cluster(base: Path) -> Iterator[LocalCluster]:
     """Bring a three-node cluster up under `base`; ALWAYS tear it down (stop, remove its state),
     whether the test passes, fails or times out. Skips, saying why, only where three nodes
-    cannot start."""
+    cannot start (fails instead with CONVSIM_TEST_REQUIRE_CLUSTER set, as under make test)."""
     cluster = LocalCluster(
         prefix=f"cvt{uuid.uuid4().hex[:6]}",
         base=base / "cluster",
