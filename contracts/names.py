@@ -36,6 +36,7 @@ __all__ = [
     "cancel_routing_key",
     "command_routing_key",
     "event_routing_key",
+    "gateway_relay_queue",
     "simulation_id_from_routing_key",
     "suite_routing_key",
 ]
@@ -125,6 +126,12 @@ EVENT_LOG_STREAM = "convsim.events.log"
 
 ALL_SIMULATION_EVENTS = "simulation.#"
 """Binding key matching every event of every simulation."""
+
+
+def gateway_relay_queue(host: str, pid: int) -> str:
+    """A gateway's own exclusive queue, bound with ``simulation.#``:
+    ``convsim.gateway.<host>.<pid>``."""
+    return f"convsim.gateway.{host}.{pid}"
 
 
 def event_routing_key(simulation_id: str, event_type: str) -> str:

@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from contracts.events import CancelledEvent, SimulationEvent
-from contracts.names import SIMULATIONS_QUEUE
+from contracts.names import SIMULATIONS_QUEUE, gateway_relay_queue
 from tests.fakes.bot_api import GATED_BOT, NORMAL_BOT
 from tests.integration.client import EventWatcher, request_body
 from tests.integration.conftest import IsolatedStack
@@ -157,7 +157,7 @@ async def _wait_until_consumed_again(isolated: IsolatedStack, client: httpx.Asyn
 
 def _relay_queue(isolated: IsolatedStack) -> str:
     gateway = next(process for process in isolated.processes if process.name == "gateway")
-    return f"convsim.gateway.{socket.gethostname()}.{gateway.process.pid}"
+    return gateway_relay_queue(socket.gethostname(), gateway.process.pid)
 
 
 def _consumers(isolated: IsolatedStack, queue: str) -> int:

@@ -15,7 +15,7 @@ from pydantic import ValidationError
 
 from contracts.events import SimulationEvent, parse_event
 from contracts.judgement import JudgedEvent, parse_judged
-from contracts.names import ALL_SIMULATION_EVENTS, EVENTS_EXCHANGE
+from contracts.names import ALL_SIMULATION_EVENTS, EVENTS_EXCHANGE, gateway_relay_queue
 from services.common.event_log import EventLogReader, is_judged_key
 from services.gateway.broker import BrokerUnavailable
 from services.gateway.metrics import GatewayMetrics
@@ -64,7 +64,7 @@ class RelaySubscriber:
         await channel.set_qos(prefetch_count=1_000)
         exchange = await channel.declare_exchange(EVENTS_EXCHANGE, ExchangeType.TOPIC, durable=True)
         queue = await channel.declare_queue(
-            f"convsim.gateway.{socket.gethostname()}.{os.getpid()}",
+            gateway_relay_queue(socket.gethostname(), os.getpid()),
             exclusive=True,
             auto_delete=True,
         )
