@@ -112,8 +112,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default="convsim",
         help="convsim: the services; floor: bench.floor's minimal gateway, orchestrator and "
         "(with --judge) judge, with --bot llm and --limits too; floor-gateway: convsim's "
-        "orchestrators behind bench.floor's gateway, the default workload only (both floor "
-        "stacks: the bench driver only)",
+        "orchestrators behind bench.floor's gateway, the default workload only (the bench "
+        "client; neither floor stack with --llm-rpm)",
     )
     parser.add_argument(
         "--idle-s",
@@ -133,12 +133,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.capacity and args.baseline:
         parser.error("--baseline is one run's comparison: leave it out of --capacity")
-    if args.stack != "convsim" and (args.client != "bench" or args.llm_rpm):
-        parser.error(f"--stack {args.stack} runs the bench client only, without --llm-rpm")
-    if args.stack == "floor-gateway" and (args.bot != "api" or args.judge or args.limits):
+    if args.stack != "convsim" and args.llm_rpm:
+        parser.error(f"--stack {args.stack} runs without --llm-rpm")
+    if args.stack == "floor-gateway" and (
+        args.client != "bench" or args.bot != "api" or args.judge or args.limits
+    ):
         parser.error(
-            "--stack floor-gateway runs the default workload only: --bot api, no --judge or "
-            "--limits"
+            "--stack floor-gateway runs the default workload only: the bench client, --bot "
+            "api, no --judge or --limits"
         )
     return args
 

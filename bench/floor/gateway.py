@@ -1,5 +1,7 @@
 """``python -m bench.floor.gateway --port P --amqp-url URL``: the floor stack's gateway (see
-``bench.floor``): ``POST /simulate`` answering the simulation's events as SSE, nothing else."""
+``bench.floor``): ``POST /simulate`` answering the simulation's events as SSE, and the typical
+client's two calls, ``POST /v1/simulations`` and one ``GET /v1/simulations/{id}/events``
+reading them from the start; nothing else."""
 
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ from datetime import UTC, datetime
 import aio_pika
 import uvicorn
 from aio_pika.abc import AbstractExchange, AbstractIncomingMessage, AbstractRobustConnection
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, HTTPException, Request
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from bench.floor.names import (
@@ -45,11 +47,25 @@ class FloorGateway:
         self._requests = requests
         self._events = events
         self._followers: dict[str, asyncio.Queue[Delivered]] = {}
+        self._unread: dict[str, AsyncIterator[ServerSentEvent]] = {}
         self._announcing: set[asyncio.Task[None]] = set()
 
-    async def accept(self, create: SimulationCreate) -> AsyncIterator[ServerSentEvent]:
-        """Queue the request (confirmed), then the simulation's events as SSE messages."""
+    async def create(self, create: SimulationCreate) -> str:
+        """``POST /v1/simulations``: queue the request; its events wait, in their follower's
+        queue, for the one ``GET .../events`` that reads them from the start."""
         simulation_id = new_simulation_id()
+        self._unread[simulation_id] = await self.accept(create, simulation_id)
+        return simulation_id
+
+    def events(self, simulation_id: str) -> AsyncIterator[ServerSentEvent] | None:
+        """The simulation's events from the start, once: ``None`` if unknown or taken."""
+        return self._unread.pop(simulation_id, None)
+
+    async def accept(
+        self, create: SimulationCreate, simulation_id: str | None = None
+    ) -> AsyncIterator[ServerSentEvent]:
+        """Queue the request (confirmed), then the simulation's events as SSE messages."""
+        simulation_id = simulation_id or new_simulation_id()
         follower: asyncio.Queue[Delivered] = asyncio.Queue()
         self._followers[simulation_id] = follower
         request = {**create.model_dump(mode="json"), "simulation_id": simulation_id}
@@ -149,6 +165,19 @@ def create_app(amqp_url: str, *, join_topology: bool = False) -> FastAPI:
     async def simulate(body: SimulationCreate, request: Request) -> EventSourceResponse:
         gateway: FloorGateway = request.app.state.floor
         return EventSourceResponse(await gateway.accept(body), ping=15, send_timeout=30)
+
+    @app.post("/v1/simulations", status_code=202)
+    async def create(body: SimulationCreate, request: Request) -> dict[str, str]:
+        gateway: FloorGateway = request.app.state.floor
+        return {"simulation_id": await gateway.create(body)}
+
+    @app.get("/v1/simulations/{simulation_id}/events")
+    async def events(simulation_id: str, request: Request) -> EventSourceResponse:
+        gateway: FloorGateway = request.app.state.floor
+        stream = gateway.events(simulation_id)
+        if stream is None:
+            raise HTTPException(404, "no such simulation, or its events are being read")
+        return EventSourceResponse(stream, ping=15, send_timeout=30)
 
     @app.get("/readyz")
     async def ready() -> dict[str, bool]:

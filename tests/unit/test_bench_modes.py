@@ -117,16 +117,26 @@ def test_the_profile_counts_own_time_and_leaves_out_idle_pool_threads() -> None:
 
 
 @pytest.mark.parametrize("stack", ["floor", "floor-gateway"])
-def test_the_floor_stacks_run_the_bench_client_only(
+def test_the_floor_stacks_run_without_a_rate_limited_llm(
     stack: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert parse_args(["--stack", stack, "--orchestrators", "2"]).stack == stack
     assert parse_args([]).stack == "convsim"
-    for mode in (["--client", "typical"], ["--llm-rpm", "600"]):
+    with pytest.raises(SystemExit) as refused:
+        parse_args(["--stack", stack, "--llm-rpm", "600"])
+    assert refused.value.code == 2
+    assert f"--stack {stack} runs without --llm-rpm" in capsys.readouterr().err
+
+
+def test_the_floor_stack_follows_like_a_typical_client_and_the_floor_gateway_does_not(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    for client in ("typical", "typical-aiohttp"):
+        assert parse_args(["--stack", "floor", "--client", client]).client == client
         with pytest.raises(SystemExit) as refused:
-            parse_args(["--stack", stack, *mode])
+            parse_args(["--stack", "floor-gateway", "--client", client])
         assert refused.value.code == 2
-        assert f"--stack {stack} runs the bench client only" in capsys.readouterr().err
+        assert "runs the default workload only: the bench client" in capsys.readouterr().err
 
 
 def test_the_floor_stack_runs_every_mode_and_the_floor_gateway_none(
