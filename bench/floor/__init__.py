@@ -10,7 +10,8 @@ measurements as ``make bench`` against two minimal services instead of convsim's
   that reads the simulation's events from the start (they wait in its follower's queue until
   that one reader comes: no second reader, no ``Last-Event-ID``). It validates the body
   (SimulationCreate), publishes the request (persistent, mandatory, confirmed) to the
-  contract's quorum queue, answers ``queued`` at once and publishes it, and relays every event
+  contract's quorum queue, makes ``queued`` at once (the first event of the stream) and
+  publishes it, and relays every event
   of the simulations it streams from its own queue bound to ``simulation.#``, handing each
   event's JSON bytes to the client untouched (``seq`` travels as the AMQP message id, the type
   in the routing key).

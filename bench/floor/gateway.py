@@ -50,11 +50,13 @@ class FloorGateway:
         self._unread: dict[str, AsyncIterator[ServerSentEvent]] = {}
         self._announcing: set[asyncio.Task[None]] = set()
 
-    async def create(self, create: SimulationCreate) -> str:
+    async def create(self, body: SimulationCreate) -> str:
         """``POST /v1/simulations``: queue the request; its events wait, in their follower's
-        queue, for the one ``GET .../events`` that reads them from the start."""
+        queue, for the one ``GET .../events`` that reads them from the start. A simulation
+        whose events are never read is kept as long as the process runs (a bench run reads
+        every one)."""
         simulation_id = new_simulation_id()
-        self._unread[simulation_id] = await self.accept(create, simulation_id)
+        self._unread[simulation_id] = await self.accept(body, simulation_id=simulation_id)
         return simulation_id
 
     def events(self, simulation_id: str) -> AsyncIterator[ServerSentEvent] | None:
@@ -62,13 +64,13 @@ class FloorGateway:
         return self._unread.pop(simulation_id, None)
 
     async def accept(
-        self, create: SimulationCreate, simulation_id: str | None = None
+        self, body: SimulationCreate, *, simulation_id: str | None = None
     ) -> AsyncIterator[ServerSentEvent]:
         """Queue the request (confirmed), then the simulation's events as SSE messages."""
         simulation_id = simulation_id or new_simulation_id()
         follower: asyncio.Queue[Delivered] = asyncio.Queue()
         self._followers[simulation_id] = follower
-        request = {**create.model_dump(mode="json"), "simulation_id": simulation_id}
+        request = {**body.model_dump(mode="json"), "simulation_id": simulation_id}
         try:
             await self._requests.publish(
                 aio_pika.Message(

@@ -136,3 +136,22 @@ async def test_the_gateway_streams_queued_first_when_started_came_before_the_con
         await anext(stream)  # the stream ends after the terminal event
     await _run_ready_tasks()
     assert topic.published == [f"simulation.{simulation_id}.queued"]
+
+
+async def test_a_typical_clients_stream_reads_from_the_start_once() -> None:
+    """``POST /v1/simulations`` then ``GET .../events``: what reached the relay before the GET
+    is streamed from the start, ``queued`` first; a second read and an unknown id get none."""
+    requests, topic = RacingRequests(), TopicEvents()
+    gateway = FloorGateway(requests, topic)  # type: ignore[arg-type]
+    requests.gateway = gateway  # started and a turn reach the relay before the confirm
+    simulation_id = await gateway.create(SimulationCreate(bot_id=16, user_prompt="hi"))
+    await gateway.on_event(Delivery(simulation_id, 1, "queued"))  # type: ignore[arg-type]
+    await gateway.on_event(Delivery(simulation_id, 4, "completed"))  # type: ignore[arg-type]
+    stream = gateway.events(simulation_id)
+    assert stream is not None
+    assert gateway.events(simulation_id) is None  # one reader
+    assert gateway.events("no-such-simulation") is None
+    read = [(message.event, message.id) async for message in stream]
+    assert read == [("queued", "1"), ("started", "2"), ("turn", "3"), ("completed", "4")]
+    await _run_ready_tasks()
+    assert topic.published == [f"simulation.{simulation_id}.queued"]
