@@ -96,6 +96,7 @@ async def _criteria_judge(stack: AsyncExitStack, settings: JudgeSettings) -> Cri
             base_url=settings.openai_base_url,
             read_timeout_s=settings.judge_timeout_s,
             connect_timeout_s=settings.connect_timeout_s,
+            max_connections=settings.judge_concurrency + 10,
         )
         stack.push_async_callback(client.close)
         logger.info("judge: llm (%s)", settings.judge_model)

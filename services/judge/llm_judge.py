@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from contracts.events import TurnUsage
 from contracts.judgement import CriterionResult
 from services.common.chat_completion import ChatCompletionIn
+from services.common.connect_errors import unreachable_reason
 from services.judge.case import Case, CriteriaVerdicts
 
 __all__ = ["RESPONSE_FORMAT", "LLMJudge", "judge_messages", "parse_verdicts"]
@@ -190,9 +191,9 @@ class LLMJudge:
 
 def _error_kind(exc: Exception) -> str:
     match exc:
-        case openai.APITimeoutError():
+        case openai.APITimeoutError() if unreachable_reason(exc) is None:
             return "timeout"
-        case openai.APIConnectionError():
+        case openai.APIConnectionError():  # the aiohttp transport's "timeouts" included
             return "unreachable"
         case openai.RateLimitError():
             return "rate_limited"

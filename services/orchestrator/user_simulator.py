@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from contracts.events import TurnRole
 from contracts.requests import LLMOptions
 from services.common.chat_completion import ChatCompletionIn
-from services.orchestrator.connect_errors import unreachable_reason
+from services.common.connect_errors import unreachable_reason
 from services.orchestrator.endings import DEFAULT_STOP_PHRASE
 from services.orchestrator.errors import SimulationFailure, retry_after_seconds
 from services.orchestrator.llm_usage import usage_of

@@ -1,16 +1,20 @@
 """A bot or an LLM that is down is told from one that is slow, through the real aiohttp
 transports: a refused port and an unknown host are ``*_unreachable``, a connect that gets no
-answer in time (a listener whose backlog is full) stays ``*_timeout``."""
+answer in time (a listener whose backlog is full) stays ``*_timeout``. The judge's LLM client,
+as its composition root builds it, tells them apart the same way."""
 
 from __future__ import annotations
 
 import socket
 from collections.abc import Awaitable, Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager, suppress
+from contextlib import AbstractContextManager, AsyncExitStack, contextmanager, suppress
 
 import pytest
 
 from services.common.openai_client import build_openai_client
+from services.judge.bootstrap import _criteria_judge
+from services.judge.case import Case
+from services.judge.settings import JudgeSettings
 from services.orchestrator.bots.robot_ai_lesson import RobotAiLessonBot
 from services.orchestrator.bots.transport import build_bot_http_client
 from services.orchestrator.errors import SimulationFailure
@@ -108,3 +112,31 @@ async def test_the_llm_client_tells_down_from_slow(
     assert failure.code == f"llm_{kind}", failure.message
     assert failure.retryable
     assert reason in failure.message
+
+
+@pytest.mark.parametrize(("target", "kind", "reason"), CASES)
+async def test_the_judges_llm_client_tells_down_from_slow(
+    target: Callable[[], AbstractContextManager[str]], kind: str, reason: str
+) -> None:
+    with target() as url:
+        settings = JudgeSettings(
+            openai_api_key="sk-unit",
+            openai_base_url=f"{url}/v1",
+            connect_timeout_s=CONNECT_TIMEOUT_S,
+            judge_timeout_s=5,
+            judge_llm_attempts=1,
+        )
+        async with AsyncExitStack() as stack:
+            judge = await _criteria_judge(stack, settings)
+            verdicts = await judge.judge(
+                Case(
+                    simulation_id="s1",
+                    criteria=["polite"],
+                    persona="p",
+                    goal=None,
+                    transcript="User: hi\nBot: hello",
+                )
+            )
+    assert judge.kind == "llm"
+    assert verdicts.errors == [kind]
+    assert [result.passed for result in verdicts.results] == [None]  # unjudged, never passed

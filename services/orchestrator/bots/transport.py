@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 from httpx_aiohttp import HttpxAiohttpClient
 
-from services.orchestrator.connect_errors import unreachable_reason
+from services.common.connect_errors import unreachable_reason
 from services.orchestrator.errors import SimulationFailure, retry_after_seconds
 
 __all__ = ["build_bot_http_client", "post_json"]
