@@ -24,7 +24,7 @@ from services.judge.metrics import JudgeMetrics
 from services.judge.offline_judge import OfflineJudge
 from services.judge.settings import JudgeSettings
 
-__all__ = ["Judge", "bootstrap"]
+__all__ = ["Judge", "bootstrap", "criteria_judge"]
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ async def bootstrap(settings: JudgeSettings) -> AsyncIterator[Judge]:
         await stack.enter_async_context(
             serve_metrics(metrics.registry, settings.metrics_host, settings.judge_metrics_port)
         )
-        judge = await _criteria_judge(stack, settings)
+        judge = await criteria_judge(stack, settings)
         log = await _followed_log(stack, connection, settings, metrics)
         judging = Judging(
             log=log,
@@ -89,7 +89,8 @@ async def _followed_log(
     return log
 
 
-async def _criteria_judge(stack: AsyncExitStack, settings: JudgeSettings) -> CriteriaJudge:
+async def criteria_judge(stack: AsyncExitStack, settings: JudgeSettings) -> CriteriaJudge:
+    """The judge LLM (its client closed with ``stack``) or the offline judge, as set."""
     if settings.judge_kind == "llm" and settings.openai_api_key is not None:
         client = build_openai_client(
             api_key=settings.openai_api_key.get_secret_value(),

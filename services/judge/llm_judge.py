@@ -148,13 +148,13 @@ class LLMJudge:
                 answer = await self._client.post("/chat/completions", cast_to=object, body=body)
                 completion = _Completion.model_validate(answer)
             except (openai.APIError, ValidationError) as exc:
-                errors.append(_error_kind(exc))
+                errors.append(kind := _error_kind(exc))
                 logger.warning(
                     "judge LLM call %d/%d for %s failed: %s",
                     attempt,
                     self._attempts,
                     case.simulation_id,
-                    _error_kind(exc),
+                    kind,
                 )
                 continue
             if completion.usage is not None:

@@ -12,7 +12,7 @@ from contextlib import AbstractContextManager, AsyncExitStack, contextmanager, s
 import pytest
 
 from services.common.openai_client import build_openai_client
-from services.judge.bootstrap import _criteria_judge
+from services.judge.bootstrap import criteria_judge
 from services.judge.case import Case
 from services.judge.settings import JudgeSettings
 from services.orchestrator.bots.robot_ai_lesson import RobotAiLessonBot
@@ -114,12 +114,16 @@ async def test_the_llm_client_tells_down_from_slow(
     assert reason in failure.message
 
 
-@pytest.mark.parametrize(("target", "kind", "reason"), CASES)
+@pytest.mark.parametrize(
+    ("target", "kind"), [pytest.param(*case.values[:2], id=case.id) for case in CASES]
+)
 async def test_the_judges_llm_client_tells_down_from_slow(
-    target: Callable[[], AbstractContextManager[str]], kind: str, reason: str
+    target: Callable[[], AbstractContextManager[str]], kind: str
 ) -> None:
+    """The kind is what ``convsim_judge_llm_errors_total{error}`` counts."""
     with target() as url:
         settings = JudgeSettings(
+            judge="llm",
             openai_api_key="sk-unit",
             openai_base_url=f"{url}/v1",
             connect_timeout_s=CONNECT_TIMEOUT_S,
@@ -127,7 +131,7 @@ async def test_the_judges_llm_client_tells_down_from_slow(
             judge_llm_attempts=1,
         )
         async with AsyncExitStack() as stack:
-            judge = await _criteria_judge(stack, settings)
+            judge = await criteria_judge(stack, settings)
             verdicts = await judge.judge(
                 Case(
                     simulation_id="s1",
