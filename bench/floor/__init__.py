@@ -4,17 +4,17 @@ built from the parts convsim is built from, to tell convsim's own cost from the 
 ``python -m bench --stack floor`` runs the same workload, driver, fakes, broker and
 measurements as ``make bench`` against two minimal services instead of convsim's:
 
-- ``bench.floor.gateway`` (uvicorn, FastAPI, sse-starlette, aio-pika): ``POST /simulate``
-  with ``Accept: text/event-stream``, and for the typical client (``--client typical``)
-  ``POST /v1/simulations`` (202 and the id) followed by one ``GET /v1/simulations/{id}/events``
-  that reads the simulation's events from the start (they wait in its follower's queue until
-  that one reader comes: no second reader, no ``Last-Event-ID``). It validates the body
+- ``bench.floor.gateway`` (uvicorn, FastAPI, sse-starlette, aio-pika): ``POST /simulate`` with
+  ``Accept: text/event-stream``, and for the typical client (``--client typical``)
+  ``POST /v1/simulations`` (202 and the id) followed by one
+  ``GET /v1/simulations/{id}/events`` that reads the simulation's events from the start (they
+  wait in its follower's queue until that one reader comes: no second reader, no
+  ``Last-Event-ID``). It validates the body
   (SimulationCreate), publishes the request (persistent, mandatory, confirmed) to the
   contract's quorum queue, makes ``queued`` at once (the first event of the stream) and
-  publishes it, and relays every event
-  of the simulations it streams from its own queue bound to ``simulation.#``, handing each
-  event's JSON bytes to the client untouched (``seq`` travels as the AMQP message id, the type
-  in the routing key).
+  publishes it, and relays every event of the simulations it streams from its own queue bound
+  to ``simulation.#``, handing each event's JSON bytes to the client untouched (``seq``
+  travels as the AMQP message id, the type in the routing key).
 - ``bench.floor.orchestrator`` (aio-pika, httpx over aiohttp for the bot API, the openai SDK
   for the simulated user): consumes the requests and runs each conversation as the fakes
   expect, publishing every event (persistent, mandatory, confirmed) on the topic exchange,
