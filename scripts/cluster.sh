@@ -93,9 +93,12 @@ beam_pid() {
   pid="$(tr -dc 0-9 <"$pidfile")"
   [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ] || return 1
   [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = beam.smp ] || return 1
-  tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null | grep -qx "RABBITMQ_NODENAME=$(node_name "$1")" || return 1
+  tr '\0' '\n' 2>/dev/null <"/proc/$pid/environ" | grep -qx "RABBITMQ_NODENAME=$(node_name "$1")" || return 1
   echo "$pid"
 }
+
+# Whether process PID exists and has not ended (a zombie has ended).
+alive() { [ -e "/proc/$1" ] && [ "$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)" != Z ]; }
 
 listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
@@ -124,10 +127,14 @@ queue_leader_locator = balanced
 EOF
 }
 
+# The process that runs node N's server, by node, for the nodes this script started.
+declare -A spawned=()
+
 # Start node N in the background (its own session, no inherited descriptors).
 spawn_node() {
   local i="$1" dir port
   dir="$(node_dir "$i")"
+  unset "spawned[$i]"
   if beam_pid "$i" >/dev/null; then return 0; fi
   for port in "$(amqp_port "$i")" "$(mgmt_port "$i")" "$(dist_port "$i")"; do
     ! listening "$port" || die "port $port (for $(node_name "$i")) is taken by another process"
@@ -142,19 +149,45 @@ spawn_node() {
     cd "$dir"
     exec setsid "$self" __serve "$i" >"$dir/server.log" 2>&1 </dev/null
   ) &
+  spawned[$i]=$!
 }
 
+# What node N printed while starting and the end of its own log, for a failure message.
+start_output() {
+  local i="$1" file
+  for file in "$(node_dir "$i")/server.log" "$(node_dir "$i")/log/$(node_name "$i").log"; do
+    [ -s "$file" ] || continue
+    echo "--- the last lines of $file:"
+    tail -n 25 "$file"
+  done
+}
+
+# Wait until node N accepts clients. A node this script started and whose server ended while
+# starting is started once more (a supervisor such as systemd restarts it on failure too): what it
+# printed goes to stderr either way.
 await_node() {
-  local i="$1" started=$SECONDS deadline=$((SECONDS + start_timeout_s))
+  local i="$1" deadline=$((SECONDS + start_timeout_s)) attempts=1
   while :; do
     if listening "$(amqp_port "$i")" && ctl "$i" -q await_startup --timeout 10 >/dev/null 2>&1; then
       return 0
     fi
-    # The node writes its pid file once its VM has booted: allow for a loaded machine.
-    beam_pid "$i" >/dev/null || [ $((SECONDS - started)) -lt 30 ] ||
+    if [ -n "${spawned[$i]:-}" ] && ! alive "${spawned[$i]}"; then
+      wait "${spawned[$i]}" 2>/dev/null || true
+      if [ "$attempts" -ge 2 ]; then
+        start_output "$i" >&2
+        die "$(node_name "$i") ended while starting, twice; see $(node_dir "$i")"
+      fi
+      log "$(node_name "$i") ended while starting; starting it once more. It printed:"
+      start_output "$i" >&2
+      attempts=$((attempts + 1))
+      spawn_node "$i"
+    elif [ -z "${spawned[$i]:-}" ] && ! beam_pid "$i" >/dev/null; then
       die "$(node_name "$i") is not running; see $(node_dir "$i")/server.log"
-    [ $SECONDS -lt "$deadline" ] ||
-      die "$(node_name "$i") did not start in $start_timeout_s s; see $(node_dir "$i")/server.log"
+    fi
+    if [ $SECONDS -ge "$deadline" ]; then
+      start_output "$i" >&2
+      die "$(node_name "$i") did not start in $start_timeout_s s; see $(node_dir "$i")"
+    fi
     sleep 0.5  # waiting for an external process to come up: poll with a bound
   done
 }
@@ -222,7 +255,7 @@ kill_node() {
   log "SIGKILL $(node_name "$i") (pid $pid)"
   kill -KILL "$pid"
   deadline=$((SECONDS + 10))
-  while [ -e "/proc/$pid" ] && [ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" != Z ]; do
+  while alive "$pid"; do
     [ $SECONDS -lt "$deadline" ] || die "pid $pid still runs after SIGKILL"
     sleep 0.05  # waiting for the kernel to end the process: poll with a bound
   done
