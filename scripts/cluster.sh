@@ -4,7 +4,8 @@
 #                           join_cluster, wait until all of them run; running nodes are left alone
 #   cluster.sh down         kill every node and remove the cluster's state (its base directory)
 #   cluster.sh kill NODE    SIGKILL that node's Erlang VM (NODE: 2, convsim2 or convsim2@localhost)
-#   cluster.sh start NODE   start that node again: it rejoins the cluster it belongs to
+#   cluster.sh start NODE   start that node again: it rejoins the cluster it belongs to (a node
+#                           whose server ends while starting is started once more)
 #   cluster.sh status       each node's ports and whether it runs, then the cluster's status
 #   cluster.sh urls         the nodes' AMQP URLs, comma-separated (for CONVSIM_AMQP_URL)
 #   cluster.sh ctl NODE ARGS...
