@@ -21,7 +21,7 @@
 #   CONVSIM_CLUSTER_AMQP_PORT=5681       node N listens on AMQP port + N - 1
 #   CONVSIM_CLUSTER_MANAGEMENT_PORT=15681  management API / UI port of node 1 (+ N - 1)
 #   CONVSIM_CLUSTER_DIST_PORT=25681      Erlang distribution port of node 1 (+ N - 1)
-#   CONVSIM_CLUSTER_START_TIMEOUT_S=90   bound on waiting for a node to start
+#   CONVSIM_CLUSTER_START_TIMEOUT_S=90   bound on waiting for a node to start (each start)
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -128,8 +128,11 @@ queue_leader_locator = balanced
 EOF
 }
 
-# The process that runs node N's server, by node, for the nodes this script started.
-declare -A spawned=()
+# The process that runs node N's server, by node, for the nodes this script started; and the
+# size of node N's own log when it was started (the log is appended to across starts).
+declare -A spawned=() log_offset=()
+
+node_log() { echo "$(node_dir "$1")/log/$(node_name "$1").log"; }
 
 # Start node N in the background (its own session, no inherited descriptors).
 spawn_node() {
@@ -141,6 +144,9 @@ spawn_node() {
     ! listening "$port" || die "port $port (for $(node_name "$i")) is taken by another process"
   done
   prepare_node "$i"
+  # server.log is what this start prints; the previous start's is kept as server.log.1
+  [ ! -s "$dir/server.log" ] || mv -f "$dir/server.log" "$dir/server.log.1"
+  log_offset[$i]="$(stat -c %s "$(node_log "$i")" 2>/dev/null || echo 0)"
   log "starting $(node_name "$i") (AMQP $(amqp_port "$i"), management $(mgmt_port "$i"), distribution $(dist_port "$i"); log: $dir/server.log)"
   # A lock or pipe held by the caller (flock, pytest) must not live on in the broker.
   (
@@ -153,19 +159,25 @@ spawn_node() {
   spawned[$i]=$!
 }
 
-# What node N printed while starting and the end of its own log, for a failure message.
+# What node N printed while starting and the end of what this start wrote to its own log, for
+# a failure message.
 start_output() {
-  local i="$1" file
-  for file in "$(node_dir "$i")/server.log" "$(node_dir "$i")/log/$(node_name "$i").log"; do
-    [ -s "$file" ] || continue
-    echo "--- the last lines of $file:"
-    tail -n 25 "$file"
-  done
+  local i="$1" file node_log_file shown=""
+  file="$(node_dir "$i")/server.log"
+  if [ -s "$file" ]; then
+    echo "--- the last lines of $file:"; tail -n 25 "$file"; shown=1
+  fi
+  node_log_file="$(node_log "$i")"
+  if [ -s "$node_log_file" ] && [ "$(stat -c %s "$node_log_file")" -gt "${log_offset[$i]:-0}" ]; then
+    echo "--- the last lines this start wrote to $node_log_file:"
+    tail -c +$((${log_offset[$i]:-0} + 1)) "$node_log_file" | tail -n 25; shown=1
+  fi
+  [ -n "$shown" ] || echo "--- $(node_name "$i") printed nothing (server.log and its log are empty)"
 }
 
-# Wait until node N accepts clients. A node this script started and whose server ended while
-# starting is started once more (a supervisor such as systemd restarts it on failure too): what it
-# printed goes to stderr either way.
+# Wait until node N accepts clients, each start for at most start_timeout_s. A node this script
+# started and whose server ended while starting is started once more, at once (a supervisor such
+# as systemd restarts it on failure too): what it printed goes to stderr either way.
 await_node() {
   local i="$1" deadline=$((SECONDS + start_timeout_s)) attempts=1
   while :; do
@@ -181,13 +193,14 @@ await_node() {
       log "$(node_name "$i") ended while starting; starting it once more. It printed:"
       start_output "$i" >&2
       attempts=$((attempts + 1))
+      deadline=$((SECONDS + start_timeout_s))
       spawn_node "$i"
     elif [ -z "${spawned[$i]:-}" ] && ! beam_pid "$i" >/dev/null; then
       die "$(node_name "$i") is not running; see $(node_dir "$i")/server.log"
     fi
     if [ $SECONDS -ge "$deadline" ]; then
       start_output "$i" >&2
-      die "$(node_name "$i") did not start in $start_timeout_s s; see $(node_dir "$i")"
+      die "$(node_name "$i") did not start in $start_timeout_s s (start $attempts); see $(node_dir "$i")"
     fi
     sleep 0.5  # waiting for an external process to come up: poll with a bound
   done
