@@ -69,7 +69,8 @@ convsim is running:
                              -d '{"bot_target": "llm", "bot_prompt": "You are a kind English teacher.",
                                   "persona": "You are a ten-year-old learner.", "user_prompt": "Hello!"}'
   a suite, verdicts live   .venv/bin/convsim suite run examples/suite.yaml --html report.html
-                           (or paste it in the page's Suites view: $gateway/#/suites)
+                           (or paste it in the page's Suites view: $gateway/#/suites; without
+                           OPENAI_API_KEY the judge leaves its criteria unjudged: never a pass)
   RabbitMQ management UI   http://127.0.0.1:15672/  (guest / guest)
   logs                     $run/*.log          stop it all with: make down
 EOT
