@@ -133,6 +133,7 @@ EOF
 declare -A spawned=() log_offset=()
 
 node_log() { echo "$(node_dir "$1")/log/$(node_name "$1").log"; }
+node_log_size() { stat -c %s "$(node_log "$1")" 2>/dev/null || echo 0; }
 
 # Start node N in the background (its own session, no inherited descriptors).
 spawn_node() {
@@ -146,7 +147,7 @@ spawn_node() {
   prepare_node "$i"
   # server.log is what this start prints; the previous start's is kept as server.log.1
   [ ! -s "$dir/server.log" ] || mv -f "$dir/server.log" "$dir/server.log.1"
-  log_offset[$i]="$(stat -c %s "$(node_log "$i")" 2>/dev/null || echo 0)"
+  log_offset[$i]="$(node_log_size "$i")"
   log "starting $(node_name "$i") (AMQP $(amqp_port "$i"), management $(mgmt_port "$i"), distribution $(dist_port "$i"); log: $dir/server.log)"
   # A lock or pipe held by the caller (flock, pytest) must not live on in the broker.
   (
@@ -162,15 +163,15 @@ spawn_node() {
 # What node N printed while starting and the end of what this start wrote to its own log, for
 # a failure message.
 start_output() {
-  local i="$1" file node_log_file shown=""
+  local i="$1" file offset="${log_offset[$1]:-0}" shown=""
   file="$(node_dir "$i")/server.log"
   if [ -s "$file" ]; then
     echo "--- the last lines of $file:"; tail -n 25 "$file"; shown=1
   fi
-  node_log_file="$(node_log "$i")"
-  if [ -s "$node_log_file" ] && [ "$(stat -c %s "$node_log_file")" -gt "${log_offset[$i]:-0}" ]; then
-    echo "--- the last lines this start wrote to $node_log_file:"
-    tail -c +$((${log_offset[$i]:-0} + 1)) "$node_log_file" | tail -n 25; shown=1
+  if [ "$(node_log_size "$i")" -gt "$offset" ]; then
+    file="$(node_log "$i")"
+    echo "--- the last lines this start wrote to $file:"
+    tail -c +$((offset + 1)) "$file" | tail -n 25; shown=1
   fi
   [ -n "$shown" ] || echo "--- $(node_name "$i") printed nothing (server.log and its log are empty)"
 }

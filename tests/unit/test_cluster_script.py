@@ -15,10 +15,13 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "scripts" / "cluster.sh"
 
-# The stand-in server: each start is a line in $HOME/attempts; the first FAILURES starts end at
-# once, printing why, a later one holds the AMQP port.
+# The stand-in server: each start is a line in $HOME/attempts and one in the node's log (appended
+# to across starts, as RabbitMQ's is); the first FAILURES starts end at once, printing why, a
+# later one holds the AMQP port.
 SERVER = """#!/usr/bin/env bash
 echo x >>"$HOME/attempts"; attempt="$(wc -l <"$HOME/attempts")"
+node_log="$RABBITMQ_LOG_BASE/$RABBITMQ_NODENAME.log"
+mkdir -p "$RABBITMQ_LOG_BASE"; echo "node log of start $attempt" >>"$node_log"
 if [ "$attempt" -le "$FAILURES" ]; then echo "pretend boot failure $attempt"; exit 1; fi
 echo $$ >"$HOME/server.pid"
 exec python3 -c 'import socket, sys, time
@@ -110,6 +113,9 @@ def test_a_node_that_ends_while_starting_twice_fails_with_what_it_printed(tmp_pa
     assert "ended while starting, twice" in result.stderr
     assert "pretend boot failure 2" in result.stderr
     assert _starts(tmp_path) == 2
+    # each start's node log lines once: the second start's output does not repeat the first's
+    assert result.stderr.count("node log of start 1") == 1
+    assert result.stderr.count("node log of start 2") == 1
 
 
 def test_a_node_slow_to_start_is_waited_for_not_started_again(tmp_path: Path) -> None:
