@@ -29,7 +29,7 @@ from services.orchestrator.request_handler import delivery_number
 from services.orchestrator.settings import OrchestratorSettings
 from services.orchestrator.simulation import EventPublishError, HandBack
 
-__all__ = ["create_app"]
+__all__ = ["create_app", "log_unpublished"]
 
 logger = logging.getLogger(__name__)
 
@@ -133,7 +133,7 @@ class _Orchestrator:
                 exc_info=error,
             )
         else:
-            logger.exception("simulation %s: events could not be published", simulation_id)
+            log_unpublished(simulation_id, error)
 
     async def drain(self) -> None:
         """On SIGTERM: stop taking work, hand back what is held, within the grace period."""
@@ -163,6 +163,19 @@ class _Orchestrator:
             self.subscriber._consumer_tag = None
         except Exception as exc:  # the connection may be gone already
             logger.warning("could not cancel the request consumer: %r", exc)
+
+
+def log_unpublished(simulation_id: str, error: BaseException) -> None:
+    """A planned stop (its events could not be published): what failed, without a traceback
+    (the handler's except block is over by now, so ``logger.exception`` would have none)."""
+    logger.error(
+        "simulation %s: events could not be published (%r, caused by %r); the request goes "
+        "back to the queue and the next attempt resumes it from the log",
+        simulation_id,
+        error,
+        error.__cause__,
+        extra={"simulation_id": simulation_id},
+    )
 
 
 def _log_lost(simulation_id: str) -> None:

@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import deque
 
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue, AbstractRobustConnection
 from aio_pika.exceptions import ChannelInvalidStateError
@@ -31,7 +30,8 @@ from contracts.work_class import WorkClass
 from services.orchestrator.permits.filling import ensure_filled
 from services.orchestrator.permits.limits import ConcurrencyLimits
 from services.orchestrator.permits.names import PermitQueues
-from services.orchestrator.permits.priority import rank, reserved
+from services.orchestrator.permits.priority import reserved
+from services.orchestrator.permits.waiters import ClassedWaiters
 from services.orchestrator.resource_polling import (
     MAX_POLL_S,
     MIN_POLL_S,
@@ -92,23 +92,15 @@ class _Resource(PolledResource):
         super().__init__()
         self.queues = queues
         self.hand_on_s = hand_on_s
-        self.waiters: deque[tuple[WorkClass, asyncio.Future[BrokerPermit]]] = deque()
+        self.waiters: ClassedWaiters[BrokerPermit] = ClassedWaiters()
         self.released = asyncio.Event()
         self.kept_for_others = False
         """The poller's last permit went back because only suite members waited and it was one
         of the last: a call of another class that comes now wakes the poller."""
         self.queue: AbstractQueue | None = None
 
-    def next_waiter(self) -> tuple[WorkClass, asyncio.Future[BrokerPermit]] | None:
-        """The first waiter of the highest class (cancelled ones are dropped)."""
-        live = [(c, w) for c, w in self.waiters if not w.done()]
-        self.waiters = deque(live)
-        if not live:
-            return None
-        return min(live, key=lambda item: rank(item[0]))
-
     def has_waiters(self) -> bool:
-        return any(not waiter.done() for _, waiter in self.waiters)
+        return self.waiters.first() is not None
 
     def hand_on(self, permit: BrokerPermit) -> bool:
         """Give a released permit to the next call waiting here, when that is allowed: it was
@@ -122,10 +114,10 @@ class _Resource(PolledResource):
                 return False
         except ChannelInvalidStateError:  # aio-pika's answer for a closed channel
             return False
-        waiter = self.next_waiter()
+        waiter = self.waiters.first()
         if waiter is None or reserved(waiter[0], self.queues.size) > 0:
             return False
-        self.waiters.remove(waiter)
+        self.waiters.take(waiter)
         waiter[1].set_result(BrokerPermit(permit.message, self, permit.taken_at))
         return True
 
@@ -157,7 +149,7 @@ class PermitPool(ResourcePollers[_Resource]):
         process). Cancelling the wait is safe: a permit that arrives for it goes back."""
         state = self._resource(resource)
         waiter: asyncio.Future[BrokerPermit] = asyncio.get_running_loop().create_future()
-        state.waiters.append((work_class, waiter))
+        state.waiters.append(work_class, waiter)
         started = self._start_poller(state, f"permits {resource}")
         if not started and work_class != "suite" and state.kept_for_others:
             state.released.set()  # a poller backing off for suite members: try again now
@@ -202,7 +194,7 @@ class PermitPool(ResourcePollers[_Resource]):
                 logger.warning("taking a permit of %s failed: %r", state.queues.resource, exc)
             if message is not None:
                 permit = BrokerPermit(message, state, asyncio.get_running_loop().time())
-                waiter = state.next_waiter()
+                waiter = state.waiters.first()
                 if waiter is None:
                     # Not ``return``: a call may start waiting while it goes back, and finds
                     # this poller still running (the loop's check sees it).
@@ -212,7 +204,7 @@ class PermitPool(ResourcePollers[_Resource]):
                 left = message.message_count or 0
                 state.kept_for_others = left < reserved(work_class, state.queues.size)
                 if not state.kept_for_others:
-                    state.waiters.remove(waiter)
+                    state.waiters.take(waiter)
                     future.set_result(permit)
                     if left:
                         backoff.reset()
