@@ -1,18 +1,55 @@
 """How every service logs: one JSON object per line (for log pipelines) or a human line (for a
 terminal), with the service's name on every record; extra fields (``simulation_id``, ``seq``,
-``turn_index`` ...) ride along."""
+``turn_index`` ...) ride along. A traceback is bounded in length (``MAX_TRACEBACK_CHARS``): an
+error deep in a chain of tasks (a lost connection ending hundreds of awaits) would otherwise
+write a megabyte per line."""
 
 from __future__ import annotations
 
 import logging
 import sys
+from types import TracebackType
 from typing import Literal
 
 from pythonjsonlogger.json import JsonFormatter
 
-__all__ = ["LogFormat", "PathOnlyAccessLog", "configure_logging"]
+__all__ = [
+    "MAX_TRACEBACK_CHARS",
+    "LogFormat",
+    "PathOnlyAccessLog",
+    "bounded_traceback",
+    "configure_logging",
+]
 
 LogFormat = Literal["auto", "json", "text"]
+ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None] | tuple[None, None, None]
+
+MAX_TRACEBACK_CHARS = 32_000
+"""The most of one record's traceback that is written: its start (where it was raised first)
+and, three times as long, its end (the exception the record is about)."""
+
+
+def bounded_traceback(text: str, limit: int = MAX_TRACEBACK_CHARS) -> str:
+    if len(text) <= limit:
+        return text
+    head = limit // 4
+    tail = limit - head
+    left_out = len(text) - head - tail
+    return (
+        f"{text[:head]}\n... {left_out} characters of this traceback left out ...\n{text[-tail:]}"
+    )
+
+
+class _BoundedJsonFormatter(JsonFormatter):
+    def formatException(self, ei: ExcInfo) -> str:
+        formatted = super().formatException(ei)  # a list only with exc_info_as_array (unset)
+        text = formatted if isinstance(formatted, str) else "\n".join(formatted)
+        return bounded_traceback(text)
+
+
+class _BoundedTextFormatter(logging.Formatter):
+    def formatException(self, ei: ExcInfo) -> str:
+        return bounded_traceback(super().formatException(ei))
 
 
 class PathOnlyAccessLog(logging.Filter):
@@ -36,7 +73,7 @@ def configure_logging(service: str, level: str, log_format: LogFormat) -> None:
     handler = logging.StreamHandler()
     if log_format == "json":
         handler.setFormatter(
-            JsonFormatter(
+            _BoundedJsonFormatter(
                 "{asctime}{levelname}{name}{message}",
                 style="{",
                 rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
@@ -46,7 +83,7 @@ def configure_logging(service: str, level: str, log_format: LogFormat) -> None:
         )
     else:
         handler.setFormatter(
-            logging.Formatter(f"%(asctime)s %(levelname)s {service} %(name)s: %(message)s")
+            _BoundedTextFormatter(f"%(asctime)s %(levelname)s {service} %(name)s: %(message)s")
         )
     root = logging.getLogger()
     root.handlers[:] = [handler]

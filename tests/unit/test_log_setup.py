@@ -7,7 +7,12 @@ import logging
 
 import pytest
 
-from services.common.log_setup import configure_logging
+from services.common.log_setup import (
+    MAX_TRACEBACK_CHARS,
+    LogFormat,
+    bounded_traceback,
+    configure_logging,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -41,3 +46,50 @@ def test_text_lines_are_for_people_and_the_level_is_a_setting(
     err = capsys.readouterr().err
     assert "hidden" not in err
     assert "WARNING gateway convsim.test: shown" in err
+
+
+def _deep_error(depth: int) -> BaseException:
+    """An error raised under ``depth`` distinct frames (two functions calling each other, so
+    Python does not fold them as repeats), with a cause: the shape of a lost connection ending
+    hundreds of awaits."""
+
+    def ping(level: int) -> None:
+        if level == 0:
+            try:
+                raise TimeoutError("the first failure")
+            except TimeoutError as cause:
+                raise RuntimeError("the error the record is about") from cause
+        pong(level - 1)
+
+    def pong(level: int) -> None:
+        ping(level)
+
+    try:
+        ping(depth)
+    except RuntimeError as error:
+        return error
+    raise AssertionError("not raised")
+
+
+@pytest.mark.parametrize("log_format", ["json", "text"])
+def test_a_traceback_is_bounded_and_keeps_both_ends(
+    capsys: pytest.CaptureFixture[str], log_format: LogFormat
+) -> None:
+    configure_logging("orchestrator", "INFO", log_format)
+    error = _deep_error(depth=300)
+    logging.getLogger("convsim.test").error("stopped", exc_info=error)
+    line = capsys.readouterr().err.strip()
+    traceback = json.loads(line)["exc_info"] if log_format == "json" else line
+    assert len(traceback) < MAX_TRACEBACK_CHARS + 200
+    assert "characters of this traceback left out" in traceback
+    assert traceback.startswith("Traceback") or "Traceback" in traceback[:500]
+    assert "TimeoutError: the first failure" in traceback
+    assert traceback.rstrip().endswith("RuntimeError: the error the record is about")
+
+
+def test_a_short_traceback_is_whole(capsys: pytest.CaptureFixture[str]) -> None:
+    configure_logging("orchestrator", "INFO", "json")
+    logging.getLogger("convsim.test").error("stopped", exc_info=_deep_error(depth=3))
+    traceback = json.loads(capsys.readouterr().err.strip())["exc_info"]
+    assert "left out" not in traceback
+    assert traceback == bounded_traceback(traceback)
