@@ -40,16 +40,16 @@ def bounded_traceback(text: str, limit: int = MAX_TRACEBACK_CHARS) -> str:
     )
 
 
-class _BoundedJsonFormatter(JsonFormatter):
-    def formatException(self, ei: ExcInfo) -> str:
-        formatted = super().formatException(ei)  # a list only with exc_info_as_array (unset)
-        text = formatted if isinstance(formatted, str) else "\n".join(formatted)
-        return bounded_traceback(text)
+class _BoundedTracebacks(logging.Formatter):
+    """A formatter whose tracebacks are bounded: the text format as it is, and the JSON one
+    below it (its own ``formatException`` gives a string: ``exc_info_as_array`` is unset)."""
 
-
-class _BoundedTextFormatter(logging.Formatter):
     def formatException(self, ei: ExcInfo) -> str:
         return bounded_traceback(super().formatException(ei))
+
+
+class _BoundedJsonFormatter(_BoundedTracebacks, JsonFormatter):
+    pass
 
 
 class PathOnlyAccessLog(logging.Filter):
@@ -83,7 +83,7 @@ def configure_logging(service: str, level: str, log_format: LogFormat) -> None:
         )
     else:
         handler.setFormatter(
-            _BoundedTextFormatter(f"%(asctime)s %(levelname)s {service} %(name)s: %(message)s")
+            _BoundedTracebacks(f"%(asctime)s %(levelname)s {service} %(name)s: %(message)s")
         )
     root = logging.getLogger()
     root.handlers[:] = [handler]
